@@ -1,0 +1,10 @@
+"""lsm: fast, numerically exact log-sum-exp kernels (log_softmax, softmax, logsumexp) for NumPy.
+
+The functions take NumPy arrays (or anything ``np.asarray`` accepts) and run Numba-compiled CPU
+kernels. See ``help(lsm.log_softmax)`` for the numerical contract.
+"""
+
+from ._api import log_softmax, logsumexp, softmax
+
+__version__ = "0.1.0"
+__all__ = ["__version__", "log_softmax", "logsumexp", "softmax"]

@@ -1,0 +1,254 @@
+"""The public functions: validate, plan, dispatch, return. Kernels live in ``lsm.cpu``."""
+
+import numpy as np
+
+from . import _plan
+from ._dispatch import backend_for
+from .cpu import _launch
+
+
+def _finish(result, out):
+    """NumPy reductions return scalars for 0-d results; an explicit ``out`` is returned as is."""
+    if out is not None:
+        return out
+    return result[()] if result.ndim == 0 else result
+
+
+def _softmax_family(func, x, axis, dtype, out, where, log):
+    backend_for(x, out, where)
+    plan = _plan.make_plan(func, x, axis, dtype, where=where)
+    if out is None:
+        result = np.empty(plan.shape, dtype=plan.dtype)
+    else:
+        _plan.check_out(func, out, plan.shape, plan.dtype, [x, where], alias=x)
+        result = out
+    storage = _plan._STORAGE[plan.dtype.name]
+    target = plan.storage_view(result.view(storage))
+    direct = target is not None
+    if not direct:  # an out= whose strides do not fit the view: compute, then copy in
+        target = np.empty(plan.x.shape, dtype=storage)
+    _launch.softmax(plan.x, plan.where, target, log)
+    if not direct:
+        shaped = result.reshape(plan.work_shape)
+        (shaped if plan.perm is None else shaped.transpose(plan.perm))[...] = _unview(target, plan, shaped)
+    return _finish(result, out)
+
+
+def _unview(target, plan, shaped):
+    """The canonical ``target`` back in the (transposed) shape of the result, as result dtype."""
+    permuted = shaped if plan.perm is None else shaped.transpose(plan.perm)
+    return target.view(plan.dtype).reshape(permuted.shape)
+
+
+def log_softmax(x, axis=-1, *, dtype=None, out=None, where=None):
+    r"""Logarithm of the softmax along ``axis``, computed without underflow.
+
+    .. math::
+
+        \operatorname{log\_softmax}(x)_j = x_j - \log \sum_k e^{x_k}
+                                         = (x_j - m) - \log1p \Bigl(\sum_{k \ne k^*} e^{x_k - m}\Bigr)
+
+    where :math:`m = x_{k^*}` is the largest element. Evaluating it this way, instead of
+    ``log(softmax(x))``, keeps every entry finite: a log-probability of -1005 is representable
+    even though its probability underflows to 0.
+
+    Parameters
+    ----------
+    x : array_like
+        Input values (real floats, integers or bools). Never modified, unless passed as ``out``.
+    axis : int, tuple of int or None, optional
+        The axis or axes the softmax normalises over (default: the last). None means all axes.
+    dtype : dtype, optional
+        Computation and result dtype: float16, bfloat16, float32 or float64. The default is the
+        input's floating dtype, or float64 for integer and bool inputs. float16 and bfloat16 are
+        accumulated in float32.
+    out : ndarray, optional
+        Array of the input's shape and the result dtype to write into. ``out=x`` (exactly the
+        same array) computes in place; any other overlap with the inputs is an error.
+    where : array_like of bool, optional
+        Elements to include, broadcast to ``x``. Excluded elements get -inf; a fully excluded
+        group gives -inf everywhere, never NaN.
+
+    Returns
+    -------
+    ndarray or scalar
+        The log-probabilities, shaped like ``x`` (a NumPy scalar for a 0-d input).
+
+    Raises
+    ------
+    TypeError
+        For complex, object, string or datetime input, a non-float ``dtype``, a non-bool
+        ``where`` or an ``out`` of the wrong type or dtype.
+    ValueError
+        For an ``out`` of the wrong shape, read-only or overlapping the input, or a ``where``
+        that does not broadcast.
+    numpy.exceptions.AxisError
+        For an axis out of range or named twice.
+    NotImplementedError
+        For GPU or Dask arrays (not supported yet).
+
+    Notes
+    -----
+    A group containing NaN or +inf, or whose included elements are all -inf, gives NaN at every
+    included position; -inf entries of an otherwise finite group give -inf. A tuple of axes that
+    are not adjacent, or strides that cannot be merged, may cost one copy of the input.
+
+    Examples
+    --------
+    >>> import numpy as np, lsm
+    >>> x = np.array([-999., 1., 2., 5., 6.])
+    >>> np.round(lsm.log_softmax(x), 4)
+    array([-1005.3314,    -5.3314,    -4.3314,    -1.3314,    -0.3314])
+    >>> bool(np.isinf(np.log(lsm.softmax(x))[0]))
+    True
+    """
+    return _softmax_family("log_softmax", x, axis, dtype, out, where, log=True)
+
+
+def softmax(x, axis=-1, *, dtype=None, out=None, where=None):
+    r"""Softmax along ``axis``: probabilities that sum to one.
+
+    .. math::
+
+        \operatorname{softmax}(x)_j = \frac{e^{x_j - m}}{\sum_k e^{x_k - m}},
+        \qquad m = \max_k x_k
+
+    Shifting by the maximum keeps every exponential at most 1, so nothing overflows.
+
+    Parameters
+    ----------
+    x : array_like
+        Input values (real floats, integers or bools). Never modified, unless passed as ``out``.
+    axis : int, tuple of int or None, optional
+        The axis or axes the softmax normalises over (default: the last). None means all axes.
+    dtype : dtype, optional
+        Computation and result dtype: float16, bfloat16, float32 or float64 (float16 and
+        bfloat16 accumulate in float32). Default: the input's float dtype, float64 for integers.
+    out : ndarray, optional
+        Array of the input's shape and the result dtype to write into; ``out=x`` works in place.
+    where : array_like of bool, optional
+        Elements to include, broadcast to ``x``. Excluded elements get probability 0; a fully
+        excluded group is all zeros, never NaN.
+
+    Returns
+    -------
+    ndarray or scalar
+        The probabilities, shaped like ``x`` (a NumPy scalar for a 0-d input).
+
+    Raises
+    ------
+    TypeError, ValueError, numpy.exceptions.AxisError, NotImplementedError
+        As for :func:`log_softmax`.
+
+    Notes
+    -----
+    A group containing NaN or +inf, or whose included elements are all -inf, is NaN at every
+    included position. Tiny probabilities underflow to 0: use :func:`log_softmax` when their
+    logarithms matter.
+
+    Examples
+    --------
+    >>> import numpy as np, lsm
+    >>> lsm.softmax(np.array([0., np.log(3.)]))
+    array([0.25, 0.75])
+    """
+    return _softmax_family("softmax", x, axis, dtype, out, where, log=False)
+
+
+def logsumexp(x, axis=None, *, keepdims=False, b=None, return_sign=False, dtype=None, out=None, where=None):
+    r"""Logarithm of the sum of exponentials, :math:`\log \sum_j b_j e^{x_j}`, along ``axis``.
+
+    .. math::
+
+        \operatorname{logsumexp}(x) = m + \log |b_{k^*}|
+            + \log1p \Bigl(\frac{1}{b_{k^*}} \sum_{j \ne k^*} b_j e^{x_j - m}\Bigr),
+        \qquad m = x_{k^*} = \max_j x_j
+
+    Leaving the largest term out of the sum and adding it back through ``log1p`` keeps full
+    relative accuracy when one term dominates: ``logsumexp([0, -40])`` is ``4.248e-18``, not 0.
+
+    Parameters
+    ----------
+    x : array_like
+        Input values (real floats, integers or bools). Never modified.
+    axis : int, tuple of int or None, optional
+        Axes to reduce (default: all).
+    keepdims : bool, optional
+        Keep the reduced axes as size-1 dimensions.
+    b : array_like, optional
+        Weights :math:`b_j`, broadcast to ``x`` (scipy.special.logsumexp semantics). Elements
+        with ``b == 0`` are ignored even where ``x`` is inf or NaN. A negative total gives NaN
+        unless ``return_sign`` is set.
+    return_sign : bool, optional
+        Also return the sign of the sum, so negative sums have a result: ``(log|S|, sign(S))``.
+    dtype : dtype, optional
+        Computation and result dtype (float16, bfloat16, float32 or float64). Default: the
+        input's float dtype, float64 for integers and bools. ``b`` is converted to it.
+    out : ndarray, optional
+        Array of the result's shape and dtype to write the (log-magnitude) result into.
+    where : array_like of bool, optional
+        Elements to include, broadcast to ``x`` (jax.scipy.special.logsumexp semantics). A fully
+        excluded group gives -inf.
+
+    Returns
+    -------
+    ndarray or scalar
+        The reduction (a NumPy scalar when 0-d and ``out`` is not given).
+    sign : ndarray or scalar
+        Only with ``return_sign``: +1, -1, 0 for an empty or zero sum, NaN for NaN results.
+
+    Raises
+    ------
+    TypeError, ValueError, numpy.exceptions.AxisError, NotImplementedError
+        As for :func:`log_softmax`; also for a ``b`` that does not broadcast.
+
+    Notes
+    -----
+    NaN anywhere in a group gives NaN; +inf (without NaN) gives +inf; an empty group or one of
+    only -inf gives -inf (sign 0). With weights, +inf entries whose weights cancel give NaN.
+
+    References
+    ----------
+    .. [1] P. Blanchard, D. J. Higham and N. J. Higham, "Accurately computing the log-sum-exp
+       and softmax functions", IMA Journal of Numerical Analysis 41 (2021).
+
+    Examples
+    --------
+    >>> import numpy as np, lsm
+    >>> float(lsm.logsumexp([0., -40.]))
+    4.248354255291589e-18
+    >>> lsm.logsumexp([[0., 0.], [1., 1.]], axis=1)
+    array([0.69314718, 1.69314718])
+    >>> lsm.logsumexp([1., 2.], b=[1., -1.], return_sign=True)
+    (np.float64(1.541324854612918), np.float64(-1.0))
+    """
+    backend_for(x, out, where, b)
+    plan = _plan.make_plan("logsumexp", x, axis, dtype, where=where, b=b)
+    kept = plan.kept_shape
+    shape = (
+        tuple(1 if axis in plan.axes else size for axis, size in enumerate(plan.work_shape))
+        if keepdims
+        else kept
+    )
+    if not plan.shape:  # a 0-d input reduces to a 0-d result, with or without keepdims
+        shape = ()
+    if out is None:
+        result = np.empty(shape, dtype=plan.dtype)
+    else:
+        _plan.check_out("logsumexp", out, shape, plan.dtype, [x, where, b])
+        result = out
+    storage = _plan._STORAGE[plan.dtype.name]
+    lse = plan.reduced_view(result.view(storage))
+    direct = lse is not None
+    if not direct:
+        lse = np.empty(plan.x.shape[::2], dtype=storage)
+    sign = np.empty(kept, dtype=plan.dtype) if return_sign else None
+    sign_view = None if sign is None else plan.reduced_view(sign.view(storage))
+    _launch.logsumexp(plan.x, plan.where, plan.b, lse, sign_view)
+    if not direct:  # copy into the kept axes of out (squeezing keepdims' axes is always a view)
+        kept_out = result.squeeze(axis=plan.axes) if keepdims and plan.shape else result
+        kept_out[...] = lse.view(plan.dtype).reshape(kept)
+    result = _finish(result, out)
+    if return_sign:
+        return result, _finish(sign.reshape(shape), None)
+    return result

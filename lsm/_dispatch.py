@@ -1,0 +1,65 @@
+"""Which backend owns an array.
+
+Decided from the type alone, without importing any GPU or Dask module: an object is recognised
+by the attributes and module names it carries. Today only the NumPy backend exists; GPU and Dask
+arrays get a clear ``NotImplementedError`` naming their type instead of a silent copy to the host.
+"""
+
+import numpy as np
+
+
+def _type_name(obj):
+    kind = type(obj)
+    return f"{kind.__module__}.{kind.__qualname__}"
+
+
+def _is_gpu_array(obj):
+    if hasattr(obj, "__cuda_array_interface__"):
+        return True
+    if hasattr(obj, "__dlpack_device__") and not isinstance(obj, np.ndarray):
+        try:
+            device_type, _ = obj.__dlpack_device__()
+        except Exception:  # a broken or CPU-only protocol implementation: not a GPU array
+            return False
+        return int(device_type) != 1  # 1 is kDLCPU in the DLPack spec
+    return False
+
+
+def _is_dask_array(obj):
+    return type(obj).__module__.split(".")[0] == "dask"
+
+
+def backend_for(*operands):
+    """Return the backend name (``"numpy"``) for the operands of one call.
+
+    Parameters
+    ----------
+    *operands
+        The array arguments of the call (``None`` entries are skipped).
+
+    Raises
+    ------
+    NotImplementedError
+        If an operand is a GPU array or a Dask array: those backends are not available yet.
+    TypeError
+        If an operand is a NumPy masked array, whose mask would be silently dropped.
+    """
+    for operand in operands:
+        if operand is None:
+            continue
+        if isinstance(operand, np.ma.MaskedArray):
+            raise TypeError(
+                "lsm does not accept numpy.ma.MaskedArray (its mask would be ignored); "
+                "pass the data and where=~mask instead"
+            )
+        if _is_dask_array(operand):
+            raise NotImplementedError(
+                f"lsm has no Dask backend yet: got {_type_name(operand)}; "
+                "call lsm on the computed NumPy array or use map_blocks"
+            )
+        if _is_gpu_array(operand):
+            raise NotImplementedError(
+                f"lsm has no GPU backend yet: got {_type_name(operand)}; "
+                "copy the array to the host explicitly (for example with .get()) to use the CPU kernels"
+            )
+    return "numpy"

@@ -1,0 +1,202 @@
+"""Numba CPU kernels over the canonical ``(outer, n, inner)`` view.
+
+Every public call reaches these kernels as a strided 3-D view whose middle axis is the reduced
+one (see ``lsm._plan``). ``inner == 1`` is the *row* case: each group is a row, and rows are
+spread over threads. ``inner > 1`` is the *column* case: groups are columns of a strided axis,
+and threads take tiles of ``COLUMN_TILE`` adjacent columns so that every pass reads memory in
+order along the contiguous inner axis.
+
+Each kernel exists twice: ``*_parallel`` (``prange`` over rows or tiles) and ``*_serial`` for
+inputs too small to pay for waking the thread pool. The two drivers are separate functions, not
+one function compiled twice, so Numba's on-disk cache never mixes them up.
+
+Outputs are written through ``store`` so the same code serves float64, float32 and the 16-bit
+formats (see ``_scalar``).
+"""
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from ._optional import included, put_sign, weight
+from ._scalar import load, store, to_acc
+from ._stats import group_max, group_rest, tile_stats
+
+COLUMN_TILE = 64  # columns per task in the column kernels
+
+
+@njit(cache=True)
+def _normaliser(x, m, k, has_nan, rest):
+    """``(shift, log_norm, inv_norm)`` for softmax-type outputs of one group.
+
+    Valid groups give ``x - shift - log_norm`` (log_softmax) and ``exp(x - shift) * inv_norm``
+    (softmax). A group containing NaN or +inf, or whose included elements are all -inf, gets a
+    NaN shift, so every included output of it is NaN as the contract requires.
+    """
+    if has_nan or k < 0 or m == np.inf:
+        nan = to_acc(np.nan, x)
+        return nan, nan, nan
+    return m, math.log1p(rest), 1 / (1 + rest)
+
+
+@njit(cache=True)
+def _rest_needed(m, k, has_nan):
+    """Whether the group is finite and nonempty, so that its exp-sum means something."""
+    return k >= 0 and not has_nan and m < np.inf
+
+
+@njit(cache=True)
+def _softmax_value(x, where, out, o, j, i, shift, log_norm, inv_norm, log):
+    """One output element: log-probability or probability (masked elements: -inf or 0)."""
+    if not included(where, None, o, j, i):
+        return store(-np.inf if log else 0.0, out)
+    d = load(x[o, j, i]) - shift
+    return store(d - log_norm if log else math.exp(d) * inv_norm, out)
+
+
+@njit(cache=True)
+def _softmax_row(x, where, out, o, log):
+    m, k, has_nan = group_max(x, where, None, o, 0)
+    rest = group_rest(x, where, None, o, 0, m, k) if _rest_needed(m, k, has_nan) else to_acc(0.0, x)
+    shift, log_norm, inv_norm = _normaliser(x, m, k, has_nan, rest)
+    for j in range(x.shape[1]):
+        out[o, j, 0] = _softmax_value(x, where, out, o, j, 0, shift, log_norm, inv_norm, log)
+
+
+@njit(cache=True)
+def _softmax_tile(x, where, out, o, i0, i1, log):
+    m, k, has_nan, rest = tile_stats(x, where, None, o, i0, i1)
+    width = i1 - i0
+    shift = np.empty_like(m)
+    log_norm = np.empty_like(m)
+    inv_norm = np.empty_like(m)
+    for t in range(width):
+        shift[t], log_norm[t], inv_norm[t] = _normaliser(x, m[t], k[t], has_nan[t], rest[t])
+    for j in range(x.shape[1]):
+        for t in range(width):
+            out[o, j, i0 + t] = _softmax_value(
+                x, where, out, o, j, i0 + t, shift[t], log_norm[t], inv_norm[t], log
+            )
+
+
+@njit(cache=True)
+def _logsumexp_group(x, where, b, o, i, m, k, has_nan, rest):
+    """``(log|S|, sign(S))`` of ``S = sum_j b_j exp(x_j)`` for one group, from its statistics."""
+    nan = to_acc(np.nan, x)
+    zero = to_acc(0.0, x)
+    if has_nan:
+        return nan, nan
+    if k < 0:  # nothing included, or every included element is -inf: S = 0
+        return to_acc(-np.inf, x), zero
+    if m == np.inf:  # S = (sum of the weights at +inf) * inf
+        weight_at_inf = zero
+        for j in range(x.shape[1]):
+            if included(where, b, o, j, i) and load(x[o, j, i]) == np.inf:
+                weight_at_inf += weight(b, x, o, j, i)
+        if weight_at_inf == 0:
+            return nan, nan
+        return m, to_acc(np.sign(weight_at_inf), x)
+    # S = e^m (b_k + rest) = e^m b_k (1 + r): log1p keeps the accuracy when r is tiny
+    b_k = weight(b, x, o, k, i)
+    r = rest / b_k
+    if r > -1:
+        return m + math.log(abs(b_k)) + math.log1p(r), to_acc(np.sign(b_k), x)
+    if r < -1:
+        return m + math.log(abs(b_k)) + math.log(-1 - r), to_acc(-np.sign(b_k), x)
+    return to_acc(-np.inf, x), zero
+
+
+@njit(cache=True)
+def _store_logsumexp(lse, sign, o, i, value, value_sign):
+    # Without return_sign a negative sum has no real logarithm: NaN, as scipy.special gives.
+    negative_without_sign = sign is None and value_sign < 0
+    lse[o, i] = store(np.nan if negative_without_sign else value, lse)
+    put_sign(sign, o, i, store(value_sign, lse))
+
+
+@njit(cache=True)
+def _logsumexp_row(x, where, b, lse, sign, o):
+    m, k, has_nan = group_max(x, where, b, o, 0)
+    rest = group_rest(x, where, b, o, 0, m, k) if _rest_needed(m, k, has_nan) else to_acc(0.0, x)
+    value, value_sign = _logsumexp_group(x, where, b, o, 0, m, k, has_nan, rest)
+    _store_logsumexp(lse, sign, o, 0, value, value_sign)
+
+
+@njit(cache=True)
+def _logsumexp_tile(x, where, b, lse, sign, o, i0, i1):
+    m, k, has_nan, rest = tile_stats(x, where, b, o, i0, i1)
+    for t in range(i1 - i0):
+        value, value_sign = _logsumexp_group(x, where, b, o, i0 + t, m[t], k[t], has_nan[t], rest[t])
+        _store_logsumexp(lse, sign, o, i0 + t, value, value_sign)
+
+
+@njit(cache=True)
+def _tile_bounds(task, inner):
+    tiles = (inner + COLUMN_TILE - 1) // COLUMN_TILE
+    o, tile = divmod(task, tiles)
+    i0 = tile * COLUMN_TILE
+    return o, i0, min(i0 + COLUMN_TILE, inner)
+
+
+@njit(cache=True)
+def _tile_count(outer, inner):
+    return outer * ((inner + COLUMN_TILE - 1) // COLUMN_TILE)
+
+
+# --- drivers: softmax / log_softmax -------------------------------------------------------
+
+
+@njit(cache=True)
+def softmax_rows_serial(x, where, out, log):
+    for o in range(x.shape[0]):
+        _softmax_row(x, where, out, o, log)
+
+
+@njit(cache=True, parallel=True)
+def softmax_rows_parallel(x, where, out, log):
+    for o in prange(x.shape[0]):
+        _softmax_row(x, where, out, o, log)
+
+
+@njit(cache=True)
+def softmax_columns_serial(x, where, out, log):
+    for task in range(_tile_count(x.shape[0], x.shape[2])):
+        o, i0, i1 = _tile_bounds(task, x.shape[2])
+        _softmax_tile(x, where, out, o, i0, i1, log)
+
+
+@njit(cache=True, parallel=True)
+def softmax_columns_parallel(x, where, out, log):
+    for task in prange(_tile_count(x.shape[0], x.shape[2])):
+        o, i0, i1 = _tile_bounds(task, x.shape[2])
+        _softmax_tile(x, where, out, o, i0, i1, log)
+
+
+# --- drivers: logsumexp -------------------------------------------------------------------
+
+
+@njit(cache=True)
+def logsumexp_rows_serial(x, where, b, lse, sign):
+    for o in range(x.shape[0]):
+        _logsumexp_row(x, where, b, lse, sign, o)
+
+
+@njit(cache=True, parallel=True)
+def logsumexp_rows_parallel(x, where, b, lse, sign):
+    for o in prange(x.shape[0]):
+        _logsumexp_row(x, where, b, lse, sign, o)
+
+
+@njit(cache=True)
+def logsumexp_columns_serial(x, where, b, lse, sign):
+    for task in range(_tile_count(x.shape[0], x.shape[2])):
+        o, i0, i1 = _tile_bounds(task, x.shape[2])
+        _logsumexp_tile(x, where, b, lse, sign, o, i0, i1)
+
+
+@njit(cache=True, parallel=True)
+def logsumexp_columns_parallel(x, where, b, lse, sign):
+    for task in prange(_tile_count(x.shape[0], x.shape[2])):
+        o, i0, i1 = _tile_bounds(task, x.shape[2])
+        _logsumexp_tile(x, where, b, lse, sign, o, i0, i1)

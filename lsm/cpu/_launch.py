@@ -1,0 +1,60 @@
+"""Pick the serial or parallel CPU kernel for a call and run it thread-safely.
+
+Numba's ``workqueue`` threading layer aborts the process when two Python threads enter parallel
+kernels at the same time. lsm does not change the user's Numba configuration; instead the first
+parallel launch runs under a lock, which tells us which layer Numba picked (``tbb`` or ``omp``
+when available, else ``workqueue``). Under ``workqueue`` every parallel launch keeps taking the
+lock; under the thread-safe layers the lock is dropped.
+"""
+
+import threading
+
+import numba
+
+from . import _kernels
+
+# Below this many elements a call runs on the calling thread: waking the pool costs more than it
+# saves (measured with scripts/measure_overhead.py; see benchmarks/RESULTS.md).
+PARALLEL_MIN_ELEMENTS = 1 << 15
+
+
+class _ParallelGate:
+    """Serialise parallel launches only when the active threading layer is not thread-safe."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._needs_lock = True  # until the first launch has shown which layer is active
+
+    def run(self, kernel, *args):
+        if not self._needs_lock:
+            return kernel(*args)
+        with self._lock:
+            result = kernel(*args)
+            self._needs_lock = numba.threading_layer() == "workqueue"
+        return result
+
+
+_gate = _ParallelGate()
+
+
+def _run(serial, parallel, size, *args):
+    if size < PARALLEL_MIN_ELEMENTS:
+        return serial(*args)
+    return _gate.run(parallel, *args)
+
+
+def softmax(x, where, out, log):
+    """Fill ``out`` with (log_)softmax of the canonical view ``x`` along axis 1."""
+    if x.shape[2] == 1:
+        _run(_kernels.softmax_rows_serial, _kernels.softmax_rows_parallel, x.size, x, where, out, log)
+    else:
+        _run(_kernels.softmax_columns_serial, _kernels.softmax_columns_parallel, x.size, x, where, out, log)
+
+
+def logsumexp(x, where, b, lse, sign):
+    """Fill ``lse`` (and ``sign`` unless None) with logsumexp of ``x`` along axis 1."""
+    if x.shape[2] == 1:
+        kernels = _kernels.logsumexp_rows_serial, _kernels.logsumexp_rows_parallel
+    else:
+        kernels = _kernels.logsumexp_columns_serial, _kernels.logsumexp_columns_parallel
+    _run(*kernels, x.size, x, where, b, lse, sign)

@@ -1,0 +1,152 @@
+"""Element loads and stores for the CPU kernels.
+
+Numba's CPU target has no 16-bit float type, so float16 and bfloat16 arrays reach the kernels
+as raw 16-bit integers: float16 as ``uint16`` and bfloat16 as ``int16``. The two integer types
+are distinct Numba types, so the overloads below pick the right conversion at compile time and
+the kernels convert element by element, in registers: no float32 copy of a half-precision input
+is ever made, however large it is.
+
+``load(v)`` widens a stored element to the accumulation type (float64 for float64, float32 for
+everything else); ``store(v, like)`` rounds an accumulator value to the element type of the
+array ``like`` (round to nearest, ties to even, as NumPy's ``astype`` does).
+"""
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.core.errors import TypingError
+from numba.extending import intrinsic, overload
+
+_F32_TO_F16_SUBNORMAL_SCALE = np.float32(2.0**24)  # half subnormals are multiples of 2^-24
+_F16_SUBNORMAL_UNIT = np.float32(2.0**-24)
+_RINT_MAGIC = np.float32(2.0**23)  # adding and subtracting 2^23 rounds a small float32 to even
+
+
+@intrinsic
+def f32_from_bits(typingctx, bits):
+    """Reinterpret the low 32 bits of an integer as a float32 (no conversion).
+
+    Numba widens unsigned 32-bit arithmetic to 64 bits, so wider integers are accepted and
+    truncated to their low 32 bits.
+    """
+    if not isinstance(bits, types.Integer):
+        raise TypingError("f32_from_bits expects an integer")
+
+    def codegen(context, builder, signature, args):
+        low = args[0]
+        if bits.bitwidth > 32:
+            low = builder.trunc(low, ir.IntType(32))
+        elif bits.bitwidth < 32:
+            low = builder.zext(low, ir.IntType(32))
+        return builder.bitcast(low, context.get_value_type(types.float32))
+
+    return types.float32(bits), codegen
+
+
+@intrinsic
+def f32_to_bits(typingctx, value):
+    """Reinterpret the bits of a float32 as a uint32 (no conversion)."""
+    if value != types.float32:
+        raise TypingError("f32_to_bits expects a float32")
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(types.uint32))
+
+    return types.uint32(types.float32), codegen
+
+
+@njit(cache=True)
+def half_bits_to_f32(h):
+    """IEEE binary16 bits (uint16) -> float32, exact for every input including NaN and inf."""
+    h32 = np.uint32(h)
+    sign = (h32 & np.uint32(0x8000)) << np.uint32(16)
+    exponent = (h32 >> np.uint32(10)) & np.uint32(0x1F)
+    mantissa = h32 & np.uint32(0x3FF)
+    if exponent == np.uint32(0x1F):  # inf or NaN: keep the payload
+        return f32_from_bits(sign | np.uint32(0x7F800000) | (mantissa << np.uint32(13)))
+    if exponent == np.uint32(0):  # zero or subnormal: mantissa * 2^-24 is exact in float32
+        magnitude = np.float32(mantissa) * _F16_SUBNORMAL_UNIT
+        return -magnitude if sign else magnitude
+    # normal: rebias the exponent from 15 to 127
+    return f32_from_bits(sign | ((exponent + np.uint32(112)) << np.uint32(23)) | (mantissa << np.uint32(13)))
+
+
+@njit(cache=True)
+def f32_to_half_bits(f):
+    """float32 -> IEEE binary16 bits (uint16), rounding to nearest with ties to even."""
+    bits = f32_to_bits(f)
+    sign = (bits >> np.uint32(16)) & np.uint32(0x8000)
+    magnitude = bits & np.uint32(0x7FFFFFFF)
+    if magnitude > np.uint32(0x7F800000):  # NaN -> quiet NaN
+        out = np.uint32(0x7E00)
+    elif magnitude >= np.uint32(0x477FF000):  # >= 65520 rounds to inf (65504 is the largest half)
+        out = np.uint32(0x7C00)
+    elif magnitude >= np.uint32(0x38800000):  # normal half (>= 2^-14): round 23 -> 10 mantissa bits
+        odd = (magnitude >> np.uint32(13)) & np.uint32(1)
+        out = (magnitude + np.uint32(0xFFF) + odd - np.uint32(0x38000000)) >> np.uint32(13)
+    else:  # subnormal or zero: round |f| / 2^-24 to an even integer (1024 becomes the smallest normal)
+        scaled = f32_from_bits(magnitude) * _F32_TO_F16_SUBNORMAL_SCALE
+        out = np.uint32((scaled + _RINT_MAGIC) - _RINT_MAGIC)
+    return np.uint16(sign | out)
+
+
+@njit(cache=True)
+def bfloat16_bits_to_f32(b):
+    """bfloat16 bits (int16) -> float32: bfloat16 is the top half of a float32."""
+    return f32_from_bits(np.uint32(np.uint16(b)) << np.uint32(16))
+
+
+@njit(cache=True)
+def f32_to_bfloat16_bits(f):
+    """float32 -> bfloat16 bits (int16), rounding to nearest with ties to even."""
+    bits = f32_to_bits(f)
+    if (bits & np.uint32(0x7FFFFFFF)) > np.uint32(0x7F800000):  # NaN -> quiet NaN, sign kept
+        return np.int16(np.uint16(((bits >> np.uint32(16)) | np.uint32(0x40)) & np.uint32(0xFFFF)))
+    odd = (bits >> np.uint32(16)) & np.uint32(1)
+    return np.int16(np.uint16((bits + np.uint32(0x7FFF) + odd) >> np.uint32(16)))
+
+
+def load(v):
+    """Widen one stored element to the accumulation type."""
+
+
+def to_acc(value, like):
+    """Convert ``value`` to the accumulation type of the array ``like`` (keeps literals typed)."""
+
+
+def store(v, like):
+    """Round an accumulator value to the element type of the array ``like``."""
+
+
+@overload(load, inline="always")
+def _load_overload(v):
+    if v == types.float64:
+        return lambda v: v
+    if v == types.float32:
+        return lambda v: v
+    if v == types.uint16:
+        return lambda v: half_bits_to_f32(v)
+    if v == types.int16:
+        return lambda v: bfloat16_bits_to_f32(v)
+    raise TypingError(f"lsm kernels cannot load elements of type {v}")
+
+
+@overload(store, inline="always")
+def _store_overload(v, like):
+    element = like.dtype
+    if element == types.float64:
+        return lambda v, like: np.float64(v)
+    if element == types.float32:
+        return lambda v, like: np.float32(v)
+    if element == types.uint16:
+        return lambda v, like: f32_to_half_bits(np.float32(v))
+    if element == types.int16:
+        return lambda v, like: f32_to_bfloat16_bits(np.float32(v))
+    raise TypingError(f"lsm kernels cannot store elements of type {element}")
+
+
+@overload(to_acc, inline="always")
+def _to_acc_overload(value, like):
+    if like.dtype == types.float64:
+        return lambda value, like: np.float64(value)
+    return lambda value, like: np.float32(value)
