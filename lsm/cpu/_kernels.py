@@ -19,31 +19,26 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ._optional import included, put_sign, weight
+from ._optional import included, put_sign
 from ._scalar import load, store, to_acc
-from ._stats import group_max, group_rest, tile_stats
+from ._stats import group_max, group_sums, tile_stats
 
 COLUMN_TILE = 64  # columns per task in the column kernels
 
 
 @njit(cache=True)
-def _normaliser(x, m, k, has_nan, rest):
+def _normaliser(x, m, has_nan, at_max, rest):
     """``(shift, log_norm, inv_norm)`` for softmax-type outputs of one group.
 
     Valid groups give ``x - shift - log_norm`` (log_softmax) and ``exp(x - shift) * inv_norm``
-    (softmax). A group containing NaN or +inf, or whose included elements are all -inf, gets a
-    NaN shift, so every included output of it is NaN as the contract requires.
+    (softmax), with ``log_norm = log(A + R) = log(A) + log1p(R / A)`` (``A`` counts the maxima).
+    A group containing NaN or +inf, or whose included elements are all -inf (``m = -inf``), gets
+    a NaN shift, so every included output of it is NaN as the contract requires.
     """
-    if has_nan or k < 0 or m == np.inf:
+    if has_nan or not abs(m) < np.inf:
         nan = to_acc(np.nan, x)
         return nan, nan, nan
-    return m, math.log1p(rest), 1 / (1 + rest)
-
-
-@njit(cache=True)
-def _rest_needed(m, k, has_nan):
-    """Whether the group is finite and nonempty, so that its exp-sum means something."""
-    return k >= 0 and not has_nan and m < np.inf
+    return m, math.log(at_max) + math.log1p(rest / at_max), 1 / (at_max + rest)
 
 
 @njit(cache=True)
@@ -57,22 +52,22 @@ def _softmax_value(x, where, out, o, j, i, shift, log_norm, inv_norm, log):
 
 @njit(cache=True)
 def _softmax_row(x, where, out, o, log):
-    m, k, has_nan = group_max(x, where, None, o, 0)
-    rest = group_rest(x, where, None, o, 0, m, k) if _rest_needed(m, k, has_nan) else to_acc(0.0, x)
-    shift, log_norm, inv_norm = _normaliser(x, m, k, has_nan, rest)
+    m, has_nan = group_max(x, where, None, o, 0)
+    at_max, rest = group_sums(x, where, None, o, 0, m)
+    shift, log_norm, inv_norm = _normaliser(x, m, has_nan, at_max, rest)
     for j in range(x.shape[1]):
         out[o, j, 0] = _softmax_value(x, where, out, o, j, 0, shift, log_norm, inv_norm, log)
 
 
 @njit(cache=True)
 def _softmax_tile(x, where, out, o, i0, i1, log):
-    m, k, has_nan, rest = tile_stats(x, where, None, o, i0, i1)
+    m, has_nan, at_max, rest = tile_stats(x, where, None, o, i0, i1)
     width = i1 - i0
     shift = np.empty_like(m)
     log_norm = np.empty_like(m)
     inv_norm = np.empty_like(m)
     for t in range(width):
-        shift[t], log_norm[t], inv_norm[t] = _normaliser(x, m[t], k[t], has_nan[t], rest[t])
+        shift[t], log_norm[t], inv_norm[t] = _normaliser(x, m[t], has_nan[t], at_max[t], rest[t])
     for j in range(x.shape[1]):
         for t in range(width):
             out[o, j, i0 + t] = _softmax_value(
@@ -81,29 +76,26 @@ def _softmax_tile(x, where, out, o, i0, i1, log):
 
 
 @njit(cache=True)
-def _logsumexp_group(x, where, b, o, i, m, k, has_nan, rest):
-    """``(log|S|, sign(S))`` of ``S = sum_j b_j exp(x_j)`` for one group, from its statistics."""
+def _logsumexp_group(x, m, has_nan, at_max, rest):
+    """``(log|S|, sign(S))`` of ``S = e^m (A + R)`` for one group, from its statistics."""
     nan = to_acc(np.nan, x)
     zero = to_acc(0.0, x)
     if has_nan:
         return nan, nan
-    if k < 0:  # nothing included, or every included element is -inf: S = 0
-        return to_acc(-np.inf, x), zero
-    if m == np.inf:  # S = (sum of the weights at +inf) * inf
-        weight_at_inf = zero
-        for j in range(x.shape[1]):
-            if included(where, b, o, j, i) and load(x[o, j, i]) == np.inf:
-                weight_at_inf += weight(b, x, o, j, i)
-        if weight_at_inf == 0:
-            return nan, nan
-        return m, to_acc(np.sign(weight_at_inf), x)
-    # S = e^m (b_k + rest) = e^m b_k (1 + r): log1p keeps the accuracy when r is tiny
-    b_k = weight(b, x, o, k, i)
-    r = rest / b_k
+    if m == -np.inf:  # nothing included above -inf: S = 0
+        return m, zero
+    if m == np.inf:  # S = A * inf: weights at +inf that cancel leave inf - inf
+        return (m, to_acc(np.sign(at_max), x)) if at_max != 0 else (nan, nan)
+    if at_max == 0:  # the weights at the maximum cancel: S = e^m R
+        if rest == 0:
+            return to_acc(-np.inf, x), zero
+        return m + math.log(abs(rest)), to_acc(np.sign(rest), x)
+    # S = e^m A (1 + r): log1p keeps the accuracy when r is tiny
+    r = rest / at_max
     if r > -1:
-        return m + math.log(abs(b_k)) + math.log1p(r), to_acc(np.sign(b_k), x)
+        return m + math.log(abs(at_max)) + math.log1p(r), to_acc(np.sign(at_max), x)
     if r < -1:
-        return m + math.log(abs(b_k)) + math.log(-1 - r), to_acc(-np.sign(b_k), x)
+        return m + math.log(abs(at_max)) + math.log(-1 - r), to_acc(-np.sign(at_max), x)
     return to_acc(-np.inf, x), zero
 
 
@@ -117,24 +109,24 @@ def _store_logsumexp(lse, sign, o, i, value, value_sign):
 
 @njit(cache=True)
 def _logsumexp_row(x, where, b, lse, sign, o):
-    m, k, has_nan = group_max(x, where, b, o, 0)
-    rest = group_rest(x, where, b, o, 0, m, k) if _rest_needed(m, k, has_nan) else to_acc(0.0, x)
-    value, value_sign = _logsumexp_group(x, where, b, o, 0, m, k, has_nan, rest)
+    m, has_nan = group_max(x, where, b, o, 0)
+    at_max, rest = group_sums(x, where, b, o, 0, m)
+    value, value_sign = _logsumexp_group(x, m, has_nan, at_max, rest)
     _store_logsumexp(lse, sign, o, 0, value, value_sign)
 
 
 @njit(cache=True)
 def _logsumexp_tile(x, where, b, lse, sign, o, i0, i1):
-    m, k, has_nan, rest = tile_stats(x, where, b, o, i0, i1)
+    m, has_nan, at_max, rest = tile_stats(x, where, b, o, i0, i1)
     for t in range(i1 - i0):
-        value, value_sign = _logsumexp_group(x, where, b, o, i0 + t, m[t], k[t], has_nan[t], rest[t])
+        value, value_sign = _logsumexp_group(x, m[t], has_nan[t], at_max[t], rest[t])
         _store_logsumexp(lse, sign, o, i0 + t, value, value_sign)
 
 
 @njit(cache=True)
 def _tile_bounds(task, inner):
     tiles = (inner + COLUMN_TILE - 1) // COLUMN_TILE
-    o, tile = divmod(task, tiles)
+    o, tile = divmod(np.int64(task), tiles)  # prange indices can be unsigned: keep int64 arithmetic
     i0 = tile * COLUMN_TILE
     return o, i0, min(i0 + COLUMN_TILE, inner)
 
