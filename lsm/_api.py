@@ -22,11 +22,10 @@ def _softmax_family(func, x, axis, dtype, out, where, log):
     else:
         _plan.check_out(func, out, plan.shape, plan.dtype, [x, where], alias=x)
         result = out
-    storage = _plan._STORAGE[plan.dtype.name]
-    target = plan.storage_view(result.view(storage))
+    target = plan.storage_view(_plan.as_storage(result, plan.dtype))
     direct = target is not None
     if not direct:  # an out= whose strides do not fit the view: compute, then copy in
-        target = np.empty(plan.x.shape, dtype=storage)
+        target = np.empty(plan.x.shape, dtype=_plan.storage_dtype(plan.dtype))
     _launch.softmax(plan.x, plan.where, target, log)
     if not direct:
         shaped = result.reshape(plan.work_shape)
@@ -237,13 +236,12 @@ def logsumexp(x, axis=None, *, keepdims=False, b=None, return_sign=False, dtype=
     else:
         _plan.check_out("logsumexp", out, shape, plan.dtype, [x, where, b])
         result = out
-    storage = _plan._STORAGE[plan.dtype.name]
-    lse = plan.reduced_view(result.view(storage))
+    lse = plan.reduced_view(_plan.as_storage(result, plan.dtype))
     direct = lse is not None
     if not direct:
-        lse = np.empty(plan.x.shape[::2], dtype=storage)
+        lse = np.empty(plan.x.shape[::2], dtype=_plan.storage_dtype(plan.dtype))
     sign = np.empty(kept, dtype=plan.dtype) if return_sign else None
-    sign_view = None if sign is None else plan.reduced_view(sign.view(storage))
+    sign_view = None if sign is None else plan.reduced_view(_plan.as_storage(sign, plan.dtype))
     _launch.logsumexp(plan.x, plan.where, plan.b, lse, sign_view)
     if not direct:  # copy into the kept axes of out (squeezing keepdims' axes is always a view)
         kept_out = result.squeeze(axis=plan.axes) if keepdims and plan.shape else result

@@ -15,12 +15,22 @@ from dataclasses import dataclass
 import numpy as np
 
 # Result dtypes the kernels produce, and the element type each one travels as inside a kernel
-# (Numba's CPU target has no 16-bit floats: see lsm/cpu/_scalar.py).
-_STORAGE = {"float64": np.float64, "float32": np.float32, "float16": np.uint16, "bfloat16": np.int16}
+# (Numba's CPU target has no 16-bit floats: see lsm/cpu/_scalar.py). bfloat16 comes from
+# ml_dtypes, which is imported only when an array needs it, so it is recognised by name.
+_STORAGE = {
+    np.dtype(np.float64): np.dtype(np.float64),
+    np.dtype(np.float32): np.dtype(np.float32),
+    np.dtype(np.float16): np.dtype(np.uint16),
+}
+_BFLOAT16_STORAGE = np.dtype(np.int16)
 _SUPPORTED = "float16, bfloat16, float32 or float64"
 
 
-@dataclass(frozen=True)
+def _is_result_dtype(dtype):
+    return dtype in _STORAGE or dtype.name == "bfloat16"
+
+
+@dataclass(slots=True)
 class Plan:
     """What a kernel call needs, in canonical form.
 
@@ -61,13 +71,26 @@ class Plan:
         return tuple(size for axis, size in enumerate(self.work_shape) if axis not in self.axes)
 
     def storage_view(self, array):
-        """View a result-dtype array the way the kernels see the input: ``(outer, n, inner)``."""
-        return view3(array.reshape(self.work_shape), self.perm, self.x.shape)
+        """View an output of the input's shape as the kernels see the input, ``(outer, n, inner)``,
+        or None when its strides do not allow a view."""
+        return view3(array if array.ndim else array.reshape(1), self.perm, self.x.shape)
 
     def reduced_view(self, array):
-        """View an array of ``kept_shape`` as the kernels' 2-D reduction output ``(outer, inner)``."""
+        """View a reduction's output (with or without keepdims) as the kernels' ``(outer, inner)``,
+        or None when its strides do not allow a view."""
         outer, _, inner = self.x.shape
-        return _reshape_or_none(array.reshape(self.kept_shape), (outer, inner))
+        return _reshape_or_none(array, (outer, inner))
+
+
+def storage_dtype(dtype):
+    """The element type arrays of result dtype ``dtype`` travel as inside the kernels."""
+    return _STORAGE.get(dtype, _BFLOAT16_STORAGE)
+
+
+def as_storage(array, dtype):
+    """``array`` (of result dtype ``dtype``) viewed as the kernels' storage type."""
+    storage = storage_dtype(dtype)
+    return array if storage is dtype else array.view(storage)
 
 
 def bfloat16_dtype():
@@ -88,10 +111,12 @@ def result_dtype(x_dtype, dtype, func):
             wanted = bfloat16_dtype() if str(dtype) == "bfloat16" else np.dtype(dtype)
         except TypeError as error:
             raise TypeError(f"{func}: dtype={dtype!r} is not a dtype") from error
-        if wanted.name not in _STORAGE:
+        if not _is_result_dtype(wanted):
             raise TypeError(f"{func}: dtype must be {_SUPPORTED}, got {wanted.name}")
         return wanted
-    if x_dtype.name in _STORAGE:
+    if x_dtype in _STORAGE or x_dtype.name == "bfloat16":
+        return x_dtype
+    if x_dtype.kind == "f" and x_dtype.newbyteorder("=") in _STORAGE:  # byte-swapped input
         return x_dtype.newbyteorder("=")
     if x_dtype.kind in "biu":
         return np.dtype(np.float64)
@@ -124,6 +149,8 @@ def normalize_axes(axis, ndim):
         For an axis that is not an integer.
     """
     ndim = max(ndim, 1)
+    if type(axis) is int and -ndim <= axis < ndim:  # the common case, fast
+        return (axis % ndim,)
     if axis is None:
         return tuple(range(ndim))
     axes = axis if isinstance(axis, tuple) else (axis,)
@@ -149,7 +176,7 @@ def canonical_layout(shape, axes):
     Adjacent axes keep the array's order (``perm`` is None) and split it into the sizes before,
     of and after the run; separated axes are moved behind the kept ones and ``inner`` is 1.
     """
-    if not axes or axes == tuple(range(axes[0], axes[-1] + 1)):
+    if not axes or axes[-1] - axes[0] == len(axes) - 1:  # sorted and distinct: adjacent
         first, last = (axes[0], axes[-1] + 1) if axes else (len(shape), len(shape))
         return None, (math.prod(shape[:first]), math.prod(shape[first:last]), math.prod(shape[last:]))
     kept = tuple(axis for axis in range(len(shape)) if axis not in axes)
@@ -203,8 +230,7 @@ def make_plan(func, x, axis, dtype, where=None, b=None):
     perm, shape3 = canonical_layout(work_shape, axes)
     if x.dtype != out_dtype:  # also turns a byte-swapped input into native order
         x = x.astype(out_dtype)
-    storage = _STORAGE[out_dtype.name]
-    x3 = _canonical_input(x.reshape(work_shape), perm, shape3).view(storage)
+    x3 = as_storage(_canonical_input(x if x.ndim else x.reshape(1), perm, shape3), out_dtype)
 
     where3 = None
     if where is not None:
