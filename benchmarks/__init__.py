@@ -1,0 +1,1 @@
+"""lsm benchmarks (pytest-benchmark); a package so the benchmark module can import its conftest."""
