@@ -77,26 +77,26 @@ def _softmax_tile(x, where, out, o, i0, i1, log):
 
 @njit(cache=True)
 def _logsumexp_group(x, m, has_nan, at_max, rest):
-    """``(log|S|, sign(S))`` of ``S = e^m (A + R)`` for one group, from its statistics."""
+    """``(log|S|, sign(S))`` of ``S = e^m (A + R)`` for one group, from its statistics.
+
+    ``log|A + R|`` is taken as ``log|big| + log1p(small / big)`` with ``big`` the larger of the
+    two in magnitude: the ratio lies in [-1, 1], so nothing overflows, and when ``R`` is tiny
+    next to ``A`` (one dominant term) its contribution keeps full relative accuracy.
+    """
     nan = to_acc(np.nan, x)
     zero = to_acc(0.0, x)
-    if has_nan:
+    if has_nan or at_max != at_max or rest != rest:  # NaN in x or in the weights
         return nan, nan
     if m == -np.inf:  # nothing included above -inf: S = 0
         return m, zero
-    if m == np.inf:  # S = A * inf: weights at +inf that cancel leave inf - inf
-        return (m, to_acc(np.sign(at_max), x)) if at_max != 0 else (nan, nan)
-    if at_max == 0:  # the weights at the maximum cancel: S = e^m R
-        if rest == 0:
-            return to_acc(-np.inf, x), zero
-        return m + math.log(abs(rest)), to_acc(np.sign(rest), x)
-    # S = e^m A (1 + r): log1p keeps the accuracy when r is tiny
-    r = rest / at_max
-    if r > -1:
-        return m + math.log(abs(at_max)) + math.log1p(r), to_acc(np.sign(at_max), x)
-    if r < -1:
-        return m + math.log(abs(at_max)) + math.log(-1 - r), to_acc(-np.sign(at_max), x)
-    return to_acc(-np.inf, x), zero
+    if m == np.inf:  # S = A * inf; weights at +inf that cancel leave inf - inf
+        if at_max == 0:
+            return nan, nan
+        return m, to_acc(np.sign(at_max), x)
+    big, small = (at_max, rest) if abs(at_max) >= abs(rest) else (rest, at_max)
+    if big == 0 or small / big == -1:  # the weights cancel: S = 0
+        return to_acc(-np.inf, x), zero
+    return m + math.log(abs(big)) + math.log1p(small / big), to_acc(np.sign(big), x)
 
 
 @njit(cache=True)

@@ -42,6 +42,12 @@ def compensated_add(total, compensation, term):
 
 
 @njit(cache=True)
+def compensated_total(total, compensation):
+    """The compensated sum; an infinite total stands alone (its compensation is inf - inf)."""
+    return total + compensation if abs(total) < np.inf else total
+
+
+@njit(cache=True)
 def group_max(x, where, b, o, i):
     """``(m, has_nan)``: the largest included element of ``x[o, :, i]`` (-inf if none) and
     whether any included element is NaN."""
@@ -73,7 +79,7 @@ def group_sums(x, where, b, o, i, m):
                 else:
                     partial += w * math.exp(v - m)
         total, compensation = compensated_add(total, compensation, partial)
-    return at_max, total + compensation
+    return at_max, compensated_total(total, compensation)
 
 
 @njit(cache=True)
@@ -110,4 +116,6 @@ def tile_stats(x, where, b, o, i0, i1):
                         partial[t] += w * math.exp(v - m[t])
         for t in range(width):
             total[t], compensation[t] = compensated_add(total[t], compensation[t], partial[t])
-    return m, has_nan, at_max, total + compensation
+    for t in range(width):
+        total[t] = compensated_total(total[t], compensation[t])
+    return m, has_nan, at_max, total

@@ -1,0 +1,393 @@
+"""Argument validation: every bad argument raises the documented exception with a clear message."""
+
+import re
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from numpy.exceptions import AxisError
+
+import lsm
+
+SOFTMAX_FAMILY = [lsm.log_softmax, lsm.softmax]
+ALL_FUNCS = [lsm.log_softmax, lsm.softmax, lsm.logsumexp]
+func_ids = lambda f: f.__name__  # noqa: E731
+
+
+@pytest.fixture
+def x():
+    return np.arange(12, dtype=np.float64).reshape(3, 4)
+
+
+# --- axis -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("func", ALL_FUNCS, ids=func_ids)
+@pytest.mark.parametrize("axis", [2, -3, 100, (0, 2), (-3,), np.int64(2), np.intp(-3)])
+def test_axis_out_of_range(func, x, axis):
+    with pytest.raises(AxisError, match="out of bounds"):
+        func(x, axis=axis)
+
+
+@pytest.mark.parametrize("func", ALL_FUNCS, ids=func_ids)
+def test_axis_out_of_range_on_0d_input(func):
+    with pytest.raises(AxisError, match="out of bounds"):
+        func(np.float64(1.0), axis=1)
+
+
+@pytest.mark.parametrize("func", ALL_FUNCS, ids=func_ids)
+@pytest.mark.parametrize("axis", [(0, 0), (1, -1), (0, 1, 0)])
+def test_duplicate_axis(func, x, axis):
+    with pytest.raises(AxisError, match="duplicate"):
+        func(x, axis=axis)
+
+
+def test_axis_error_is_also_a_value_and_index_error(x):
+    # numpy's AxisError subclasses both, so callers catching either keep working
+    with pytest.raises(ValueError):
+        lsm.log_softmax(x, axis=5)
+    with pytest.raises(IndexError):
+        lsm.logsumexp(x, axis=-5)
+
+
+@pytest.mark.parametrize("func", ALL_FUNCS, ids=func_ids)
+@pytest.mark.parametrize("axis", [1.0, "0", [0, 1], True, np.bool_(False), (0, 1.5), np.float64(1)])
+def test_non_integer_axis(func, x, axis):
+    with pytest.raises(TypeError, match="axis must be an integer"):
+        func(x, axis=axis)
+
+
+@pytest.mark.parametrize("axis", [np.int64(1), np.int8(-1), (np.intp(0), 1)])
+def test_numpy_integer_axis_is_accepted(x, axis):
+    expected = lsm.logsumexp(x, axis=tuple(int(a) for a in np.atleast_1d(axis)))
+    np.testing.assert_array_equal(lsm.logsumexp(x, axis=axis), expected)
+
+
+# --- input dtypes ---------------------------------------------------------------------------
+
+BAD_INPUTS = {
+    "complex128": np.array([1 + 2j, 3 - 1j]),
+    "complex64": np.array([1 + 2j, 3 - 1j], dtype=np.complex64),
+    "object": np.array([1.0, "a"], dtype=object),
+    "str": np.array(["a", "bc"]),
+    "bytes": np.array([b"a", b"bc"]),
+    "datetime64": np.array(["2020-01-01", "2021-01-01"], dtype="datetime64[D]"),
+    "timedelta64": np.array([1, 2], dtype="timedelta64[s]"),
+}
+
+
+@pytest.mark.parametrize("func", ALL_FUNCS, ids=func_ids)
+@pytest.mark.parametrize("name", list(BAD_INPUTS))
+def test_unsupported_input_dtype_names_the_dtype(func, name):
+    with pytest.raises(TypeError, match=f"unsupported dtype {name}"):
+        func(BAD_INPUTS[name])
+
+
+@pytest.mark.parametrize("func", ALL_FUNCS, ids=func_ids)
+def test_unsupported_python_list_input(func):
+    with pytest.raises(TypeError, match="unsupported dtype complex128"):
+        func([1.0, 2j])
+    with pytest.raises(TypeError, match="unsupported dtype str"):
+        func(["a", "b"])
+
+
+@pytest.mark.parametrize("func", ALL_FUNCS, ids=func_ids)
+def test_ragged_input_is_a_type_error(func):
+    with pytest.raises(TypeError, match="cannot be converted to an array"):
+        func([[1.0, 2.0], [3.0]])
+
+
+def test_unsupported_b_dtype_names_b():
+    with pytest.raises(TypeError, match=r"unsupported dtype complex128 for argument 'b'"):
+        lsm.logsumexp(np.ones(2), b=np.array([1j, 1]))
+
+
+# --- dtype= ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("func", ALL_FUNCS, ids=func_ids)
+@pytest.mark.parametrize("dtype", ["float17", "not a dtype", "bfloat17"])
+def test_unknown_dtype_string(func, x, dtype):
+    with pytest.raises(TypeError, match=f"{func.__name__}: dtype='{dtype}' is not a dtype"):
+        func(x, dtype=dtype)
+
+
+@pytest.mark.parametrize("func", ALL_FUNCS, ids=func_ids)
+@pytest.mark.parametrize(
+    ("dtype", "name"),
+    [(int, "int64"), (np.int32, "int32"), ("uint8", "uint8"), (bool, "bool"), (np.complex128, "complex128")],
+)
+def test_non_float_dtype(func, x, dtype, name):
+    with pytest.raises(TypeError, match=f"dtype must be float16, bfloat16, float32 or float64, got {name}"):
+        func(x, dtype=dtype)
+
+
+@pytest.mark.parametrize("func", ALL_FUNCS, ids=func_ids)
+def test_longdouble_dtype_is_rejected(func, x):
+    if np.dtype(np.longdouble) == np.float64:
+        pytest.skip("longdouble is float64 on this platform")
+    with pytest.raises(TypeError, match="dtype must be"):
+        func(x, dtype=np.longdouble)
+
+
+# --- out= -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("func", SOFTMAX_FAMILY, ids=func_ids)
+@pytest.mark.parametrize("shape", [(4, 3), (12,), (3, 4, 1), (1, 3, 4)])
+def test_out_wrong_shape_softmax(func, x, shape):
+    with pytest.raises(ValueError, match=re.escape(f"'out' has shape {shape}, expected (3, 4)")):
+        func(x, out=np.empty(shape))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "shape", "expected"),
+    [
+        ({"axis": 1}, (3, 1), r"\(3,\)"),
+        ({"axis": 1, "keepdims": True}, (3,), r"\(3, 1\)"),
+        ({}, (1,), r"\(\)"),
+        ({"axis": 0}, (3,), r"\(4,\)"),
+    ],
+)
+def test_out_wrong_shape_logsumexp(x, kwargs, shape, expected):
+    with pytest.raises(ValueError, match=f"'out' has shape .*, expected {expected}"):
+        lsm.logsumexp(x, out=np.empty(shape), **kwargs)
+
+
+@pytest.mark.parametrize("func", SOFTMAX_FAMILY, ids=func_ids)
+@pytest.mark.parametrize("out_dtype", [np.float32, np.int64, np.float16, ">f8"])
+def test_out_wrong_dtype_softmax(func, x, out_dtype):
+    with pytest.raises(TypeError, match=r"'out' has dtype .*, expected float64"):
+        func(x, out=np.empty(x.shape, dtype=out_dtype))
+
+
+def test_out_dtype_must_match_dtype_argument(x):
+    with pytest.raises(TypeError, match="'out' has dtype float64, expected float32"):
+        lsm.log_softmax(x, dtype=np.float32, out=np.empty(x.shape))
+    with pytest.raises(TypeError, match="'out' has dtype float32, expected float64"):
+        lsm.logsumexp(x, axis=0, out=np.empty(4, dtype=np.float32))
+
+
+@pytest.mark.parametrize("func", ALL_FUNCS, ids=func_ids)
+@pytest.mark.parametrize("out", [[0.0] * 12, (0.0,), 0.0])
+def test_out_not_an_ndarray(func, x, out):
+    with pytest.raises(TypeError, match=rf"'out' must be a numpy.ndarray, got builtins.{type(out).__name__}"):
+        func(x, out=out)
+
+
+@pytest.mark.parametrize("func", ALL_FUNCS, ids=func_ids)
+def test_out_read_only(func, x):
+    shape = () if func is lsm.logsumexp else x.shape
+    out = np.zeros(shape)
+    out.flags.writeable = False
+    with pytest.raises(ValueError, match="'out' is read-only"):
+        func(x, out=out)
+    assert np.all(out == 0)
+
+
+@pytest.mark.parametrize("func", SOFTMAX_FAMILY, ids=func_ids)
+@pytest.mark.parametrize("shift", [1, -1, 3])
+def test_out_partially_overlapping_input(func, shift):
+    buffer = np.linspace(-1, 1, 20)
+    before = buffer.copy()
+    x = buffer[3:13]
+    out = buffer[3 + shift : 13 + shift]
+    with pytest.raises(ValueError, match="'out' overlaps an input"):
+        func(x, out=out)
+    np.testing.assert_array_equal(buffer, before)  # nothing was written
+
+
+@pytest.mark.parametrize("func", SOFTMAX_FAMILY, ids=func_ids)
+def test_out_same_memory_different_view_is_rejected(func):
+    x = np.linspace(-1, 1, 16).reshape(4, 4)
+    with pytest.raises(ValueError, match="'out' overlaps an input"):
+        func(x, out=x.T)  # same buffer and shape, different strides: not exact aliasing
+    with pytest.raises(ValueError, match="'out' overlaps an input"):
+        func(x[:, :2], out=x[:, 1:3])
+
+
+def test_out_overlapping_where_or_b_is_rejected():
+    buffer = np.zeros(8)
+    where = buffer.view(np.bool_)[:8]  # aliases the first 8 bytes of the float buffer
+    with pytest.raises(ValueError, match="'out' overlaps an input"):
+        lsm.softmax(np.ones(8), where=where, out=buffer)
+    b = np.ones(5)
+    with pytest.raises(ValueError, match="'out' overlaps an input"):
+        lsm.logsumexp(np.ones((2, 5)), axis=1, b=b, out=b[:2])
+
+
+def test_logsumexp_out_aliasing_input_is_rejected():
+    x = np.linspace(-1, 1, 6)
+    with pytest.raises(ValueError, match="'out' overlaps an input"):
+        lsm.logsumexp(x[None, :], axis=0, keepdims=False, out=x)
+
+
+@pytest.mark.parametrize("func", SOFTMAX_FAMILY, ids=func_ids)
+@pytest.mark.parametrize("axis", [-1, 0])
+def test_exact_aliasing_is_in_place(func, axis):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((5, 7))
+    expected = func(x.copy(), axis=axis)
+    result = func(x, axis=axis, out=x)
+    assert result is x
+    np.testing.assert_allclose(x, expected, rtol=1e-15, atol=1e-15)
+
+
+def test_exact_aliasing_of_a_strided_view_is_in_place():
+    rng = np.random.default_rng(1)
+    base = rng.standard_normal((6, 10))
+    x = base[::2, ::3]
+    expected = lsm.log_softmax(x.copy())
+    untouched = base[1::2].copy()
+    assert lsm.log_softmax(x, out=x) is x
+    np.testing.assert_allclose(base[::2, ::3], expected, rtol=1e-15, atol=1e-15)
+    np.testing.assert_array_equal(base[1::2], untouched)
+
+
+# --- where= and b= --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("func", ALL_FUNCS, ids=func_ids)
+@pytest.mark.parametrize("shape", [(4,), (2, 4), (3, 2)])
+def test_where_not_broadcastable(func, shape):
+    x = np.zeros((3, 5))
+    with pytest.raises(ValueError, match=rf"'where' with shape \({shape[0]},.*cannot be broadcast"):
+        func(x, where=np.ones(shape, dtype=bool))
+
+
+@pytest.mark.parametrize("func", ALL_FUNCS, ids=func_ids)
+@pytest.mark.parametrize("where", [np.ones(5, dtype=int), np.ones(5), [1, 0, 1, 0, 1], np.ones(5, np.uint8)])
+def test_where_not_bool(func, where):
+    with pytest.raises(TypeError, match="'where' must be a boolean array, got dtype"):
+        func(np.zeros((3, 5)), where=where)
+
+
+@pytest.mark.parametrize("shape", [(4,), (2, 5), (5, 3)])
+def test_b_not_broadcastable(shape):
+    with pytest.raises(
+        ValueError, match=r"logsumexp: 'b' with shape .* cannot be broadcast to the input shape \(3, 5\)"
+    ):
+        lsm.logsumexp(np.zeros((3, 5)), axis=1, b=np.ones(shape))
+
+
+def test_where_must_broadcast_to_input_not_the_other_way():
+    # x (5,) with where (3, 5) would broadcast jointly but where cannot broadcast to x
+    with pytest.raises(ValueError, match="'where'"):
+        lsm.softmax(np.zeros(5), where=np.ones((3, 5), dtype=bool))
+    with pytest.raises(ValueError, match="'b'"):
+        lsm.logsumexp(np.zeros(5), b=np.ones((3, 5)))
+
+
+# --- foreign array types --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("func", ALL_FUNCS, ids=func_ids)
+def test_masked_array_rejected(func):
+    x = np.ma.masked_array([1.0, 2.0, 3.0], mask=[False, True, False])
+    with pytest.raises(TypeError, match=r"numpy.ma.MaskedArray .*where=~mask"):
+        func(x)
+
+
+def test_masked_array_rejected_as_where_b_or_out():
+    with pytest.raises(TypeError, match="MaskedArray"):
+        lsm.log_softmax(np.ones(2), out=np.ma.zeros(2))
+    mask = np.ma.masked_array([True, False], mask=[False, True])
+    with pytest.raises(TypeError, match="MaskedArray"):
+        lsm.softmax(np.ones(2), where=mask)
+    with pytest.raises(TypeError, match="MaskedArray"):
+        lsm.logsumexp(np.ones(2), b=np.ma.masked_array([1.0, 2.0]))
+
+
+class FakeCudaArray:
+    """Quacks like a CuPy/Numba device array: only the CUDA array interface."""
+
+    def __init__(self):
+        self.__cuda_array_interface__ = {
+            "shape": (3,),
+            "typestr": "<f8",
+            "data": (0, False),
+            "version": 3,
+            "strides": None,
+        }
+
+
+class FakeDLPackGpuArray:
+    """An array living on a CUDA device according to DLPack (device type 2 is kDLCUDA)."""
+
+    def __dlpack_device__(self):
+        return (2, 0)
+
+    def __dlpack__(self, stream=None):  # pragma: no cover - must never be called
+        raise AssertionError("lsm must not try to import a GPU array through DLPack")
+
+
+class FakeDLPackCpuArray:
+    """DLPack on the CPU (device type 1) with a NumPy fallback: treated as a host array."""
+
+    def __dlpack_device__(self):
+        return (1, 0)
+
+    def __array__(self, dtype=None, copy=None):
+        return np.array([0.0, np.log(3.0)], dtype=dtype)
+
+
+class FakeDaskArray:
+    def __array__(self, dtype=None, copy=None):  # pragma: no cover - must never be computed
+        raise AssertionError("lsm must not compute a Dask array behind the caller's back")
+
+
+FakeDaskArray.__module__ = "dask.array.core"
+FakeDaskArray.__qualname__ = "Array"
+
+
+@pytest.mark.parametrize("func", ALL_FUNCS, ids=func_ids)
+@pytest.mark.parametrize(
+    ("cls", "pattern"),
+    [
+        (FakeCudaArray, r"no GPU backend yet: got \S*\bFakeCudaArray"),
+        (FakeDLPackGpuArray, r"no GPU backend yet: got \S*\bFakeDLPackGpuArray"),
+        (FakeDaskArray, r"no Dask backend yet: got dask\.array\.core\.Array"),
+    ],
+    ids=["cuda_array_interface", "dlpack_gpu", "dask"],
+)
+def test_foreign_arrays_not_implemented(func, cls, pattern):
+    with pytest.raises(NotImplementedError, match=pattern):
+        func(cls())
+
+
+@pytest.mark.parametrize("cls", [FakeCudaArray, FakeDLPackGpuArray, FakeDaskArray])
+def test_foreign_arrays_as_other_operands(cls):
+    x = np.zeros(3)
+    with pytest.raises(NotImplementedError, match=cls.__qualname__):
+        lsm.softmax(x, where=cls())
+    with pytest.raises(NotImplementedError, match=cls.__qualname__):
+        lsm.log_softmax(x, out=cls())
+    with pytest.raises(NotImplementedError, match=cls.__qualname__):
+        lsm.logsumexp(x, b=cls())
+
+
+def test_dlpack_cpu_array_is_accepted():
+    np.testing.assert_allclose(lsm.softmax(FakeDLPackCpuArray()), [0.25, 0.75], rtol=1e-15)
+
+
+def test_import_does_not_pull_in_gpu_or_dask_modules():
+    code = textwrap.dedent(
+        """
+        import sys
+        import numpy as np
+        import lsm
+        lsm.log_softmax(np.ones((3, 4)))
+        lsm.logsumexp(np.ones(5), b=np.ones(5), where=np.ones(5, dtype=bool))
+        bad = sorted(
+            name for name in sys.modules
+            if name == "numba.cuda" or name.startswith(("numba.cuda.", "cupy", "dask"))
+        )
+        print("loaded:", bad)
+        sys.exit(1 if bad else 0)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "loaded: []" in done.stdout

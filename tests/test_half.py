@@ -1,0 +1,369 @@
+"""Bit-level float16 / bfloat16 conversions of ``lsm.cpu._scalar`` and half-precision results.
+
+Numba's CPU target has no 16-bit floats, so lsm converts half-precision elements itself. These
+tests check the jitted conversions against NumPy (float16) and ml_dtypes (bfloat16): exhaustively
+for the 65536 bit patterns of each 16-bit format, and for float32 -> 16-bit rounding at every
+representable value, every tie, the float32 neighbours of every tie, the overflow threshold,
+subnormals and a large seeded sample of arbitrary float32 bit patterns.
+"""
+
+import zlib
+
+import numpy as np
+import pytest
+from numba import njit
+
+import lsm
+from lsm.cpu import _scalar
+
+# --- jitted drivers: call the conversions exactly as the kernels do, element by element --------
+
+
+@njit(cache=True)
+def _half_to_f32_all(bits):
+    out = np.empty(bits.size, dtype=np.float32)
+    for i in range(bits.size):
+        out[i] = _scalar.half_bits_to_f32(bits[i])
+    return out
+
+
+@njit(cache=True)
+def _f32_to_half_all(values):
+    out = np.empty(values.size, dtype=np.uint16)
+    for i in range(values.size):
+        out[i] = _scalar.f32_to_half_bits(values[i])
+    return out
+
+
+@njit(cache=True)
+def _bf16_to_f32_all(bits):
+    out = np.empty(bits.size, dtype=np.float32)
+    for i in range(bits.size):
+        out[i] = _scalar.bfloat16_bits_to_f32(bits[i])
+    return out
+
+
+@njit(cache=True)
+def _f32_to_bf16_all(values):
+    out = np.empty(values.size, dtype=np.int16)
+    for i in range(values.size):
+        out[i] = _scalar.f32_to_bfloat16_bits(values[i])
+    return out
+
+
+def _bfloat16():
+    return pytest.importorskip("ml_dtypes").bfloat16
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def _cast(values, dtype):
+    """The reference conversion (overflow to inf and NaN casts are intended here)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return values.astype(dtype)
+
+
+def _assert_same_16bit(got_bits, expected, values):
+    """``got_bits`` (raw 16-bit patterns) equal ``expected`` (a 16-bit float array) bit for bit.
+
+    NaN results are compared with isnan only (payloads may legitimately differ). On failure,
+    the first mismatching inputs are shown in hex.
+    """
+    got = got_bits.view(expected.dtype)
+    got_nan = np.isnan(_cast(got, np.float32))
+    expected_nan = np.isnan(_cast(expected, np.float32))
+    np.testing.assert_array_equal(got_nan, expected_nan, err_msg="NaN positions differ")
+    keep = ~expected_nan
+    got_u = got_bits.view(np.uint16)[keep]
+    exp_u = expected.view(np.uint16)[keep]
+    bad = np.flatnonzero(got_u != exp_u)
+    if bad.size:
+        shown = [
+            f"{values[keep][i]!r} (bits {values[keep].view(np.uint32)[i]:#010x}): "
+            f"got {got_u[i]:#06x}, expected {exp_u[i]:#06x}"
+            for i in bad[:8]
+        ]
+        pytest.fail(f"{bad.size} conversions differ, e.g.\n" + "\n".join(shown))
+
+
+def _assert_same_f32(got, expected):
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected), err_msg="NaN positions differ")
+    keep = ~np.isnan(expected)
+    # compare bits, so that -0.0 and +0.0 are told apart
+    np.testing.assert_array_equal(got[keep].view(np.uint32), expected[keep].view(np.uint32))
+
+
+def _ties_and_neighbours(all_values16):
+    """Every midpoint between consecutive finite 16-bit values (and the midpoint past the largest,
+    which must round to inf), plus the float32 neighbours of each midpoint, both signs."""
+    as64 = _cast(all_values16, np.float64)
+    finite = np.unique(as64[np.isfinite(as64)])
+    finite = finite[finite >= 0]  # +0 up to the largest finite value
+    # the value one ulp above the largest finite one (not representable: it is where inf starts)
+    top = finite[-1] + (finite[-1] - finite[-2])
+    edges = np.append(finite, top)
+    mids64 = (edges[:-1] + edges[1:]) / 2
+    mids = mids64.astype(np.float32)
+    assert np.array_equal(mids.astype(np.float64), mids64), "midpoints must be exact in float32"
+    up = np.nextafter(mids, np.float32(np.inf))
+    down = np.nextafter(mids, np.float32(0))
+    positive = np.concatenate([mids, up, down])
+    return np.concatenate([positive, -positive]).astype(np.float32)
+
+
+def _special_f32():
+    f = np.float32
+    return np.array(
+        [
+            0.0,
+            -0.0,
+            np.inf,
+            -np.inf,
+            np.nan,
+            -np.nan,
+            np.finfo(f).max,
+            -np.finfo(f).max,
+            np.finfo(f).tiny,
+            np.finfo(f).smallest_subnormal,
+            -np.finfo(f).smallest_subnormal,
+            65504.0,
+            65519.996,
+            65520.0,
+            65536.0,
+            1e5,
+            -1e5,
+            2.0**-24,
+            2.0**-25,
+            2.0**-25 * 1.0000001,
+            2.0**-26,
+            2.0**-14,
+            2.0**-14 - 2.0**-25,
+            3.3895314e38,
+            3.3961776e38,
+        ],
+        dtype=f,
+    )
+
+
+def _random_f32(seed, count=1 << 22):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 1 << 32, size=count, dtype=np.uint64).astype(np.uint32).view(np.float32)
+
+
+def _f32_range(lo_bits, hi_bits):
+    """Every float32 whose bit pattern lies in ``[lo_bits, hi_bits)``, both signs."""
+    bits = np.arange(lo_bits, hi_bits, dtype=np.uint32)
+    return np.concatenate([bits, bits | np.uint32(0x80000000)]).view(np.float32)
+
+
+# --- float16 ---------------------------------------------------------------------------------
+
+ALL_BITS = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16)
+
+
+def test_half_bits_to_f32_exhaustive():
+    got = _half_to_f32_all(ALL_BITS)
+    expected = ALL_BITS.view(np.float16).astype(np.float32)
+    _assert_same_f32(got, expected)
+    assert np.isnan(got).sum() == 2 * 1023  # every NaN pattern (nonzero mantissa, both signs)
+
+
+def test_f32_to_half_bits_roundtrips_every_half():
+    values = ALL_BITS.view(np.float16).astype(np.float32)
+    got = _f32_to_half_all(values)
+    finite = ~np.isnan(values)
+    np.testing.assert_array_equal(got[finite], ALL_BITS[finite])
+    assert np.isnan(got.view(np.float16)[~finite].astype(np.float32)).all()
+
+
+def test_f32_to_half_bits_ties_to_even_and_neighbours():
+    values = _ties_and_neighbours(ALL_BITS.view(np.float16))
+    _assert_same_16bit(_f32_to_half_all(values), _cast(values, np.float16), values)
+
+
+def test_f32_to_half_bits_special_values_and_overflow():
+    values = _special_f32()
+    got = _f32_to_half_all(values)
+    _assert_same_16bit(got, _cast(values, np.float16), values)
+    halves = got.view(np.float16)
+    assert halves[values == np.float32(65520.0)] == np.inf  # the tie above 65504 rounds to inf
+    assert halves[values == np.float32(65519.996)] == np.float16(65504.0)
+    assert np.signbit(halves[1]) and halves[1] == 0  # -0.0 keeps its sign
+
+
+def test_f32_to_half_bits_subnormal_and_boundary_ranges():
+    values = np.concatenate(
+        [
+            # float32 subnormals and tiny normals: all round to +-0 or the smallest half subnormals
+            _f32_range(0x00000000, 0x00010000),
+            _f32_range(0x33000000 - 0x20000, 0x33000000 + 0x20000),  # around 2^-25 (half of 2^-24)
+            _f32_range(0x33800000 - 0x10000, 0x33800000 + 0x10000),  # around 2^-24
+            _f32_range(0x38800000 - 0x40000, 0x38800000 + 0x40000),  # subnormal/normal boundary
+            _f32_range(0x477FE000 - 0x4000, 0x47800000 + 0x4000),  # overflow threshold
+        ]
+    )
+    _assert_same_16bit(_f32_to_half_all(values), _cast(values, np.float16), values)
+
+
+def test_f32_to_half_bits_subnormal_grid():
+    # every half subnormal scaled by every fraction k/8 of its spacing: many exact ties
+    units = np.arange(0, 1025, dtype=np.float64)
+    fractions = np.arange(8, dtype=np.float64) / 8
+    values = ((units[:, None] + fractions[None, :]) * 2.0**-24).ravel().astype(np.float32)
+    values = np.concatenate([values, -values])
+    _assert_same_16bit(_f32_to_half_all(values), _cast(values, np.float16), values)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_f32_to_half_bits_random_bit_patterns(seed):
+    values = _random_f32(seed)
+    _assert_same_16bit(_f32_to_half_all(values), _cast(values, np.float16), values)
+
+
+# --- bfloat16 --------------------------------------------------------------------------------
+
+
+def test_bfloat16_bits_to_f32_exhaustive():
+    bf16 = _bfloat16()
+    bits = ALL_BITS.view(np.int16)
+    got = _bf16_to_f32_all(bits)
+    expected = ALL_BITS.view(bf16).astype(np.float32)
+    _assert_same_f32(got, expected)
+    # bfloat16 is exactly the top half of a float32 (NaNs included)
+    np.testing.assert_array_equal(got.view(np.uint32), ALL_BITS.astype(np.uint32) << 16)
+
+
+def test_f32_to_bfloat16_bits_roundtrips_every_bfloat16():
+    bf16 = _bfloat16()
+    values = ALL_BITS.view(bf16).astype(np.float32)
+    got = _f32_to_bf16_all(values)
+    finite = ~np.isnan(values)
+    np.testing.assert_array_equal(got.view(np.uint16)[finite], ALL_BITS[finite])
+    assert np.isnan(_cast(got.view(bf16)[~finite], np.float32)).all()
+
+
+def test_f32_to_bfloat16_bits_ties_to_even_and_neighbours():
+    bf16 = _bfloat16()
+    values = _ties_and_neighbours(ALL_BITS.view(bf16))
+    _assert_same_16bit(_f32_to_bf16_all(values), _cast(values, bf16), values)
+
+
+def test_f32_to_bfloat16_bits_special_and_ranges():
+    bf16 = _bfloat16()
+    values = np.concatenate(
+        [
+            _special_f32(),
+            _f32_range(0x00000000, 0x00040000),  # float32 subnormals
+            _f32_range(0x007F0000, 0x00810000),  # subnormal/normal boundary
+            _f32_range(0x7F7F0000, 0x7F800001),  # overflow threshold and inf
+            _f32_range(0x7F800001, 0x7F808000),  # signalling and quiet NaNs
+        ]
+    )
+    got = _f32_to_bf16_all(values)
+    _assert_same_16bit(got, _cast(values, bf16), values)
+    assert np.all(got.view(bf16)[values == np.finfo(np.float32).max].astype(np.float32) == np.inf)
+
+
+@pytest.mark.parametrize("seed", [2, 3])
+def test_f32_to_bfloat16_bits_random_bit_patterns(seed):
+    bf16 = _bfloat16()
+    values = _random_f32(seed)
+    _assert_same_16bit(_f32_to_bf16_all(values), _cast(values, bf16), values)
+
+
+# --- half-precision inputs through the public functions ---------------------------------------
+
+
+def test_float16_log_softmax_of_wide_row_does_not_overflow():
+    x = np.zeros(100_000, dtype=np.float16)
+    got = lsm.log_softmax(x)
+    assert got.dtype == np.float16
+    assert np.all(got == np.float16(-np.log(100_000.0)))
+    assert got[0] == np.float16(-11.5129)
+    np.testing.assert_array_equal(lsm.softmax(x), np.full(x.shape, np.float16(1e-5)))
+    assert not np.any(x)  # the input is untouched
+
+
+def test_float16_logsumexp_of_wide_row_is_finite():
+    x = np.ones(70_000, dtype=np.float16)
+    got = lsm.logsumexp(x)
+    assert got.dtype == np.float16
+    assert np.isfinite(got)
+    assert got == np.float16(1 + np.log(70_000.0))
+    assert abs(float(got) - 12.16) < 0.01
+
+
+def _ulp_index(values):
+    """Map 16-bit floats onto consecutive integers (so the difference counts ulps)."""
+    bits = values.view(np.uint16).astype(np.int64)
+    return np.where(bits & 0x8000, -(bits & 0x7FFF), bits)
+
+
+def _reference64(func, x, axis):
+    x = x.astype(np.float64)
+    lse = np.log(np.sum(np.exp(x - x.max(axis=axis, keepdims=True)), axis=axis, keepdims=True))
+    lse = lse + x.max(axis=axis, keepdims=True)
+    if func == "log_softmax":
+        return x - lse
+    if func == "softmax":
+        return np.exp(x - lse)
+    return np.squeeze(lse, axis=axis)
+
+
+def _half_dtypes():
+    dtypes = [np.dtype(np.float16)]
+    try:
+        import ml_dtypes
+    except ImportError:
+        return dtypes
+    return [*dtypes, np.dtype(ml_dtypes.bfloat16)]
+
+
+@pytest.mark.parametrize("dtype", _half_dtypes(), ids=lambda d: d.name)
+@pytest.mark.parametrize("func", ["log_softmax", "softmax", "logsumexp"])
+@pytest.mark.parametrize(
+    ("shape", "axis"), [((7, 300), 1), ((300, 7), 0), ((3, 40_000), -1), ((2, 20_000, 3), 1), ((5000,), 0)]
+)
+def test_half_results_within_one_ulp_of_rounded_float64(dtype, func, shape, axis):
+    rng = np.random.default_rng(zlib.crc32(repr((func, shape)).encode()))
+    x = (rng.standard_normal(shape) * 6).astype(dtype)
+    got = getattr(lsm, func)(x, axis=axis)
+    assert got.dtype == dtype
+    expected = _reference64(func, x, axis).astype(dtype)
+    distance = np.abs(_ulp_index(np.asarray(got)) - _ulp_index(np.asarray(expected)))
+    assert distance.max() <= 1, f"{func} {dtype.name}: worst error {distance.max()} ulp"
+
+
+def test_half_dtype_argument_rounds_float64_input():
+    x = np.linspace(-30, 30, 1001)
+    got = lsm.log_softmax(x, dtype=np.float16)
+    assert got.dtype == np.float16
+    expected = _reference64("log_softmax", x.astype(np.float16), -1).astype(np.float16)
+    assert np.abs(_ulp_index(got) - _ulp_index(expected)).max() <= 1
+
+
+@pytest.mark.parametrize("dtype", _half_dtypes(), ids=lambda d: d.name)
+def test_half_where_and_b_within_one_ulp(dtype):
+    rng = np.random.default_rng(5)
+    x = (rng.standard_normal((50, 70)) * 4).astype(dtype)
+    mask = rng.random(x.shape) < 0.5
+    mask[3] = False  # one fully excluded row
+    x64 = np.where(mask, x.astype(np.float64), -np.inf)
+    with np.errstate(invalid="ignore"):
+        log_p = _reference64("log_softmax", x64, 1)
+    log_p[~mask] = -np.inf
+    log_p[3] = -np.inf
+    got = lsm.log_softmax(x, axis=1, where=mask)
+    assert got.dtype == dtype
+    assert np.abs(_ulp_index(got) - _ulp_index(log_p.astype(dtype))).max() <= 1
+    got_p = lsm.softmax(x, axis=1, where=mask)
+    assert np.abs(_ulp_index(got_p) - _ulp_index(np.exp(log_p).astype(dtype))).max() <= 1
+    # weights are converted to the float32 accumulator for 16-bit inputs
+    b = rng.random(x.shape[1]) * 3
+    b32 = b.astype(np.float32).astype(np.float64)
+    m = x.astype(np.float64).max(axis=1, keepdims=True)
+    expected = (m + np.log(np.sum(b32 * np.exp(x.astype(np.float64) - m), axis=1, keepdims=True)))[:, 0]
+    got_lse = lsm.logsumexp(x, axis=1, b=b)
+    assert got_lse.dtype == dtype
+    assert np.abs(_ulp_index(got_lse) - _ulp_index(expected.astype(dtype))).max() <= 1
