@@ -94,6 +94,11 @@ def _logsumexp_group(x, m, has_nan, at_max, rest):
             return nan, nan
         return m, to_acc(np.sign(at_max), x)
     big, small = (at_max, rest) if abs(at_max) >= abs(rest) else (rest, at_max)
+    if abs(big) == np.inf:  # infinite weights: S = +-inf, or inf - inf
+        total = at_max + rest
+        if total != total:
+            return nan, nan
+        return abs(total), to_acc(np.sign(total), x)
     if big == 0 or small / big == -1:  # the weights cancel: S = 0
         return to_acc(-np.inf, x), zero
     return m + math.log(abs(big)) + math.log1p(small / big), to_acc(np.sign(big), x)
