@@ -1,10 +1,9 @@
-"""The public functions: validate, plan, dispatch, return. Kernels live in ``lsm.cpu``."""
+"""The public functions: validate, plan, dispatch, return. Kernels live in the backends."""
 
 import numpy as np
 
 from . import _plan
 from ._dispatch import backend_for
-from .cpu import _launch
 
 
 def _finish(result, out):
@@ -15,7 +14,7 @@ def _finish(result, out):
 
 
 def _softmax_family(func, x, axis, dtype, out, where, log):
-    backend_for(x, out, where)
+    backend = backend_for(x, out, where)
     plan = _plan.make_plan(func, x, axis, dtype, where=where)
     if out is None:
         result = np.empty(plan.shape, dtype=plan.dtype)
@@ -26,17 +25,13 @@ def _softmax_family(func, x, axis, dtype, out, where, log):
     direct = target is not None
     if not direct:  # an out= whose strides do not fit the view: compute, then copy in
         target = np.empty(plan.x.shape, dtype=_plan.storage_dtype(plan.dtype))
-    _launch.softmax(plan.x, plan.where, target, log)
+    backend.softmax(plan.x, plan.where, target, log)
     if not direct:
-        shaped = result.reshape(plan.work_shape)
-        (shaped if plan.perm is None else shaped.transpose(plan.perm))[...] = _unview(target, plan, shaped)
+        permuted = result.reshape(plan.work_shape)
+        if plan.perm is not None:
+            permuted = permuted.transpose(plan.perm)
+        permuted[...] = target.view(plan.dtype).reshape(permuted.shape)
     return _finish(result, out)
-
-
-def _unview(target, plan, shaped):
-    """The canonical ``target`` back in the (transposed) shape of the result, as result dtype."""
-    permuted = shaped if plan.perm is None else shaped.transpose(plan.perm)
-    return target.view(plan.dtype).reshape(permuted.shape)
 
 
 def log_softmax(x, axis=-1, *, dtype=None, out=None, where=None):
@@ -223,7 +218,7 @@ def logsumexp(x, axis=None, *, keepdims=False, b=None, return_sign=False, dtype=
     >>> round(float(value), 6), float(sign)
     (1.541325, -1.0)
     """
-    backend_for(x, out, where, b)
+    backend = backend_for(x, out, where, b)
     plan = _plan.make_plan("logsumexp", x, axis, dtype, where=where, b=b)
     kept = plan.kept_shape
     shape = (
@@ -244,7 +239,7 @@ def logsumexp(x, axis=None, *, keepdims=False, b=None, return_sign=False, dtype=
         lse = np.empty(plan.x.shape[::2], dtype=_plan.storage_dtype(plan.dtype))
     sign = np.empty(kept, dtype=plan.dtype) if return_sign else None
     sign_view = None if sign is None else plan.reduced_view(_plan.as_storage(sign, plan.dtype))
-    _launch.logsumexp(plan.x, plan.where, plan.b, lse, sign_view)
+    backend.logsumexp(plan.x, plan.where, plan.b, lse, sign_view)
     if not direct:  # copy into the kept axes of out (squeezing keepdims' axes is always a view)
         kept_out = result.squeeze(axis=plan.axes) if keepdims and plan.shape else result
         kept_out[...] = lse.view(plan.dtype).reshape(kept)

@@ -1,11 +1,13 @@
 """Which backend owns an array.
 
 Decided from the type alone, without importing any GPU or Dask module: an object is recognised
-by the attributes and module names it carries. Today only the NumPy backend exists; GPU and Dask
+by the attributes and module names it carries. Today only the NumPy backend (``lsm.cpu``) exists; GPU and Dask
 arrays get a clear ``NotImplementedError`` naming their type instead of a silent copy to the host.
 """
 
 import numpy as np
+
+from .cpu import _launch as cpu_backend
 
 
 def _type_name(obj):
@@ -30,12 +32,17 @@ def _is_dask_array(obj):
 
 
 def backend_for(*operands):
-    """Return the backend name (``"numpy"``) for the operands of one call.
+    """The backend that runs a call on these operands: a module with ``softmax`` and ``logsumexp``.
 
     Parameters
     ----------
     *operands
         The array arguments of the call (``None`` entries are skipped).
+
+    Returns
+    -------
+    module
+        ``lsm.cpu._launch`` for NumPy arrays and anything ``np.asarray`` accepts.
 
     Raises
     ------
@@ -62,4 +69,4 @@ def backend_for(*operands):
                 f"lsm has no GPU backend yet: got {_type_name(operand)}; "
                 "copy the array to the host explicitly (for example with .get()) to use the CPU kernels"
             )
-    return "numpy"
+    return cpu_backend

@@ -1,4 +1,4 @@
-"""Pick the serial or parallel CPU kernel for a call and run it thread-safely.
+"""The CPU backend's entry points: pick the serial or parallel kernel and run it thread-safely.
 
 Numba's ``workqueue`` threading layer aborts the process when two Python threads enter parallel
 kernels at the same time. lsm does not change the user's Numba configuration; instead the first
@@ -46,9 +46,10 @@ def _run(serial, parallel, size, *args):
 def softmax(x, where, out, log):
     """Fill ``out`` with (log_)softmax of the canonical view ``x`` along axis 1."""
     if x.shape[2] == 1:
-        _run(_kernels.softmax_rows_serial, _kernels.softmax_rows_parallel, x.size, x, where, out, log)
+        kernels = _kernels.softmax_rows_serial, _kernels.softmax_rows_parallel
     else:
-        _run(_kernels.softmax_columns_serial, _kernels.softmax_columns_parallel, x.size, x, where, out, log)
+        kernels = _kernels.softmax_columns_serial, _kernels.softmax_columns_parallel
+    _run(*kernels, x.size, x, where, out, log)
 
 
 def logsumexp(x, where, b, lse, sign):
