@@ -35,7 +35,8 @@ def _included_overload(where, b, o, j, i):
         return lambda where, b, o, j, i: where[o, j, i]
     if _is_none(where):
         return lambda where, b, o, j, i: b[o, j, i] != 0
-    return lambda where, b, o, j, i: where[o, j, i] and b[o, j, i] != 0
+    # "&" rather than "and": a short-circuit here trips a Numba IR scoping check
+    return lambda where, b, o, j, i: where[o, j, i] & (b[o, j, i] != 0)
 
 
 @overload(weight, inline="always")
