@@ -1,11 +1,12 @@
 """log_softmax, softmax and logsumexp over memory layouts and axis combinations.
 
 Every call reaches the kernels as a canonical ``(outer, n, inner)`` view: the row kernel when
-``inner == 1``, the column kernel (tiles of 64 columns) otherwise, each serial below 32768
-elements and parallel above. These tests drive each path through C and Fortran order, every
-axis, tuples of axes, broadcast (zero-stride) inputs, strides that cannot merge and
-non-contiguous ``out=`` arrays, and compare with the long double references. A NaN, a +inf and a
--inf are planted in single groups so that a group mapped to the wrong place shows up.
+``inner == 1``, the column kernel (tiles of 64 columns) otherwise, each serial below
+``PARALLEL_MIN_ELEMENTS`` elements and parallel above. These tests drive each path through C
+and Fortran order, every axis, tuples of axes, broadcast (zero-stride) inputs, strides that
+cannot merge and non-contiguous ``out=`` arrays, and compare with the long double references.
+A NaN, a +inf and a -inf are planted in single groups so that a group mapped to the wrong place
+shows up.
 """
 
 import numpy as np
@@ -14,6 +15,7 @@ from adversarial import BFLOAT16
 from reference import assert_close, ref_log_softmax, ref_logsumexp, ref_softmax
 
 import lsm
+from lsm.cpu._launch import PARALLEL_MIN_ELEMENTS
 
 nan, inf = np.nan, np.inf
 F16, F32, F64 = np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)
@@ -21,7 +23,6 @@ NAMES = ["log_softmax", "softmax", "logsumexp"]
 REFERENCES = {"log_softmax": ref_log_softmax, "softmax": ref_softmax, "logsumexp": ref_logsumexp}
 ALL_FLOATS = [F16, BFLOAT16, F32, F64]
 ALL_FLOAT_IDS = ["float16", "bfloat16", "float32", "float64"]
-PARALLEL_MIN_ELEMENTS = 1 << 15  # lsm.cpu._launch.PARALLEL_MIN_ELEMENTS
 
 
 def data(shape, dtype=F64, seed=0, order="C", plant=True):

@@ -524,7 +524,7 @@ SIDES = [1, 2, 3, 33, 65, 130, 257]
 def larger_arrays(draw):
     """Arrays up to ~130k elements (values from a seeded generator, not drawn one by one), with
     some -inf and an optional mask, so the blocked sums, the 64-column tiles and the parallel
-    kernels (from 32768 elements) all meet random data."""
+    kernels (from ``PARALLEL_MIN_ELEMENTS`` elements) all meet random data."""
     dtype = draw(st.sampled_from(FLOAT_DTYPES))
     ndim = draw(st.integers(1, 3))
     shape = tuple(draw(st.lists(st.sampled_from(SIDES), min_size=ndim, max_size=ndim)))

@@ -14,8 +14,9 @@ import numba
 from . import _kernels
 
 # Below this many elements a call runs on the calling thread: waking the pool costs more than it
-# saves (measured with scripts/measure_overhead.py; see benchmarks/RESULTS.md).
-PARALLEL_MIN_ELEMENTS = 1 << 15
+# saves. scripts/measure_overhead.py puts the crossover at about 2,048 elements on 2 cores (the
+# parallel kernels are 1.7-2x faster from 4,096 on); see benchmarks/RESULTS.md.
+PARALLEL_MIN_ELEMENTS = 4096
 
 
 class _ParallelGate:
