@@ -44,6 +44,18 @@ def f32_from_bits(typingctx, bits):
 
 
 @intrinsic
+def f64_from_bits(typingctx, bits):
+    """Reinterpret the bits of a 64-bit integer as a float64 (no conversion)."""
+    if not isinstance(bits, types.Integer) or bits.bitwidth != 64:
+        raise TypingError("f64_from_bits expects a 64-bit integer")
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(types.float64))
+
+    return types.float64(bits), codegen
+
+
+@intrinsic
 def f32_to_bits(typingctx, value):
     """Reinterpret the bits of a float32 as a uint32 (no conversion)."""
     if value != types.float32:

@@ -1,0 +1,71 @@
+"""The vectorisable exp of lsm/cpu/_exp.py against np.exp in float64."""
+
+import numba
+import numpy as np
+import pytest
+
+from lsm.cpu._exp import exp32, exp64
+
+
+@numba.njit
+def _exp32_all(x):
+    out = np.empty_like(x)
+    for i in range(x.size):
+        out[i] = exp32(x[i])
+    return out
+
+
+@numba.njit
+def _exp64_all(x):
+    out = np.empty_like(x)
+    for i in range(x.size):
+        out[i] = exp64(x[i])
+    return out
+
+
+def _check(got, x, dtype):
+    """At most 2 ulp where the result is normal, one smallest subnormal below, exact specials."""
+    finfo = np.finfo(dtype)
+    with np.errstate(over="ignore", under="ignore"):
+        exact = np.exp(x.astype(np.float64) if dtype == np.float32 else x.astype(np.longdouble))
+    rounded = exact.astype(dtype)
+    normal = (np.abs(exact) >= finfo.smallest_normal) & np.isfinite(rounded)
+    relative = np.abs(got[normal] - exact[normal]) / exact[normal]
+    assert relative.max() <= 2 * finfo.eps, f"worst x {x[normal][np.argmax(relative)]}"
+    tiny = (exact < finfo.smallest_normal) & np.isfinite(x)
+    assert np.all(np.abs(got[tiny] - exact[tiny]) <= finfo.smallest_subnormal)
+    overflow = np.isinf(rounded) & ~np.isnan(x)
+    assert np.array_equal(got[overflow], rounded[overflow])
+    assert np.array_equal(np.isnan(got), np.isnan(x))
+
+
+def test_exp32_over_the_whole_float32_range():
+    # every 61st float32 bit pattern, both signs: 7e7 inputs spread evenly over every binade
+    bits = np.arange(0, 2**32, 61, dtype=np.uint64).astype(np.uint32)
+    x = np.concatenate(
+        [bits.view(np.float32), np.float32([0, -0.0, np.inf, -np.inf, np.nan, 88.72283, -87.33654])]
+    )
+    _check(_exp32_all(x), x, np.float32)
+
+
+def test_exp64_over_its_whole_range():
+    rng = np.random.default_rng(0)
+    x = np.concatenate(
+        [
+            np.linspace(-750, 715, 2_000_001),
+            rng.uniform(-1, 1, 1_000_000),
+            rng.uniform(-745.2, -708, 200_000),  # subnormal results
+            [0.0, -0.0, np.inf, -np.inf, np.nan, 709.782712893384, -708.3964185322641, 1e-300, -1e300],
+        ]
+    )
+    _check(_exp64_all(x), x, np.float64)
+
+
+@pytest.mark.parametrize(("func", "dtype"), [(exp32, np.float32), (exp64, np.float64)])
+def test_special_values(func, dtype):
+    assert func(dtype(-np.inf)) == 0
+    assert func(dtype(np.inf)) == np.inf
+    assert np.isnan(func(dtype(np.nan)))
+    assert func(dtype(0)) == 1
+    assert func(dtype(-1e30)) == 0
+    assert func(dtype(1e30)) == np.inf
