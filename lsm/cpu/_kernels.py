@@ -1,9 +1,9 @@
-"""Numba CPU kernels over the canonical ``(outer, n, inner)`` view.
+"""Numba CPU kernels over the canonical views.
 
-Every public call reaches these kernels as a strided 3-D view whose middle axis is the reduced
-one (see ``lsm._plan``). ``inner == 1`` is the *row* case: each group is a row, and rows are
-spread over threads. ``inner > 1`` is the *column* case: groups are columns of a strided axis,
-and threads take tiles of ``COLUMN_TILE`` adjacent columns so that every pass reads memory in
+Every public call reaches these kernels in canonical form (see ``lsm._plan``): the *row* case
+(``inner == 1``) as a 2-d view ``(outer, n)`` whose rows are the groups, spread over threads; the
+*column* case as the 3-d view ``(outer, n, inner)`` whose groups are columns of a strided axis,
+with threads taking tiles of ``COLUMN_TILE`` adjacent columns so that every pass reads memory in
 order along the contiguous inner axis.
 
 Each kernel exists twice: ``*_parallel`` (``prange`` over rows or tiles) and ``*_serial`` for
@@ -19,15 +19,16 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from ._exp import fast_exp
 from ._optional import included, put_sign
 from ._scalar import load, store, to_acc
-from ._stats import group_max, group_sums, tile_stats
+from ._stats import row_max, row_sums, tile_stats
 
 COLUMN_TILE = 64  # columns per task in the column kernels
 
 
 @njit(cache=True)
-def _normaliser(x, m, has_nan, at_max, rest):
+def _normaliser(x, m, at_max, rest):
     """``(shift, log_norm, inv_norm)`` for softmax-type outputs of one group.
 
     Valid groups give ``x - shift - log_norm`` (log_softmax) and ``exp(x - shift) * inv_norm``
@@ -35,48 +36,50 @@ def _normaliser(x, m, has_nan, at_max, rest):
     A group containing NaN or +inf, or whose included elements are all -inf (``m = -inf``), gets
     a NaN shift, so every included output of it is NaN as the contract requires.
     """
-    if has_nan or not abs(m) < np.inf:
+    if not abs(m) < np.inf or rest != rest:
         nan = to_acc(np.nan, x)
         return nan, nan, nan
     return m, math.log(at_max) + math.log1p(rest / at_max), 1 / (at_max + rest)
 
 
 @njit(cache=True)
-def _softmax_value(x, where, out, o, j, i, shift, log_norm, inv_norm, log):
+def _softmax_value(x, where, out, index, shift, log_norm, inv_norm, log):
     """One output element: log-probability or probability (masked elements: -inf or 0)."""
-    if not included(where, None, o, j, i):
+    if not included(where, None, index):
         return store(-np.inf if log else 0.0, out)
-    d = load(x[o, j, i]) - shift
-    return store(d - log_norm if log else math.exp(d) * inv_norm, out)
+    d = load(x[index]) - shift
+    return store(d - log_norm if log else fast_exp(d) * inv_norm, out)
 
 
 @njit(cache=True)
 def _softmax_row(x, where, out, o, log):
-    m, has_nan = group_max(x, where, None, o, 0)
-    at_max, rest = group_sums(x, where, None, o, 0, m)
-    shift, log_norm, inv_norm = _normaliser(x, m, has_nan, at_max, rest)
-    for j in range(x.shape[1]):
-        out[o, j, 0] = _softmax_value(x, where, out, o, j, 0, shift, log_norm, inv_norm, log)
+    row = x[o]
+    row_where = None if where is None else where[o]
+    m = row_max(row, row_where, None)
+    at_max, rest = row_sums(row, row_where, None, m)
+    shift, log_norm, inv_norm = _normaliser(x, m, at_max, rest)
+    out_row = out[o]
+    for j in range(row.shape[0]):
+        out_row[j] = _softmax_value(row, row_where, out_row, j, shift, log_norm, inv_norm, log)
 
 
 @njit(cache=True)
 def _softmax_tile(x, where, out, o, i0, i1, log):
-    m, has_nan, at_max, rest = tile_stats(x, where, None, o, i0, i1)
+    m, at_max, rest = tile_stats(x, where, None, o, i0, i1)
     width = i1 - i0
     shift = np.empty_like(m)
     log_norm = np.empty_like(m)
     inv_norm = np.empty_like(m)
     for t in range(width):
-        shift[t], log_norm[t], inv_norm[t] = _normaliser(x, m[t], has_nan[t], at_max[t], rest[t])
+        shift[t], log_norm[t], inv_norm[t] = _normaliser(x, m[t], at_max[t], rest[t])
     for j in range(x.shape[1]):
         for t in range(width):
-            out[o, j, i0 + t] = _softmax_value(
-                x, where, out, o, j, i0 + t, shift[t], log_norm[t], inv_norm[t], log
-            )
+            index = (o, j, i0 + t)
+            out[index] = _softmax_value(x, where, out, index, shift[t], log_norm[t], inv_norm[t], log)
 
 
 @njit(cache=True)
-def _logsumexp_group(x, m, has_nan, at_max, rest):
+def _logsumexp_group(x, m, at_max, rest):
     """``(log|S|, sign(S))`` of ``S = e^m (A + R)`` for one group, from its statistics.
 
     ``log|A + R|`` is taken as ``log|big| + log1p(small / big)`` with ``big`` the larger of the
@@ -85,7 +88,7 @@ def _logsumexp_group(x, m, has_nan, at_max, rest):
     """
     nan = to_acc(np.nan, x)
     zero = to_acc(0.0, x)
-    if has_nan or at_max != at_max or rest != rest:  # NaN in x or in the weights
+    if m != m or at_max != at_max or rest != rest:  # NaN in x or in the weights
         return nan, nan
     if m == -np.inf:  # nothing included above -inf: S = 0
         return m, zero
@@ -105,27 +108,30 @@ def _logsumexp_group(x, m, has_nan, at_max, rest):
 
 
 @njit(cache=True)
-def _store_logsumexp(lse, sign, o, i, value, value_sign):
+def _store_logsumexp(lse, sign, index, value, value_sign):
     # Without return_sign a negative sum has no real logarithm: NaN, as scipy.special gives.
     negative_without_sign = sign is None and value_sign < 0
-    lse[o, i] = store(np.nan if negative_without_sign else value, lse)
-    put_sign(sign, o, i, store(value_sign, lse))
+    lse[index] = store(np.nan if negative_without_sign else value, lse)
+    put_sign(sign, index, store(value_sign, lse))
 
 
 @njit(cache=True)
 def _logsumexp_row(x, where, b, lse, sign, o):
-    m, has_nan = group_max(x, where, b, o, 0)
-    at_max, rest = group_sums(x, where, b, o, 0, m)
-    value, value_sign = _logsumexp_group(x, m, has_nan, at_max, rest)
-    _store_logsumexp(lse, sign, o, 0, value, value_sign)
+    row = x[o]
+    row_where = None if where is None else where[o]
+    row_b = None if b is None else b[o]
+    m = row_max(row, row_where, row_b)
+    at_max, rest = row_sums(row, row_where, row_b, m)
+    value, value_sign = _logsumexp_group(x, m, at_max, rest)
+    _store_logsumexp(lse, sign, o, value, value_sign)
 
 
 @njit(cache=True)
 def _logsumexp_tile(x, where, b, lse, sign, o, i0, i1):
-    m, has_nan, at_max, rest = tile_stats(x, where, b, o, i0, i1)
+    m, at_max, rest = tile_stats(x, where, b, o, i0, i1)
     for t in range(i1 - i0):
-        value, value_sign = _logsumexp_group(x, m[t], has_nan[t], at_max[t], rest[t])
-        _store_logsumexp(lse, sign, o, i0 + t, value, value_sign)
+        value, value_sign = _logsumexp_group(x, m[t], at_max[t], rest[t])
+        _store_logsumexp(lse, sign, (o, i0 + t), value, value_sign)
 
 
 @njit(cache=True)
@@ -141,7 +147,7 @@ def _tile_count(outer, inner):
     return outer * ((inner + COLUMN_TILE - 1) // COLUMN_TILE)
 
 
-# --- drivers: softmax / log_softmax -------------------------------------------------------
+# --- drivers: softmax / log_softmax; rows take (outer, n) views, columns (outer, n, inner) ----
 
 
 @njit(cache=True)
@@ -170,7 +176,7 @@ def softmax_columns_parallel(x, where, out, log):
         _softmax_tile(x, where, out, o, i0, i1, log)
 
 
-# --- drivers: logsumexp -------------------------------------------------------------------
+# --- drivers: logsumexp; rows write lse of shape (outer,), columns (outer, inner) ------------
 
 
 @njit(cache=True)

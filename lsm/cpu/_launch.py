@@ -44,10 +44,16 @@ def _run(serial, parallel, size, *args):
     return _gate.run(parallel, *args)
 
 
+def _rows(array):
+    """Drop the unit inner axis: row kernels index ``(outer, n)``, so LLVM sees unit strides."""
+    return None if array is None else array[..., 0]
+
+
 def softmax(x, where, out, log):
     """Fill ``out`` with (log_)softmax of the canonical view ``x`` along axis 1."""
     if x.shape[2] == 1:
         kernels = _kernels.softmax_rows_serial, _kernels.softmax_rows_parallel
+        x, where, out = _rows(x), _rows(where), _rows(out)
     else:
         kernels = _kernels.softmax_columns_serial, _kernels.softmax_columns_parallel
     _run(*kernels, x.size, x, where, out, log)
@@ -57,6 +63,7 @@ def logsumexp(x, where, b, lse, sign):
     """Fill ``lse`` (and ``sign`` unless None) with logsumexp of ``x`` along axis 1."""
     if x.shape[2] == 1:
         kernels = _kernels.logsumexp_rows_serial, _kernels.logsumexp_rows_parallel
+        x, where, b, lse, sign = _rows(x), _rows(where), _rows(b), _rows(lse), _rows(sign)
     else:
         kernels = _kernels.logsumexp_columns_serial, _kernels.logsumexp_columns_parallel
     _run(*kernels, x.size, x, where, b, lse, sign)

@@ -2,7 +2,8 @@
 
 Each helper is overloaded on its operand's type: when the caller passes ``None`` the overload
 returns a constant (always kept, weight one, nothing stored), so the kernel compiled for that
-signature carries no mask, weight or sign code at all.
+signature carries no mask, weight or sign code at all. ``index`` is whatever indexes the arrays:
+an integer for a 1-d row, a tuple such as ``(o, j, i)`` for the canonical 3-d view.
 """
 
 from numba import types
@@ -11,16 +12,16 @@ from numba.extending import overload
 from ._scalar import to_acc
 
 
-def included(where, b, o, j, i):
-    """Whether element ``(o, j, i)`` takes part: ``where`` is True there and ``b`` is nonzero."""
+def included(where, b, index):
+    """Whether element ``index`` takes part: ``where`` is True there and ``b`` is nonzero."""
 
 
-def weight(b, like, o, j, i):
-    """The weight ``b[o, j, i]`` in the accumulation type of ``like`` (one when ``b`` is None)."""
+def weight(b, like, index):
+    """The weight ``b[index]`` in the accumulation type of ``like`` (one when ``b`` is None)."""
 
 
-def put_sign(sign, o, i, value):
-    """Store ``value`` in ``sign[o, i]`` unless ``sign`` is None."""
+def put_sign(sign, index, value):
+    """Store ``value`` in ``sign[index]`` unless ``sign`` is None."""
 
 
 def _is_none(operand):
@@ -28,30 +29,30 @@ def _is_none(operand):
 
 
 @overload(included, inline="always")
-def _included_overload(where, b, o, j, i):
+def _included_overload(where, b, index):
     if _is_none(where) and _is_none(b):
-        return lambda where, b, o, j, i: True
+        return lambda where, b, index: True
     if _is_none(b):
-        return lambda where, b, o, j, i: where[o, j, i]
+        return lambda where, b, index: where[index]
     if _is_none(where):
-        return lambda where, b, o, j, i: b[o, j, i] != 0
+        return lambda where, b, index: b[index] != 0
     # "&" rather than "and": a short-circuit here trips a Numba IR scoping check
-    return lambda where, b, o, j, i: where[o, j, i] & (b[o, j, i] != 0)
+    return lambda where, b, index: where[index] & (b[index] != 0)
 
 
 @overload(weight, inline="always")
-def _weight_overload(b, like, o, j, i):
+def _weight_overload(b, like, index):
     if _is_none(b):
-        return lambda b, like, o, j, i: to_acc(1.0, like)
-    return lambda b, like, o, j, i: to_acc(b[o, j, i], like)
+        return lambda b, like, index: to_acc(1.0, like)
+    return lambda b, like, index: to_acc(b[index], like)
 
 
 @overload(put_sign, inline="always")
-def _put_sign_overload(sign, o, i, value):
+def _put_sign_overload(sign, index, value):
     if _is_none(sign):
-        return lambda sign, o, i, value: None
+        return lambda sign, index, value: None
 
-    def store_sign(sign, o, i, value):
-        sign[o, i] = value
+    def store_sign(sign, index, value):
+        sign[index] = value
 
     return store_sign

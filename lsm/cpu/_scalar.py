@@ -56,6 +56,18 @@ def f64_from_bits(typingctx, bits):
 
 
 @intrinsic
+def f64_to_bits(typingctx, value):
+    """Reinterpret the bits of a float64 as an int64 (no conversion)."""
+    if value != types.float64:
+        raise TypingError("f64_to_bits expects a float64")
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(types.int64))
+
+    return types.int64(types.float64), codegen
+
+
+@intrinsic
 def f32_to_bits(typingctx, value):
     """Reinterpret the bits of a float32 as a uint32 (no conversion)."""
     if value != types.float32:
