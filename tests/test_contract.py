@@ -520,7 +520,9 @@ def test_out_is_x_in_place(name, layout, dtype):
     for axis in range(-_in_place_operand(layout, dtype).ndim, 0):
         x = _in_place_operand(layout, dtype)
         original = x.copy()
-        expected = func(original, axis=axis)
+        # the same values in the same layout: vectorised sums may differ in the last bit
+        # between layouts, never between in-place and out-of-place calls on one layout
+        expected = func(_in_place_operand(layout, dtype), axis=axis)
         returned = func(x, axis=axis, out=x)
         assert returned is x
         np.testing.assert_array_equal(x, expected, err_msg=f"axis={axis}")

@@ -285,10 +285,12 @@ def test_logsumexp_where_and_b_combine(data, draw):
     x, axis, b = data
     mask = draw.draw(hnp.arrays(np.bool_, draw.draw(shapes_broadcasting_to(x.shape))))
     got = lsm.logsumexp(x, axis=axis, b=b, where=mask, return_sign=True)
-    # excluding an element is the same as giving it weight zero
-    zeroed = lsm.logsumexp(x, axis=axis, b=np.where(mask, b, 0.0), return_sign=True)
-    for g, z in zip(got, zeroed, strict=True):
-        np.testing.assert_array_equal(g, z)
+    # excluding an element is the same as giving it weight zero (up to the summation order,
+    # which may differ between the kernel compiled with a mask and the one without)
+    value, sign = lsm.logsumexp(x, axis=axis, b=np.where(mask, b, 0.0), return_sign=True)
+    np.testing.assert_array_equal(got[1], sign)
+    eps = np.finfo(x.dtype).eps
+    np.testing.assert_allclose(got[0], value, rtol=4 * eps, atol=4 * eps)
 
 
 @SETTINGS

@@ -73,9 +73,10 @@ def _softmax_tile(x, where, out, o, i0, i1, log):
     for t in range(width):
         shift[t], log_norm[t], inv_norm[t] = _normaliser(x, m[t], at_max[t], rest[t])
     for j in range(x.shape[1]):
+        values, out_j = x[o, j, i0:i1], out[o, j, i0:i1]
+        where_j = None if where is None else where[o, j, i0:i1]
         for t in range(width):
-            index = (o, j, i0 + t)
-            out[index] = _softmax_value(x, where, out, index, shift[t], log_norm[t], inv_norm[t], log)
+            out_j[t] = _softmax_value(values, where_j, out_j, t, shift[t], log_norm[t], inv_norm[t], log)
 
 
 @njit(cache=True)

@@ -20,6 +20,10 @@ def weight(b, like, index):
     """The weight ``b[index]`` in the accumulation type of ``like`` (one when ``b`` is None)."""
 
 
+def weight_if(b, like, index, condition):
+    """``weight(b, like, index)`` where ``condition`` holds, else zero."""
+
+
 def put_sign(sign, index, value):
     """Store ``value`` in ``sign[index]`` unless ``sign`` is None."""
 
@@ -45,6 +49,15 @@ def _weight_overload(b, like, index):
     if _is_none(b):
         return lambda b, like, index: to_acc(1.0, like)
     return lambda b, like, index: to_acc(b[index], like)
+
+
+@overload(weight_if, inline="always")
+def _weight_if_overload(b, like, index, condition):
+    if _is_none(b):
+        # a conversion, not a conditional: LLVM vectorises sums of this form
+        return lambda b, like, index, condition: to_acc(condition, like)
+    # a conditional, not a product: an infinite weight times zero would be NaN
+    return lambda b, like, index, condition: to_acc(b[index], like) if condition else to_acc(0.0, like)
 
 
 @overload(put_sign, inline="always")

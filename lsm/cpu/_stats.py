@@ -35,7 +35,7 @@ from numba import njit, types
 from numba.extending import overload
 
 from ._exp import fast_exp
-from ._optional import included, weight
+from ._optional import included, weight, weight_if
 from ._scalar import f32_from_bits, f32_to_bits, f64_from_bits, f64_to_bits, load, to_acc
 
 ROW_BLOCK = 256  # row elements per vectorised block sum
@@ -115,16 +115,18 @@ def row_max(row, where, b):
 
 
 @njit(cache=True, fastmath=_SUM_FASTMATH)
-def _row_block_sums(row, where, b, m, start, stop):
-    at_max = to_acc(0.0, row)
-    rest = to_acc(0.0, row)
-    for j in range(start, stop):
+def _block_sums(block, where, b, m):
+    # Takes a slice rather than (start, stop) bounds: indices from range(len) are known to be
+    # non-negative, which spares the negative-index fix-up that stops LLVM from vectorising.
+    at_max = to_acc(0.0, block)
+    rest = to_acc(0.0, block)
+    for j in range(block.shape[0]):
         if included(where, b, j):
-            v = load(row[j])
-            w = weight(b, row, j)
+            v = load(block[j])
+            w = weight(b, block, j)
             term = fast_exp(v - m)
-            at_max += w if v == m else to_acc(0.0, row)
-            rest += to_acc(0.0, row) if v == m else w * term
+            at_max += weight_if(b, block, j, v == m)
+            rest += to_acc(0.0, block) if v == m else w * term
     return at_max, rest
 
 
@@ -136,10 +138,32 @@ def row_sums(row, where, b, m):
     total = to_acc(0.0, row)
     compensation = to_acc(0.0, row)
     for start in range(0, n, ROW_BLOCK):
-        block_at_max, block_rest = _row_block_sums(row, where, b, m, start, min(start + ROW_BLOCK, n))
+        stop = min(start + ROW_BLOCK, n)
+        block_where = None if where is None else where[start:stop]
+        block_b = None if b is None else b[start:stop]
+        block_at_max, block_rest = _block_sums(row[start:stop], block_where, block_b, m)
         at_max += block_at_max
         total, compensation = compensated_add(total, compensation, block_rest)
     return at_max, compensated_total(total, compensation)
+
+
+@njit(cache=True)
+def _tile_max(m, values, where, b):
+    for t in range(m.shape[0]):
+        v = load(values[t]) if included(where, b, t) else to_acc(-np.inf, values)
+        m[t] = v if v > m[t] else m[t]
+
+
+@njit(cache=True)
+def _tile_add(at_max, partial, values, where, b, m):
+    zero = to_acc(0.0, values)
+    for t in range(m.shape[0]):
+        if included(where, b, t):
+            v = load(values[t])
+            w = weight(b, values, t)
+            term = fast_exp(v - m[t])
+            at_max[t] += weight_if(b, values, t, v == m[t])
+            partial[t] += zero if v == m[t] else w * term
 
 
 @njit(cache=True)
@@ -147,34 +171,30 @@ def tile_stats(x, where, b, o, i0, i1):
     """``(m, A, R)`` for the adjacent column groups ``x[o, :, i0:i1]`` at once, as arrays.
 
     Walks the reduced axis with the contiguous inner index innermost, so a column reduction
-    streams through memory and each step is a vector operation across the tile.
+    streams through memory and each step is a vector operation across the tile (on 1-d slices,
+    whose non-negative indices LLVM can vectorise).
     """
     n = x.shape[1]
-    width = i1 - i0
-    lowest = to_acc(-np.inf, x)
-    m = np.full(width, lowest)
+    m = np.full(i1 - i0, to_acc(-np.inf, x))
     for j in range(n):
-        for t in range(width):
-            v = load(x[o, j, i0 + t]) if included(where, b, (o, j, i0 + t)) else lowest
-            m[t] = v if v > m[t] else m[t]
-    zero = to_acc(0.0, x)
-    at_max = np.zeros(width, dtype=m.dtype)
-    total = np.zeros(width, dtype=m.dtype)
-    compensation = np.zeros(width, dtype=m.dtype)
-    partial = np.empty(width, dtype=m.dtype)
+        _tile_max(m, x[o, j, i0:i1], _tile_row(where, o, j, i0, i1), _tile_row(b, o, j, i0, i1))
+    at_max = np.zeros_like(m)
+    total = np.zeros_like(m)
+    compensation = np.zeros_like(m)
+    partial = np.empty_like(m)
     for start in range(0, n, COLUMN_BLOCK):
         partial[:] = 0
         for j in range(start, min(start + COLUMN_BLOCK, n)):
-            for t in range(width):
-                index = (o, j, i0 + t)
-                if included(where, b, index):
-                    v = load(x[index])
-                    w = weight(b, x, index)
-                    term = fast_exp(v - m[t])
-                    at_max[t] += w if v == m[t] else zero
-                    partial[t] += zero if v == m[t] else w * term
-        for t in range(width):
+            where_j, b_j = _tile_row(where, o, j, i0, i1), _tile_row(b, o, j, i0, i1)
+            _tile_add(at_max, partial, x[o, j, i0:i1], where_j, b_j, m)
+        for t in range(m.shape[0]):
             total[t], compensation[t] = compensated_add(total[t], compensation[t], partial[t])
-    for t in range(width):
+    for t in range(m.shape[0]):
         total[t] = compensated_total(total[t], compensation[t])
     return m, at_max, total
+
+
+@njit(cache=True)
+def _tile_row(operand, o, j, i0, i1):
+    """``operand[o, j, i0:i1]``, or None for an absent operand."""
+    return None if operand is None else operand[o, j, i0:i1]
