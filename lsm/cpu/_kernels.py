@@ -28,6 +28,13 @@ COLUMN_TILE = 64  # columns per task in the column kernels
 
 
 @njit(cache=True)
+def _log_a_plus_r(a, r):
+    """``log(a + r) = log(a) + log1p(r / a)`` for ``a > 0``; one libm call when ``a == 1``, the
+    usual case of a single maximum without weights."""
+    return math.log1p(r) if a == 1 else math.log(a) + math.log1p(r / a)
+
+
+@njit(cache=True)
 def _normaliser(x, m, at_max, rest):
     """``(shift, log_norm, inv_norm)`` for softmax-type outputs of one group.
 
@@ -39,7 +46,7 @@ def _normaliser(x, m, at_max, rest):
     if not abs(m) < np.inf or rest != rest:
         nan = to_acc(np.nan, x)
         return nan, nan, nan
-    return m, math.log(at_max) + math.log1p(rest / at_max), 1 / (at_max + rest)
+    return m, _log_a_plus_r(at_max, rest), 1 / (at_max + rest)
 
 
 @njit(cache=True)
@@ -105,7 +112,7 @@ def _logsumexp_group(x, m, at_max, rest):
         return abs(total), to_acc(np.sign(total), x)
     if big == 0 or small / big == -1:  # the weights cancel: S = 0
         return to_acc(-np.inf, x), zero
-    return m + math.log(abs(big)) + math.log1p(small / big), to_acc(np.sign(big), x)
+    return m + _log_a_plus_r(abs(big), small * np.sign(big)), to_acc(np.sign(big), x)
 
 
 @njit(cache=True)
