@@ -14,7 +14,7 @@ Purpose
 2. *Serial/parallel crossover.* ``lsm/cpu/_launch.py`` runs the serial kernel below
    ``PARALLEL_MIN_ELEMENTS`` elements and the ``prange`` kernel above. This times one call of
    each row kernel of ``lsm/cpu/_kernels.py`` directly on the canonical view
-   ``x.reshape(rows, cols, 1)`` (``where=None``) for sizes from 1k to 256k elements and a few
+   ``x.reshape(rows, cols)`` (``where=None``) for sizes from 1k to 256k elements and a few
    row lengths, next to the public call, and reports the smallest size at which the parallel
    kernel wins (and any larger size where it lost again). Use it to check or retune
    ``PARALLEL_MIN_ELEMENTS``.
@@ -83,19 +83,19 @@ def overhead_rows(repeats):
     return rows
 
 
-def kernel_calls(op, x3):
-    """``(serial, parallel)`` no-argument calls of ``op``'s row kernels on the 3-D view ``x3``."""
+def kernel_calls(op, x2):
+    """``(serial, parallel)`` no-argument calls of ``op``'s row kernels on the 2-D rows ``x2``."""
     if op == "logsumexp":
-        lse = np.empty((x3.shape[0], 1), dtype=x3.dtype)
+        lse = np.empty(x2.shape[0], dtype=x2.dtype)
         return (
-            lambda: _kernels.logsumexp_rows_serial(x3, None, None, lse, None),
-            lambda: _kernels.logsumexp_rows_parallel(x3, None, None, lse, None),
+            lambda: _kernels.logsumexp_rows_serial(x2, None, None, lse, None),
+            lambda: _kernels.logsumexp_rows_parallel(x2, None, None, lse, None),
         )
-    out3 = np.empty_like(x3)
+    out2 = np.empty_like(x2)
     log = op == "log_softmax"
     return (
-        lambda: _kernels.softmax_rows_serial(x3, None, out3, log),
-        lambda: _kernels.softmax_rows_parallel(x3, None, out3, log),
+        lambda: _kernels.softmax_rows_serial(x2, None, out2, log),
+        lambda: _kernels.softmax_rows_parallel(x2, None, out2, log),
     )
 
 
@@ -123,7 +123,7 @@ def crossover_rows(dtype, cols_list, passes, budget_s=0.1):
             for size in CROSSOVER_SIZES:
                 n_rows = max(1, size // cols)
                 x = rng.standard_normal((n_rows, cols)).astype(dtype)
-                serial, parallel = kernel_calls(op, x.reshape(n_rows, cols, 1))
+                serial, parallel = kernel_calls(op, x.reshape(n_rows, cols))
                 calls = {"serial": serial, "parallel": parallel, "public": public_call(op, x)}
                 for call in calls.values():
                     call()  # warm-up: compile (or load from Numba's cache), fault in the output
