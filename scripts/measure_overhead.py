@@ -93,9 +93,10 @@ def kernel_calls(op, x2):
         )
     out2 = np.empty_like(x2)
     log = op == "log_softmax"
+    exps = None if log else out2  # as lsm/cpu/_launch.py passes them
     return (
-        lambda: _kernels.softmax_rows_serial(x2, None, out2, log),
-        lambda: _kernels.softmax_rows_parallel(x2, None, out2, log),
+        lambda: _kernels.softmax_rows_serial(x2, None, out2, exps, log),
+        lambda: _kernels.softmax_rows_parallel(x2, None, out2, exps, log),
     )
 
 

@@ -521,11 +521,16 @@ def test_out_is_x_in_place(name, layout, dtype):
         x = _in_place_operand(layout, dtype)
         original = x.copy()
         # the same values in the same layout: vectorised sums may differ in the last bit
-        # between layouts, never between in-place and out-of-place calls on one layout
+        # between layouts; log_softmax in place runs the very same kernel, softmax in place
+        # exponentiates twice instead of rescaling kept exponentials (see lsm/cpu/_launch.py)
         expected = func(_in_place_operand(layout, dtype), axis=axis)
         returned = func(x, axis=axis, out=x)
         assert returned is x
-        np.testing.assert_array_equal(x, expected, err_msg=f"axis={axis}")
+        if name == "log_softmax" or dtype not in (F32, F64):  # 16-bit outputs never keep exps
+            np.testing.assert_array_equal(x, expected, err_msg=f"axis={axis}")
+        else:
+            eps = np.finfo(dtype).eps
+            np.testing.assert_allclose(x, expected, rtol=4 * eps, atol=4 * eps, err_msg=f"axis={axis}")
         assert_close(x, ref(original, axis=axis), dtype, f"axis={axis}")
 
 

@@ -20,7 +20,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._exp import fast_exp
-from ._optional import included, put_sign
+from ._optional import included, put
 from ._scalar import load, store, to_acc
 from ._stats import row_max, row_sums, tile_stats
 
@@ -59,15 +59,20 @@ def _softmax_value(x, where, out, index, shift, log_norm, inv_norm, log):
 
 
 @njit(cache=True)
-def _softmax_row(x, where, out, o, log):
+def _softmax_row(x, where, out, exps, o, log):
     row = x[o]
     row_where = None if where is None else where[o]
-    m = row_max(row, row_where, None)
-    at_max, rest = row_sums(row, row_where, None, m)
-    shift, log_norm, inv_norm = _normaliser(x, m, at_max, rest)
     out_row = out[o]
-    for j in range(row.shape[0]):
-        out_row[j] = _softmax_value(row, row_where, out_row, j, shift, log_norm, inv_norm, log)
+    m = row_max(row, row_where, None)
+    # with exps (which is out), softmax keeps each exp(x - m) of the sum and rescales it below
+    at_max, rest = row_sums(row, row_where, None, m, None if exps is None else out_row)
+    shift, log_norm, inv_norm = _normaliser(x, m, at_max, rest)
+    if exps is None:
+        for j in range(row.shape[0]):
+            out_row[j] = _softmax_value(row, row_where, out_row, j, shift, log_norm, inv_norm, log)
+    else:
+        for j in range(row.shape[0]):
+            out_row[j] = out_row[j] * inv_norm
 
 
 @njit(cache=True)
@@ -120,7 +125,7 @@ def _store_logsumexp(lse, sign, index, value, value_sign):
     # Without return_sign a negative sum has no real logarithm: NaN, as scipy.special gives.
     negative_without_sign = sign is None and value_sign < 0
     lse[index] = store(np.nan if negative_without_sign else value, lse)
-    put_sign(sign, index, store(value_sign, lse))
+    put(sign, index, store(value_sign, lse))
 
 
 @njit(cache=True)
@@ -156,18 +161,20 @@ def _tile_count(outer, inner):
 
 
 # --- drivers: softmax / log_softmax; rows take (outer, n) views, columns (outer, n, inner) ----
+# Row drivers take ``exps``: ``out`` itself when softmax may keep its exponentials there (no mask,
+# and out holds the accumulation type, so nothing is rounded twice), else None.
 
 
 @njit(cache=True)
-def softmax_rows_serial(x, where, out, log):
+def softmax_rows_serial(x, where, out, exps, log):
     for o in range(x.shape[0]):
-        _softmax_row(x, where, out, o, log)
+        _softmax_row(x, where, out, exps, o, log)
 
 
 @njit(cache=True, parallel=True)
-def softmax_rows_parallel(x, where, out, log):
+def softmax_rows_parallel(x, where, out, exps, log):
     for o in prange(x.shape[0]):
-        _softmax_row(x, where, out, o, log)
+        _softmax_row(x, where, out, exps, o, log)
 
 
 @njit(cache=True)

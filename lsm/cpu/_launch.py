@@ -10,6 +10,7 @@ lock; under the thread-safe layers the lock is dropped.
 import threading
 
 import numba
+import numpy as np
 
 from . import _kernels
 
@@ -36,6 +37,7 @@ class _ParallelGate:
 
 
 _gate = _ParallelGate()
+_ACCUMULATION_TYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _run(serial, parallel, size, *args):
@@ -49,14 +51,22 @@ def _rows(array):
     return None if array is None else array[..., 0]
 
 
+def _keeps_exps(x, where, out, log):
+    """Whether softmax may keep its exponentials in ``out`` and rescale them there: no mask, an
+    output in the accumulation type (so nothing is rounded twice), and not in place (writing
+    into the input would force the sum loop onto its scalar, alias-safe version)."""
+    return not log and where is None and out.dtype in _ACCUMULATION_TYPES and not np.may_share_memory(x, out)
+
+
 def softmax(x, where, out, log):
     """Fill ``out`` with (log_)softmax of the canonical view ``x`` along axis 1."""
     if x.shape[2] == 1:
-        kernels = _kernels.softmax_rows_serial, _kernels.softmax_rows_parallel
         x, where, out = _rows(x), _rows(where), _rows(out)
+        exps = out if _keeps_exps(x, where, out, log) else None
+        _run(_kernels.softmax_rows_serial, _kernels.softmax_rows_parallel, x.size, x, where, out, exps, log)
     else:
         kernels = _kernels.softmax_columns_serial, _kernels.softmax_columns_parallel
-    _run(*kernels, x.size, x, where, out, log)
+        _run(*kernels, x.size, x, where, out, log)
 
 
 def logsumexp(x, where, b, lse, sign):

@@ -1,8 +1,8 @@
-"""Optional kernel operands (``where`` mask, ``b`` weights, ``sign`` output) as compile-time choices.
+"""Optional kernel operands (``where`` mask, ``b`` weights, extra outputs) as compile-time choices.
 
 Each helper is overloaded on its operand's type: when the caller passes ``None`` the overload
 returns a constant (always kept, weight one, nothing stored), so the kernel compiled for that
-signature carries no mask, weight or sign code at all. ``index`` is whatever indexes the arrays:
+signature carries no mask, weight or extra-output code at all. ``index`` is whatever indexes the arrays:
 an integer for a 1-d row, a tuple such as ``(o, j, i)`` for the canonical 3-d view.
 """
 
@@ -24,8 +24,8 @@ def weight_if(b, like, index, condition):
     """``weight(b, like, index)`` where ``condition`` holds, else zero."""
 
 
-def put_sign(sign, index, value):
-    """Store ``value`` in ``sign[index]`` unless ``sign`` is None."""
+def put(target, index, value):
+    """Store ``value`` in ``target[index]`` unless ``target`` is None."""
 
 
 def _is_none(operand):
@@ -60,12 +60,12 @@ def _weight_if_overload(b, like, index, condition):
     return lambda b, like, index, condition: to_acc(b[index], like) if condition else to_acc(0.0, like)
 
 
-@overload(put_sign, inline="always")
-def _put_sign_overload(sign, index, value):
-    if _is_none(sign):
-        return lambda sign, index, value: None
+@overload(put, inline="always")
+def _put_overload(target, index, value):
+    if _is_none(target):
+        return lambda target, index, value: None
 
-    def store_sign(sign, index, value):
-        sign[index] = value
+    def store(target, index, value):
+        target[index] = value
 
-    return store_sign
+    return store

@@ -35,7 +35,7 @@ from numba import njit, types
 from numba.extending import overload
 
 from ._exp import fast_exp
-from ._optional import included, weight, weight_if
+from ._optional import included, put, weight, weight_if
 from ._scalar import f32_from_bits, f32_to_bits, f64_from_bits, f64_to_bits, load, to_acc
 
 ROW_BLOCK = 256  # row elements per vectorised block sum
@@ -115,7 +115,7 @@ def row_max(row, where, b):
 
 
 @njit(cache=True, fastmath=_SUM_FASTMATH)
-def _block_sums(block, where, b, m):
+def _block_sums(block, where, b, m, exps):
     # Takes a slice rather than (start, stop) bounds: indices from range(len) are known to be
     # non-negative, which spares the negative-index fix-up that stops LLVM from vectorising.
     at_max = to_acc(0.0, block)
@@ -125,15 +125,22 @@ def _block_sums(block, where, b, m):
             v = load(block[j])
             w = weight(b, block, j)
             term = fast_exp(v - m)
+            put(exps, j, term)
             at_max += weight_if(b, block, j, v == m)
             rest += to_acc(0.0, block) if v == m else w * term
     return at_max, rest
 
 
 @njit(cache=True)
-def row_sums(row, where, b, m):
-    """``(A, R)`` of ``row`` for its maximum ``m`` (see the module docstring)."""
+def row_sums(row, where, b, m, exps=None):
+    """``(A, R)`` of ``row`` for its maximum ``m`` (see the module docstring).
+
+    ``exps``, unless None, receives ``exp(x_j - m)`` for every element on the way, for softmax
+    to rescale instead of exponentiating again.
+    """
     n = row.shape[0]
+    if n <= ROW_BLOCK:  # one block: nothing to compensate, and short rows skip the loop's cost
+        return _block_sums(row, where, b, m, exps)
     at_max = to_acc(0.0, row)
     total = to_acc(0.0, row)
     compensation = to_acc(0.0, row)
@@ -141,7 +148,8 @@ def row_sums(row, where, b, m):
         stop = min(start + ROW_BLOCK, n)
         block_where = None if where is None else where[start:stop]
         block_b = None if b is None else b[start:stop]
-        block_at_max, block_rest = _block_sums(row[start:stop], block_where, block_b, m)
+        block_exps = None if exps is None else exps[start:stop]
+        block_at_max, block_rest = _block_sums(row[start:stop], block_where, block_b, m, block_exps)
         at_max += block_at_max
         total, compensation = compensated_add(total, compensation, block_rest)
     return at_max, compensated_total(total, compensation)
