@@ -1,6 +1,6 @@
 """lsm against torch (and scipy.special) on the CPU, in one process, on the tracked shapes.
 
-Usage: ``python scripts/compare_torch.py [float32|float64]`` (torch must be installed; on this
+Usage: ``python scripts/compare_torch.py [float32|float64|float16]`` (torch must be installed; on this
 project's machines ``pip install torch==2.13.0`` takes the CPU build). Prints a markdown table:
 GB/s = 2 x input bytes / median time (logsumexp: 1 x), for calls writing into a preallocated
 array ("out": ``torch._log_softmax(x, dim, False, out=o)`` and ``torch._softmax``), allocating
@@ -80,7 +80,7 @@ def row(shape, axis, dtype):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("dtype", nargs="?", default="float32", choices=["float32", "float64"])
+    parser.add_argument("dtype", nargs="?", default="float32", choices=["float32", "float64", "float16"])
     dtype = np.dtype(parser.parse_args().dtype)
     torch.set_num_threads(numba.get_num_threads())
     columns = [
