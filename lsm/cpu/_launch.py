@@ -15,8 +15,8 @@ import numpy as np
 from . import _kernels
 
 # Below this many elements a call runs on the calling thread: waking the pool costs more than it
-# saves. scripts/measure_overhead.py puts the crossover at about 2,048 elements on 2 cores (the
-# parallel kernels are 1.7-2x faster from 4,096 on); see benchmarks/RESULTS.md.
+# saves. scripts/measure_overhead.py puts the crossover between 1,024 elements (rows of 32) and
+# 4,096 (rows of 1,024) on 2 cores; see benchmarks/RESULTS.md.
 PARALLEL_MIN_ELEMENTS = 4096
 
 
