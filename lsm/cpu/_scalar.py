@@ -19,6 +19,7 @@ from numba.extending import intrinsic, overload
 
 _F32_TO_F16_SUBNORMAL_SCALE = np.float32(2.0**24)  # half subnormals are multiples of 2^-24
 _F16_SUBNORMAL_UNIT = np.float32(2.0**-24)
+_F16_SMALLEST_NORMAL = np.float32(2.0**-14)
 _RINT_MAGIC = np.float32(2.0**23)  # adding and subtracting 2^23 rounds a small float32 to even
 
 
@@ -79,20 +80,24 @@ def f32_to_bits(typingctx, value):
     return types.uint32(types.float32), codegen
 
 
+# The conversions below compute every case and pick the answer with conditional expressions
+# (no early returns), which LLVM turns into vector selects: a loop over them vectorises.
+
+
 @njit(cache=True)
 def half_bits_to_f32(h):
     """IEEE binary16 bits (uint16) -> float32, exact for every input including NaN and inf."""
     h32 = np.uint32(h)
     sign = (h32 & np.uint32(0x8000)) << np.uint32(16)
-    exponent = (h32 >> np.uint32(10)) & np.uint32(0x1F)
-    mantissa = h32 & np.uint32(0x3FF)
-    if exponent == np.uint32(0x1F):  # inf or NaN: keep the payload
-        return f32_from_bits(sign | np.uint32(0x7F800000) | (mantissa << np.uint32(13)))
-    if exponent == np.uint32(0):  # zero or subnormal: mantissa * 2^-24 is exact in float32
-        magnitude = np.float32(mantissa) * _F16_SUBNORMAL_UNIT
-        return -magnitude if sign else magnitude
-    # normal: rebias the exponent from 15 to 127
-    return f32_from_bits(sign | ((exponent + np.uint32(112)) << np.uint32(23)) | (mantissa << np.uint32(13)))
+    magnitude = h32 & np.uint32(0x7FFF)
+    # normal: shift into place and rebias the exponent from 15 to 127 (add 112 << 23)
+    bits = (magnitude << np.uint32(13)) + np.uint32(112 << 23)
+    # inf or NaN (exponent 31): the float32 exponent must be 255, another 112 << 23 up
+    bits = bits + np.uint32(112 << 23) if magnitude >= np.uint32(0x7C00) else bits
+    # zero or subnormal: magnitude * 2^-24 is exact in float32
+    small = f32_to_bits(np.float32(magnitude) * _F16_SUBNORMAL_UNIT)
+    bits = small if magnitude < np.uint32(0x400) else bits
+    return f32_from_bits(sign | bits)
 
 
 @njit(cache=True)
@@ -101,16 +106,17 @@ def f32_to_half_bits(f):
     bits = f32_to_bits(f)
     sign = (bits >> np.uint32(16)) & np.uint32(0x8000)
     magnitude = bits & np.uint32(0x7FFFFFFF)
-    if magnitude > np.uint32(0x7F800000):  # NaN -> quiet NaN
-        out = np.uint32(0x7E00)
-    elif magnitude >= np.uint32(0x477FF000):  # >= 65520 rounds to inf (65504 is the largest half)
-        out = np.uint32(0x7C00)
-    elif magnitude >= np.uint32(0x38800000):  # normal half (>= 2^-14): round 23 -> 10 mantissa bits
-        odd = (magnitude >> np.uint32(13)) & np.uint32(1)
-        out = (magnitude + np.uint32(0xFFF) + odd - np.uint32(0x38000000)) >> np.uint32(13)
-    else:  # subnormal or zero: round |f| / 2^-24 to an even integer (1024 becomes the smallest normal)
-        scaled = f32_from_bits(magnitude) * _F32_TO_F16_SUBNORMAL_SCALE
-        out = np.uint32((scaled + _RINT_MAGIC) - _RINT_MAGIC)
+    # normal half (>= 2^-14): rebias and round 23 -> 10 mantissa bits, ties to even
+    odd = (magnitude >> np.uint32(13)) & np.uint32(1)
+    out = (magnitude + np.uint32(0xFFF) + odd - np.uint32(0x38000000)) >> np.uint32(13)
+    # subnormal or zero: round |f| / 2^-24 to an even integer (1024 becomes the smallest normal);
+    # clamped first so that the float -> int conversion stays in range for every input
+    scaled = min(f32_from_bits(magnitude), _F16_SMALLEST_NORMAL) * _F32_TO_F16_SUBNORMAL_SCALE
+    small = np.uint32((scaled + _RINT_MAGIC) - _RINT_MAGIC)
+    out = small if magnitude < np.uint32(0x38800000) else out
+    # >= 65520 rounds to inf (65504 is the largest half); NaN becomes a quiet NaN
+    out = np.uint32(0x7C00) if magnitude >= np.uint32(0x477FF000) else out
+    out = np.uint32(0x7E00) if magnitude > np.uint32(0x7F800000) else out
     return np.uint16(sign | out)
 
 
@@ -124,10 +130,11 @@ def bfloat16_bits_to_f32(b):
 def f32_to_bfloat16_bits(f):
     """float32 -> bfloat16 bits (int16), rounding to nearest with ties to even."""
     bits = f32_to_bits(f)
-    if (bits & np.uint32(0x7FFFFFFF)) > np.uint32(0x7F800000):  # NaN -> quiet NaN, sign kept
-        return np.int16(np.uint16(((bits >> np.uint32(16)) | np.uint32(0x40)) & np.uint32(0xFFFF)))
     odd = (bits >> np.uint32(16)) & np.uint32(1)
-    return np.int16(np.uint16((bits + np.uint32(0x7FFF) + odd) >> np.uint32(16)))
+    rounded = (bits + np.uint32(0x7FFF) + odd) >> np.uint32(16)
+    quiet_nan = (bits >> np.uint32(16)) | np.uint32(0x40)  # NaN keeps its sign, becomes quiet
+    out = quiet_nan if (bits & np.uint32(0x7FFFFFFF)) > np.uint32(0x7F800000) else rounded
+    return np.int16(np.uint16(out & np.uint32(0xFFFF)))
 
 
 def load(v):
