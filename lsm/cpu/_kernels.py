@@ -49,13 +49,17 @@ def _normaliser(x, m, at_max, rest):
     return m, _log_a_plus_r(at_max, rest), 1 / (at_max + rest)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _softmax_value(x, where, out, index, shift, log_norm, inv_norm, log):
-    """One output element: log-probability or probability (masked elements: -inf or 0)."""
-    if not included(where, None, index):
-        return store(-np.inf if log else 0.0, out)
+    """One output element: log-probability or probability (masked elements: -inf or 0).
+
+    Inlined into the caller by Numba, and written as one conversion with no early return, so that
+    the caller's loop vectorises even with the long float16 conversion.
+    """
     d = load(x[index]) - shift
-    return store(d - log_norm if log else fast_exp(d) * inv_norm, out)
+    value = d - log_norm if log else fast_exp(d) * inv_norm
+    masked = to_acc(-np.inf if log else 0.0, x)
+    return store(value if included(where, None, index) else masked, out)
 
 
 @njit(cache=True)
