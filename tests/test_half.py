@@ -19,36 +19,27 @@ from lsm.cpu import _scalar
 # --- jitted drivers: call the conversions exactly as the kernels do, element by element --------
 
 
-@njit(cache=True)
+@njit
+def _convert(func, values, out):
+    for i in range(values.size):
+        out[i] = func(values[i])
+    return out
+
+
 def _half_to_f32_all(bits):
-    out = np.empty(bits.size, dtype=np.float32)
-    for i in range(bits.size):
-        out[i] = _scalar.half_bits_to_f32(bits[i])
-    return out
+    return _convert(_scalar.half_bits_to_f32, bits, np.empty(bits.size, dtype=np.float32))
 
 
-@njit(cache=True)
 def _f32_to_half_all(values):
-    out = np.empty(values.size, dtype=np.uint16)
-    for i in range(values.size):
-        out[i] = _scalar.f32_to_half_bits(values[i])
-    return out
+    return _convert(_scalar.f32_to_half_bits, values, np.empty(values.size, dtype=np.uint16))
 
 
-@njit(cache=True)
 def _bf16_to_f32_all(bits):
-    out = np.empty(bits.size, dtype=np.float32)
-    for i in range(bits.size):
-        out[i] = _scalar.bfloat16_bits_to_f32(bits[i])
-    return out
+    return _convert(_scalar.bfloat16_bits_to_f32, bits, np.empty(bits.size, dtype=np.float32))
 
 
-@njit(cache=True)
 def _f32_to_bf16_all(values):
-    out = np.empty(values.size, dtype=np.int16)
-    for i in range(values.size):
-        out[i] = _scalar.f32_to_bfloat16_bits(values[i])
-    return out
+    return _convert(_scalar.f32_to_bfloat16_bits, values, np.empty(values.size, dtype=np.int16))
 
 
 def _bfloat16():
