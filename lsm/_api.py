@@ -3,7 +3,7 @@
 import numpy as np
 
 from . import _plan
-from ._dispatch import backend_for
+from ._dispatch import backend_for, uses_dask
 
 
 def _finish(result, out):
@@ -14,6 +14,10 @@ def _finish(result, out):
 
 
 def _softmax_family(func, x, axis, dtype, out, where, log):
+    if uses_dask(x, out, where):
+        from . import _dask
+
+        return _dask.softmax_family(func, x, axis, dtype, out, where, log)
     backend = backend_for(x, out, where)
     plan = _plan.make_plan(func, x, axis, dtype, where=where)
     if out is None:
@@ -79,7 +83,7 @@ def log_softmax(x, axis=-1, *, dtype=None, out=None, where=None):
     numpy.exceptions.AxisError
         For an axis out of range or named twice.
     NotImplementedError
-        For GPU or Dask arrays (not supported yet).
+        For GPU arrays (not supported yet).
 
     Notes
     -----
@@ -218,6 +222,10 @@ def logsumexp(x, axis=None, *, keepdims=False, b=None, return_sign=False, dtype=
     >>> round(float(value), 6), float(sign)
     (1.541325, -1.0)
     """
+    if uses_dask(x, out, where, b):
+        from . import _dask
+
+        return _dask.logsumexp(x, axis, keepdims, b, return_sign, dtype, out, where)
     backend = backend_for(x, out, where, b)
     plan = _plan.make_plan("logsumexp", x, axis, dtype, where=where, b=b)
     kept = plan.kept_shape

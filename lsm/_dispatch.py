@@ -1,8 +1,10 @@
 """Which backend owns an array.
 
 Decided from the type alone, without importing any GPU or Dask module: an object is recognised
-by the attributes and module names it carries. Today only the NumPy backend (``lsm.cpu``) exists; GPU and Dask
-arrays get a clear ``NotImplementedError`` naming their type instead of a silent copy to the host.
+by the attributes and module names it carries. Today the NumPy backend (``lsm.cpu``) runs the
+kernels; GPU arrays get a clear ``NotImplementedError`` naming their type instead of a silent
+copy to the host. Dask arrays never reach :func:`backend_for`: the public functions hand them to
+``lsm._dask`` first (see :func:`uses_dask`), whose block tasks call lsm on each chunk.
 """
 
 import numpy as np
@@ -27,8 +29,9 @@ def _is_gpu_array(obj):
     return False
 
 
-def _is_dask_array(obj):
-    return type(obj).__module__.split(".")[0] == "dask"
+def uses_dask(*operands):
+    """Whether any operand is a Dask collection: such calls build a lazy graph (``lsm._dask``)."""
+    return any(type(operand).__module__.split(".")[0] == "dask" for operand in operands)
 
 
 def backend_for(*operands):
@@ -47,7 +50,7 @@ def backend_for(*operands):
     Raises
     ------
     NotImplementedError
-        If an operand is a GPU array or a Dask array: those backends are not available yet.
+        If an operand is a GPU array: that backend is not available yet.
     TypeError
         If an operand is a NumPy masked array, whose mask would be silently dropped.
     """
@@ -58,11 +61,6 @@ def backend_for(*operands):
             raise TypeError(
                 "lsm does not accept numpy.ma.MaskedArray (its mask would be ignored); "
                 "pass the data and where=~mask instead"
-            )
-        if _is_dask_array(operand):
-            raise NotImplementedError(
-                f"lsm has no Dask backend yet: got {_type_name(operand)}; "
-                "call lsm on the computed NumPy array or use map_blocks"
             )
         if _is_gpu_array(operand):
             raise NotImplementedError(

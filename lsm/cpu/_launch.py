@@ -41,7 +41,9 @@ _ACCUMULATION_TYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _run(serial, parallel, size, *args):
-    if size < PARALLEL_MIN_ELEMENTS:
+    # A thread limited to one Numba thread (numba.set_num_threads(1), as lsm's Dask tasks may be)
+    # runs the serial kernel: same result, and no trip through the launch gate.
+    if size < PARALLEL_MIN_ELEMENTS or numba.get_num_threads() == 1:
         return serial(*args)
     return _gate.run(parallel, *args)
 
