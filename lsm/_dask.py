@@ -116,7 +116,7 @@ def _meta(x, dtype, ndim):
 
 
 def _pack(real, imag):
-    packed = np.empty(real.shape, dtype=np.complex128)
+    packed = np.empty_like(real, dtype=np.complex128)  # NumPy or CuPy, like the block
     packed.real = real
     packed.imag = imag
     return packed
@@ -136,7 +136,7 @@ def _chunk_sums(block, weights, axis):
     """
     where, b = (weights, None) if weights is None or weights.dtype == np.bool_ else (None, weights)
     included = where if b is None else (b != 0)
-    values = block.astype(_accumulation(block.dtype))
+    values = block.astype(_accumulation(block.dtype), copy=False)
     if values.size:
         candidates = values if included is None else np.where(included, values, -np.inf)
         top = candidates.max(axis=axis, keepdims=True)
@@ -162,7 +162,7 @@ def _logsumexp_merge(partials, axis, keepdims):
     log_sum, sign = _api.logsumexp(
         partials.real, axis=axis, keepdims=keepdims, b=partials.imag, return_sign=True
     )
-    return _pack(np.asarray(log_sum), np.asarray(sign))
+    return _pack(log_sum, sign)
 
 
 def _normaliser_chunk(block, where=None, *, axis, keepdims):
@@ -182,7 +182,7 @@ def _normaliser_merge(partials, axis, keepdims):
     with np.errstate(invalid="ignore"):  # inf - inf, discarded by the where
         offset = np.where(tops == top, 0, tops - top)
     log_sum = _api.logsumexp(log_sums + offset, axis=axis, keepdims=keepdims)
-    return _pack(top if keepdims else top.squeeze(axis=axis), np.asarray(log_sum))
+    return _pack(top if keepdims else top.squeeze(axis=axis), log_sum)
 
 
 def _reduce(x, axes, keepdims, weights, chunk, merge):
@@ -212,17 +212,21 @@ def _softmax_block(block, where, *, op, axes, result_dtype):
 def _finalise_block(block, packed, where, *, log, result_dtype):
     """log_softmax or softmax of one block from its groups' ``m + i log(S e^-m)``.
 
-    ``(x - m) - log(S e^-m)`` is formed in float64. A group whose maximum is not finite (NaN or
-    +inf inside it, or nothing above -inf) gives NaN at its included positions, as the in-memory
-    kernels do.
+    ``(x - m) - log(S e^-m)`` is formed in the accumulation type, as the in-memory kernels do:
+    ``m`` is one of the block's values, so ``x - m`` is exact near the maximum, and the second
+    term lies in [0, log n]. A group whose maximum is not finite (NaN or +inf inside it, or
+    nothing above -inf) gives NaN at its included positions, as in memory.
     """
+    accumulation = _accumulation(result_dtype)
     top, log_sum = packed.real, packed.imag
     valid = np.isfinite(top) & np.isfinite(log_sum)
-    shifted = (block.astype(np.float64) - np.where(valid, top, np.nan)) - log_sum
-    value = shifted if log else np.exp(shifted)
+    value = block.astype(accumulation, copy=False) - np.where(valid, top, np.nan).astype(accumulation)
+    value -= log_sum.astype(accumulation)
+    if not log:
+        np.exp(value, out=value)
     if where is not None:
         value = np.where(where, value, -np.inf if log else 0.0)
-    return value.astype(result_dtype)
+    return value.astype(result_dtype, copy=False)
 
 
 def softmax_family(func, x, axis, dtype, out, where, log):
@@ -249,7 +253,7 @@ def _logsumexp_block(block, where, b, *, axes, keepdims, result_dtype):
         value, sign = _api.logsumexp(
             block, axis=axes, keepdims=keepdims, dtype=result_dtype, where=where, b=b, return_sign=True
         )
-    return _pack(np.asarray(value, dtype=np.float64), np.asarray(sign, dtype=np.float64))
+    return _pack(value.astype(np.float64), sign.astype(np.float64))
 
 
 def _weights(where, b):
