@@ -63,7 +63,8 @@ BACKENDS = [Backend("cpu", _identity, _identity, (np.ndarray, np.generic))]
 
 
 class _Cluster:
-    """A ``LocalCluster(n_workers=2, threads_per_worker=1)`` on loopback, started on first use."""
+    """A ``LocalCluster(n_workers=2, threads_per_worker=1)`` of processes on loopback, started on
+    first use and closed at the end of the session."""
 
     client = None
 
@@ -73,7 +74,12 @@ class _Cluster:
             from distributed import Client, LocalCluster
 
             cluster = LocalCluster(
-                n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+                n_workers=2,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=None,
+                env={"NUMBA_NUM_THREADS": "1"},  # one core per worker, as the README advises
             )
             cls.client = Client(cluster, set_as_default=False)
         return cls.client.compute(collection).result()

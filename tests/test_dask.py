@@ -5,6 +5,10 @@ backends of conftest.py, including a two-process ``dask.distributed`` cluster; t
 what is particular to Dask.
 """
 
+import os
+import subprocess
+import sys
+import textwrap
 import threading
 
 import numba
@@ -260,3 +264,32 @@ def test_threaded_scheduler_runs_parallel_kernels_concurrently():
     split = da.from_array(x, chunks=(16, 1024))
     got = lsm.softmax(split).compute(scheduler="threads", num_workers=4)
     np.testing.assert_allclose(got, lsm.softmax(x), rtol=1e-5, atol=1e-30)
+
+
+_WORKQUEUE_CHILD = textwrap.dedent(
+    """
+    import dask.array as da
+    import numba
+    import numpy as np
+
+    import lsm
+
+    x = np.random.default_rng(0).standard_normal((64, 8192))
+    whole = da.from_array(x, chunks=(4, 8192))
+    split = da.from_array(x, chunks=(8, 2048))
+    for chunks in (whole, split):
+        got = lsm.log_softmax(chunks).compute(scheduler="threads", num_workers=8)
+        assert np.allclose(got, lsm.log_softmax(x), rtol=0, atol=1e-12)
+    print("layer:", numba.threading_layer())
+    """
+)
+
+
+def test_threaded_scheduler_under_the_workqueue_layer():
+    # workqueue aborts the process when two threads enter parallel kernels at once
+    env = {**os.environ, "NUMBA_THREADING_LAYER": "workqueue"}
+    done = subprocess.run(
+        [sys.executable, "-c", _WORKQUEUE_CHILD], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, f"child exited with {done.returncode}:\n{done.stdout}\n{done.stderr}"
+    assert "layer: workqueue" in done.stdout
