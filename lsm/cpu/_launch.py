@@ -12,7 +12,7 @@ import threading
 import numba
 import numpy as np
 
-from . import _kernels
+from . import _backward, _kernels, _losses
 
 # Below this many elements a call runs on the calling thread: waking the pool costs more than it
 # saves. scripts/measure_overhead.py puts the crossover between 1,024 elements (rows of 32) and
@@ -77,3 +77,53 @@ def logsumexp(x, where, b, lse, sign):
     else:
         kernels = _kernels.logsumexp_columns_serial, _kernels.logsumexp_columns_parallel
     _run(*kernels, x.size, x, where, b, lse, sign)
+
+
+def softmax_backward(grad, y, where, out, log):
+    """Fill ``out`` with the gradient of (log_)softmax: ``grad`` and ``y`` (the forward output)
+    are canonical views like ``out``; ``where`` is the forward call's mask or None."""
+    if grad.shape[2] == 1:
+        kernels = _backward.backward_rows_serial, _backward.backward_rows_parallel
+        grad, y, where, out = _rows(grad), _rows(y), _rows(where), _rows(out)
+    else:
+        kernels = _backward.backward_columns_serial, _backward.backward_columns_parallel
+    _run(*kernels, grad.size, grad, y, where, out, log)
+
+
+def check_targets(target, n_classes, ignore_index, class_weight):
+    """Validate class-index targets and total their weights, in one sweep.
+
+    Returns ``(position, total)``: the flat index of the first target that is neither
+    ``ignore_index`` nor in ``[0, n_classes)`` (-1 when all are valid), and the sum of the class
+    weights of the non-ignored targets (their count without weights) as a Python float.
+    """
+    counted = target != ignore_index
+    bad = counted & ((target < 0) | (target >= n_classes))
+    if bad.any():
+        return int(np.argmax(bad.reshape(-1))), 0.0
+    if class_weight is None:
+        return -1, float(np.count_nonzero(counted))
+    picked = class_weight[target[counted]]
+    return -1, float(picked.sum(dtype=np.float64))
+
+
+def cross_entropy(x, target, probs, class_weight, ignore_index, keep, spread, scale, loss, grad):
+    """Per-item cross-entropy of the canonical logits ``x`` into ``loss`` (float64, ``(outer, inner)``),
+    and its gradient times ``scale`` into ``grad`` unless None (see ``_losses``).
+
+    Exactly one of ``target`` (int64 class indices, ``(outer, inner)``, validated) and ``probs``
+    (probability targets, a canonical view like ``x``) is given; ``grad`` may be ``x`` itself.
+    """
+    if x.shape[2] == 1:
+        kernels = _losses.cross_entropy_rows_serial, _losses.cross_entropy_rows_parallel
+        x, probs, grad, loss = _rows(x), _rows(probs), _rows(grad), _rows(loss)
+        target = _rows(target)
+    else:
+        kernels = _losses.cross_entropy_columns_serial, _losses.cross_entropy_columns_parallel
+    options = (np.int64(ignore_index), float(keep), float(spread), float(scale))
+    _run(*kernels, x.size, x, target, probs, class_weight, options, loss, grad)
+
+
+def nll_loss(logp, target, class_weight, ignore_index, loss):
+    """``loss = -w[t] logp[t]`` per item of the canonical view ``logp`` (targets validated)."""
+    _losses.nll_gather(logp, target, class_weight, ignore_index, loss)
