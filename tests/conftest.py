@@ -1,9 +1,11 @@
 """Shared fixtures: the backends every shared test body runs on.
 
 A test that takes the ``backend`` fixture calls ``backend.log_softmax(x, ...)`` (and ``softmax``,
-``logsumexp``) with NumPy arguments: the backend moves ``x``, ``where`` and ``b`` to its own kind
-of array, calls lsm, checks that every result is of that kind, and hands NumPy results back for
-comparison with the references. Today the only backend is the NumPy one (Numba CPU kernels); GPU
+``logsumexp``, ``log_softmax_backward``, ``softmax_backward``, ``cross_entropy``, ``nll_loss``)
+with NumPy arguments: the backend moves the first argument and the array keywords named in
+``ARRAY_ARGUMENTS`` to its own kind of array (``grad_out=x`` becomes the moved ``x`` itself),
+calls lsm, checks that every result is of that kind, and hands NumPy results back for comparison
+with the references. Today the only backend is the NumPy one (Numba CPU kernels); GPU
 and Dask backends join the list when lsm supports them.
 """
 
@@ -12,7 +14,7 @@ import pytest
 
 import lsm
 
-ARRAY_ARGUMENTS = ("where", "b")
+ARRAY_ARGUMENTS = ("where", "b", "y", "target", "weight")
 
 
 class Backend:
@@ -28,7 +30,10 @@ class Backend:
         for key in ARRAY_ARGUMENTS:
             if isinstance(kwargs.get(key), np.ndarray):
                 kwargs[key] = self._to_backend(kwargs[key])
-        result = func(self._to_backend(x) if isinstance(x, np.ndarray) else x, **kwargs)
+        moved = self._to_backend(x) if isinstance(x, np.ndarray) else x
+        if kwargs.get("grad_out") is x and x is not None:  # the gradient written over the logits
+            kwargs["grad_out"] = moved
+        result = func(moved, **kwargs)
         parts = result if isinstance(result, tuple) else (result,)
         for part in parts:
             assert isinstance(part, self._result_types), f"{self.name}: got {type(part)}"
@@ -43,6 +48,18 @@ class Backend:
 
     def logsumexp(self, x, **kwargs):
         return self._call(lsm.logsumexp, x, **kwargs)
+
+    def log_softmax_backward(self, grad, **kwargs):
+        return self._call(lsm.log_softmax_backward, grad, **kwargs)
+
+    def softmax_backward(self, grad, **kwargs):
+        return self._call(lsm.softmax_backward, grad, **kwargs)
+
+    def cross_entropy(self, logits, **kwargs):
+        return self._call(lsm.cross_entropy, logits, **kwargs)
+
+    def nll_loss(self, logp, **kwargs):
+        return self._call(lsm.nll_loss, logp, **kwargs)
 
     def __repr__(self):
         return self.name
