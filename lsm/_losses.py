@@ -147,7 +147,7 @@ def cross_entropy(
     target : array_like
         Either integer class indices of the logits' shape without ``axis``, each in ``[0, C)`` or
         equal to ``ignore_index``; or floating class probabilities of the logits' shape
-        (converted to the logits' dtype; ``ignore_index`` does not apply).
+        (converted to the logits' dtype; ``ignore_index`` must keep its default).
     axis : int, optional
         The class axis (default: the last; torch's ``(N, C, d1, ...)`` layout is ``axis=1``).
     weight : array_like, optional
@@ -187,7 +187,8 @@ def cross_entropy(
         ``ignore_index``, or the dtype errors of :func:`lsm.log_softmax`.
     ValueError
         For a target or weight of the wrong shape, negative or non-finite weights, an unknown
-        reduction, ``label_smoothing`` outside [0, 1], ``grad_out`` without ``return_grad``, a bad
+        reduction, ``label_smoothing`` outside [0, 1], ``ignore_index`` with probability targets,
+        ``grad_out`` without ``return_grad``, a bad
         ``grad_out`` (shape, dtype, read-only, overlapping the target or weight), 0-d logits.
     numpy.exceptions.AxisError
         For an axis out of range.
@@ -227,6 +228,11 @@ def cross_entropy(
         index, denominator = _index_target(func, target, plan, ignore_index, class_weight, backend)
         probs = None
     else:
+        if ignore_index != -100:
+            raise ValueError(
+                f"{func}: ignore_index applies to class-index targets only, got ignore_index={ignore_index} "
+                "with probability targets"
+            )
         probs = _plan.canonical_operand(plan, target, func, "target")
         index, denominator = None, outer * inner
     with np.errstate(divide="ignore"):  # nothing counted: an infinite scale, NaN gradients
