@@ -15,7 +15,8 @@ excluded outputs are constants.
 
 The layout follows ``_kernels``: rows as 2-d ``(outer, n)`` views spread over threads, columns as
 the 3-d ``(outer, n, inner)`` view in tiles of ``COLUMN_TILE`` adjacent columns, each driver in a
-serial and a ``prange`` version. Sums are blocked like ``_stats.row_sums``: fast-math
+serial and a ``prange`` version; ``out`` may be ``grad`` or ``y`` (in place), written through
+a staging buffer then (see ``_staging``). Sums are blocked like ``_stats.row_sums``: fast-math
 (re-associated, hence vectorised) block sums added with Neumaier compensation.
 """
 
@@ -26,6 +27,7 @@ from ._exp import fast_exp
 from ._kernels import _tile_bounds, _tile_count
 from ._optional import included
 from ._scalar import load, store, to_acc
+from ._staging import stage_copy, worker_share
 from ._stats import _SUM_FASTMATH, COLUMN_BLOCK, ROW_BLOCK, compensated_add, compensated_total
 
 
@@ -71,12 +73,14 @@ def _row_sum(grad, y, where, log):
 
 
 @njit(cache=True)
-def _backward_row(grad, y, where, out, o, log):
+def _backward_row(grad, y, where, out, buffer, o, log):
     grad_row, y_row, out_row = grad[o], y[o], out[o]
     where_row = None if where is None else where[o]
     total = _row_sum(grad_row, y_row, where_row, log)
+    staged = out_row if buffer is None else buffer  # in place: through the buffer (``_staging``)
     for j in range(grad_row.shape[0]):
-        out_row[j] = _gradient_value(grad_row, y_row, where_row, out_row, j, total, log)
+        staged[j] = _gradient_value(grad_row, y_row, where_row, staged, j, total, log)
+    stage_copy(buffer, out_row)
 
 
 @njit(cache=True)
@@ -97,26 +101,41 @@ def _backward_tile(grad, y, where, out, o, i0, i1, log):
             total[t], compensation[t] = compensated_add(total[t], compensation[t], partial[t])
     for t in range(i1 - i0):
         total[t] = compensated_total(total[t], compensation[t])
+    staged = np.empty(i1 - i0, dtype=out.dtype)  # out may be grad or y: see ``_staging``
     for j in range(n):
         grad_j, y_j, out_j = grad[o, j, i0:i1], y[o, j, i0:i1], out[o, j, i0:i1]
         where_j = None if where is None else where[o, j, i0:i1]
         for t in range(i1 - i0):
-            out_j[t] = _gradient_value(grad_j, y_j, where_j, out_j, t, total[t], log)
+            staged[t] = _gradient_value(grad_j, y_j, where_j, staged, t, total[t], log)
+        stage_copy(staged, out_j)
 
 
 # --- drivers: rows take (outer, n) views, columns (outer, n, inner) ---------------------------
 
 
+# Row drivers take ``buffers``: None, or one staging row per worker when ``out`` is an input.
+
+
 @njit(cache=True)
-def backward_rows_serial(grad, y, where, out, log):
-    for o in range(grad.shape[0]):
-        _backward_row(grad, y, where, out, o, log)
+def backward_rows_serial(grad, y, where, out, buffers, log):
+    if buffers is None:
+        for o in range(grad.shape[0]):
+            _backward_row(grad, y, where, out, None, o, log)
+    else:
+        for o in range(grad.shape[0]):
+            _backward_row(grad, y, where, out, buffers[0], o, log)
 
 
 @njit(cache=True, parallel=True)
-def backward_rows_parallel(grad, y, where, out, log):
-    for o in prange(grad.shape[0]):
-        _backward_row(grad, y, where, out, o, log)
+def backward_rows_parallel(grad, y, where, out, buffers, log):
+    if buffers is None:
+        for o in prange(grad.shape[0]):
+            _backward_row(grad, y, where, out, None, o, log)
+    else:
+        for worker in prange(buffers.shape[0]):
+            start, stop = worker_share(grad.shape[0], buffers.shape[0], worker)
+            for o in range(start, stop):
+                _backward_row(grad, y, where, out, buffers[worker], o, log)
 
 
 @njit(cache=True)

@@ -58,6 +58,14 @@ def _keeps_exps(x, where, out, log):
     return not log and where is None and out.dtype in _ACCUMULATION_TYPES and not np.may_share_memory(x, out)
 
 
+def _staging_buffers(source, out):
+    """One staging row per thread when ``out`` shares memory with ``source`` (see ``_staging``)."""
+    if out is None or not np.may_share_memory(source, out):
+        return None
+    workers = 1 if source.size < PARALLEL_MIN_ELEMENTS else numba.get_num_threads()
+    return np.empty((workers, out.shape[1]), dtype=out.dtype)
+
+
 def softmax(x, where, out, log):
     """Fill ``out`` with (log_)softmax of the canonical view ``x`` along axis 1."""
     if x.shape[2] == 1:
@@ -83,11 +91,15 @@ def softmax_backward(grad, y, where, out, log):
     """Fill ``out`` with the gradient of (log_)softmax: ``grad`` and ``y`` (the forward output)
     are canonical views like ``out``; ``where`` is the forward call's mask or None."""
     if grad.shape[2] == 1:
-        kernels = _backward.backward_rows_serial, _backward.backward_rows_parallel
         grad, y, where, out = _rows(grad), _rows(y), _rows(where), _rows(out)
+        buffers = _staging_buffers(grad, out)
+        if buffers is None:
+            buffers = _staging_buffers(y, out)
+        kernels = _backward.backward_rows_serial, _backward.backward_rows_parallel
+        _run(*kernels, grad.size, grad, y, where, out, buffers, log)
     else:
         kernels = _backward.backward_columns_serial, _backward.backward_columns_parallel
-    _run(*kernels, grad.size, grad, y, where, out, log)
+        _run(*kernels, grad.size, grad, y, where, out, log)
 
 
 def check_targets(target, n_classes, ignore_index, class_weight):
@@ -114,14 +126,15 @@ def cross_entropy(x, target, probs, class_weight, ignore_index, keep, spread, sc
     Exactly one of ``target`` (int64 class indices, ``(outer, inner)``, validated) and ``probs``
     (probability targets, a canonical view like ``x``) is given; ``grad`` may be ``x`` itself.
     """
+    options = (np.int64(ignore_index), float(keep), float(spread), float(scale))
     if x.shape[2] == 1:
+        x, probs, grad, loss, target = _rows(x), _rows(probs), _rows(grad), _rows(loss), _rows(target)
+        buffers = _staging_buffers(x, grad)
         kernels = _losses.cross_entropy_rows_serial, _losses.cross_entropy_rows_parallel
-        x, probs, grad, loss = _rows(x), _rows(probs), _rows(grad), _rows(loss)
-        target = _rows(target)
+        _run(*kernels, x.size, x, target, probs, class_weight, options, loss, grad, buffers)
     else:
         kernels = _losses.cross_entropy_columns_serial, _losses.cross_entropy_columns_parallel
-    options = (np.int64(ignore_index), float(keep), float(spread), float(scale))
-    _run(*kernels, x.size, x, target, probs, class_weight, options, loss, grad)
+        _run(*kernels, x.size, x, target, probs, class_weight, options, loss, grad)
 
 
 def nll_loss(logp, target, class_weight, ignore_index, loss):

@@ -20,7 +20,8 @@ One pass finds ``m``, a second forms ``S`` (and, with smoothing or probability t
 of ``q_c (x_c - m)`` and ``q_c``), and the last writes the gradient, already multiplied by the
 reduction's ``scale`` (``1 / total weight`` for a mean). A row that fits in cache is therefore
 read once from memory and its gradient written once. The gradient may be written over the logits
-themselves: every pass reads element ``c`` before the last one writes it.
+themselves: every pass reads element ``c`` before the last one writes it, and the last one
+writes through a staging buffer then (see ``_staging``) so that it still vectorises.
 
 Ignored items (``target == ignore_index``) get loss 0 and a zero gradient. The caller has
 validated the targets: every other index lies in ``[0, C)``.
@@ -34,6 +35,7 @@ from ._exp import fast_exp
 from ._kernels import _normaliser, _tile_bounds, _tile_count
 from ._optional import weight
 from ._scalar import load, store, to_acc
+from ._staging import stage_copy, worker_share
 from ._stats import (
     _SUM_FASTMATH,
     ROW_BLOCK,
@@ -104,7 +106,7 @@ def _gradient_value(x, probs, class_weight, grad, c, p_index, shift, inv_norm, s
 
 
 @njit(cache=True)
-def _cross_entropy_row(x, target, probs, class_weight, options, loss, grad, o):
+def _cross_entropy_row(x, target, probs, class_weight, options, loss, grad, buffer, o):
     ignore_index, keep, spread, scale = options
     row = x[o]
     zero = to_acc(0.0, row)
@@ -135,10 +137,11 @@ def _cross_entropy_row(x, target, probs, class_weight, options, loss, grad, o):
         grad_row = grad[o]
         s = to_acc(scale, row)
         scaled = (total * s, keep_acc * s, spread_acc * s, pick * s, t)
+        # written over the logits, the gradient goes through ``buffer`` first (see ``_staging``)
+        staged = grad_row if buffer is None else buffer
         for c in range(row.shape[0]):
-            grad_row[c] = _gradient_value(
-                row, probs_row, class_weight, grad_row, c, c, shift, inv_norm, scaled
-            )
+            staged[c] = _gradient_value(row, probs_row, class_weight, staged, c, c, shift, inv_norm, scaled)
+        stage_copy(buffer, grad_row)
 
 
 @njit(cache=True)
@@ -181,34 +184,46 @@ def _cross_entropy_tile(x, target, probs, class_weight, options, loss, grad, o, 
         loss[o, i0 + k] = 0.0 if ignored[k] else total[k] * log_norm[k] - weighted[k]
     if grad is None:
         return
+    staged = np.empty(width, dtype=grad.dtype)  # the gradient may be written over the logits
     for j in range(n):
         values, grad_j = x[o, j, i0:i1], grad[o, j, i0:i1]
         probs_j = None if probs is None else probs[o, j, i0:i1]
         for k in range(width):
             scaled = (total[k] * s, keep_acc * s, spread_acc * s, pick[k] * s, targets[k])
-            value = _gradient_value(
-                values, probs_j, class_weight, grad_j, j, k, shift[k], inv_norm[k], scaled
-            )
-            grad_j[k] = store(zero, grad_j) if ignored[k] else value
+            shift_k, inv_k = shift[k], inv_norm[k]
+            value = _gradient_value(values, probs_j, class_weight, staged, j, k, shift_k, inv_k, scaled)
+            staged[k] = store(zero, staged) if ignored[k] else value
+        stage_copy(staged, grad_j)
 
 
 # --- drivers: rows take (outer, C) views and (outer,) losses, columns (outer, C, inner) and
 # (outer, inner). ``target`` (int64 class indices) or ``probs`` (the logits' storage type) is
 # None; so is ``class_weight`` without weights and ``grad`` without a gradient. ``options`` is
 # ``(ignore_index, keep, spread, scale)``: ``keep = 1 - label_smoothing``,
-# ``spread = label_smoothing / C`` and the gradient's factor ``scale``.
+# ``spread = label_smoothing / C`` and the gradient's factor ``scale``. ``buffers`` is None, or
+# ``(workers, C)`` staging rows when ``grad`` is ``x`` itself (see ``_staging``).
 
 
 @njit(cache=True)
-def cross_entropy_rows_serial(x, target, probs, class_weight, options, loss, grad):
-    for o in range(x.shape[0]):
-        _cross_entropy_row(x, target, probs, class_weight, options, loss, grad, o)
+def cross_entropy_rows_serial(x, target, probs, class_weight, options, loss, grad, buffers):
+    if buffers is None:
+        for o in range(x.shape[0]):
+            _cross_entropy_row(x, target, probs, class_weight, options, loss, grad, None, o)
+    else:
+        for o in range(x.shape[0]):
+            _cross_entropy_row(x, target, probs, class_weight, options, loss, grad, buffers[0], o)
 
 
 @njit(cache=True, parallel=True)
-def cross_entropy_rows_parallel(x, target, probs, class_weight, options, loss, grad):
-    for o in prange(x.shape[0]):
-        _cross_entropy_row(x, target, probs, class_weight, options, loss, grad, o)
+def cross_entropy_rows_parallel(x, target, probs, class_weight, options, loss, grad, buffers):
+    if buffers is None:
+        for o in prange(x.shape[0]):
+            _cross_entropy_row(x, target, probs, class_weight, options, loss, grad, None, o)
+    else:  # one staging buffer per worker, each worker a contiguous share of the rows
+        for worker in prange(buffers.shape[0]):
+            start, stop = worker_share(x.shape[0], buffers.shape[0], worker)
+            for o in range(start, stop):
+                _cross_entropy_row(x, target, probs, class_weight, options, loss, grad, buffers[worker], o)
 
 
 @njit(cache=True)
