@@ -44,13 +44,14 @@ def _plan_classes(func, logits, axis, name):
 
 
 def _class_weight(func, weight, n_classes, dtype):
-    """``weight`` as a contiguous 1-d array of the accumulation type, or None."""
+    """``weight`` as a contiguous 1-d array of the accumulation type; ones when None (the kernels
+    are compiled for one case only, and the cost of reading a cached weight row is negligible)."""
+    accumulation = np.float64 if dtype == np.float64 else np.float32
     if weight is None:
-        return None
+        return np.ones(n_classes, dtype=accumulation)
     array = _plan.as_input(weight, func, "weight")
     if array.shape != (n_classes,):
         raise ValueError(f"{func}: 'weight' must have shape ({n_classes},), one per class, got {array.shape}")
-    accumulation = np.float64 if dtype == np.float64 else np.float32
     array = np.ascontiguousarray(array, dtype=accumulation)
     if not np.all(np.isfinite(array) & (array >= 0)):
         raise ValueError(f"{func}: 'weight' must be finite and non-negative, got {weight!r}")

@@ -107,14 +107,12 @@ def check_targets(target, n_classes, ignore_index, class_weight):
 
     Returns ``(position, total)``: the flat index of the first target that is neither
     ``ignore_index`` nor in ``[0, n_classes)`` (-1 when all are valid), and the sum of the class
-    weights of the non-ignored targets (their count without weights) as a Python float.
+    weights of the non-ignored targets as a Python float.
     """
     counted = target != ignore_index
     bad = counted & ((target < 0) | (target >= n_classes))
     if bad.any():
         return int(np.argmax(bad.reshape(-1))), 0.0
-    if class_weight is None:
-        return -1, float(np.count_nonzero(counted))
     picked = class_weight[target[counted]]
     return -1, float(picked.sum(dtype=np.float64))
 
