@@ -198,8 +198,8 @@ def _cross_entropy_tile(x, target, probs, class_weight, options, loss, grad, o, 
 
 # --- drivers: rows take (outer, C) views and (outer,) losses, columns (outer, C, inner) and
 # (outer, inner). ``target`` (int64 class indices) or ``probs`` (the logits' storage type) is
-# None, and ``grad`` is None without a gradient; ``class_weight`` has one weight per class. ``options`` is
-# ``(ignore_index, keep, spread, scale)``: ``keep = 1 - label_smoothing``,
+# None, and so is ``grad`` without a gradient; ``class_weight`` has one weight per class.
+# ``options`` is ``(ignore_index, keep, spread, scale)``: ``keep = 1 - label_smoothing``,
 # ``spread = label_smoothing / C`` and the gradient's factor ``scale``. ``buffers`` is None, or
 # ``(workers, C)`` staging rows when ``grad`` is ``x`` itself (see ``_staging``).
 
