@@ -1,5 +1,9 @@
 """The CPU backend's entry points: pick the serial or parallel kernel and run it thread-safely.
 
+A backend module provides ``softmax``, ``logsumexp``, ``softmax_backward``, ``check_targets``,
+``cross_entropy`` and ``nll_loss`` over canonical views (see ``lsm._plan``); another backend
+(GPU) provides the same functions with the same signatures.
+
 Numba's ``workqueue`` threading layer aborts the process when two Python threads enter parallel
 kernels at the same time. lsm does not change the user's Numba configuration; instead the first
 parallel launch runs under a lock, which tells us which layer Numba picked (``tbb`` or ``omp``
