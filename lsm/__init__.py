@@ -1,10 +1,22 @@
-"""lsm: fast, numerically exact log-sum-exp kernels (log_softmax, softmax, logsumexp) for NumPy.
+"""lsm: fast, numerically exact log-sum-exp kernels for NumPy: log_softmax, softmax, logsumexp,
+their gradients (log_softmax_backward, softmax_backward) and losses (cross_entropy, nll_loss).
 
 The functions take NumPy arrays (or anything ``np.asarray`` accepts) and run Numba-compiled CPU
 kernels. See ``help(lsm.log_softmax)`` for the numerical contract.
 """
 
 from ._api import log_softmax, logsumexp, softmax
+from ._gradients import log_softmax_backward, softmax_backward
+from ._losses import cross_entropy, nll_loss
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "log_softmax", "logsumexp", "softmax"]
+__all__ = [
+    "__version__",
+    "cross_entropy",
+    "log_softmax",
+    "log_softmax_backward",
+    "logsumexp",
+    "nll_loss",
+    "softmax",
+    "softmax_backward",
+]

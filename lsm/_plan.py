@@ -291,3 +291,22 @@ def _overlaps(a, b):
         return np.shares_memory(a, b, max_work=10_000)
     except np.exceptions.TooHardError:  # cannot prove them disjoint: refuse
         return True
+
+
+def canonical_operand(plan, array, func, name):
+    """Another array of the input's shape in ``plan``'s canonical ``(outer, n, inner)`` layout.
+
+    ``array`` is converted to the plan's dtype (a copy only when its dtype differs, or when its
+    strides cannot be viewed that way) and returned in the kernels' storage type. Used for the
+    operands that travel beside the input: the upstream gradient of a backward call, the
+    probability targets of a loss.
+    """
+    array = as_input(array, func, name)
+    if array.shape != plan.shape:
+        raise ValueError(
+            f"{func}: {name!r} has shape {array.shape}, expected {plan.shape} (the shape of the input)"
+        )
+    if array.dtype != plan.dtype:
+        array = array.astype(plan.dtype)
+    work = array if array.ndim else array.reshape(1)
+    return as_storage(_canonical_input(work, plan.perm, plan.x.shape), plan.dtype)

@@ -1,11 +1,18 @@
 """Shared fixtures: the backends every shared test body runs on.
 
 A test that takes the ``backend`` fixture calls ``backend.log_softmax(x, ...)`` (and ``softmax``,
-``logsumexp``) with NumPy arguments: the backend moves ``x``, ``where`` and ``b`` to its own kind
-of array, calls lsm, checks that every result is of that kind, and hands NumPy results back for
-comparison with the references. Backends: NumPy (Numba CPU kernels) and, when Dask is installed,
-Dask arrays of NumPy chunks, with every axis in one chunk (the blockwise graphs), every axis cut
-in two (the tree reductions), and cut in two on a two-process ``dask.distributed`` cluster.
+``logsumexp``, ``log_softmax_backward``, ``softmax_backward``, ``cross_entropy``, ``nll_loss``)
+with NumPy arguments: the backend moves the first argument and the array keywords named in
+``ARRAY_ARGUMENTS`` to its own kind of array (``grad_out=x`` becomes the moved ``x`` itself),
+calls lsm, checks that every result is of that kind, and hands NumPy results back for comparison
+with the references.
+
+Backends: NumPy (Numba CPU kernels) and, when Dask is installed, Dask arrays of NumPy chunks,
+with every axis in one chunk (the blockwise graphs), every axis cut in two (the tree
+reductions; the class axis of the losses stays whole, as lsm requires), and cut in two on a
+two-process ``dask.distributed`` cluster. Dask results are lazy, so ``out=`` and ``grad_out=``
+do not apply there: a test passing them is skipped on those backends only (test_dask.py checks
+the error they raise).
 """
 
 import importlib.util
@@ -16,26 +23,30 @@ import pytest
 
 import lsm
 
-ARRAY_ARGUMENTS = ("where", "b")
+ARRAY_ARGUMENTS = ("where", "b", "y", "target", "weight")
 
 
 class Backend:
     """One way of running lsm: how inputs get there, what results must be, how they come back."""
 
-    def __init__(self, name, to_backend, to_numpy, result_types, sweeps=True):
+    def __init__(self, name, to_backend, to_numpy, result_types, sweeps=True, lazy=False):
         self.name = name
         self.sweeps = sweeps  # whether the long generator sweeps run here (see sweep_backend)
-        self._to_backend = to_backend
+        self.lazy = lazy  # lazy results: no out= or grad_out=
+        self._to_backend = to_backend  # (array, axes to keep in one chunk) -> backend array
         self._to_numpy = to_numpy
         self._result_types = result_types
 
-    def _call(self, func, x, **kwargs):
+    def _call(self, func, x, whole=(), **kwargs):
+        if self.lazy and (kwargs.get("out") is not None or kwargs.get("grad_out") is not None):
+            pytest.skip(f"{self.name}: results are lazy, out= and grad_out= do not apply")
         for key in ARRAY_ARGUMENTS:
             if isinstance(kwargs.get(key), np.ndarray):
-                kwargs[key] = self._to_backend(kwargs[key])
-        if isinstance(x, (np.ndarray, np.generic)):
-            x = self._to_backend(np.asarray(x))
-        result = func(x, **kwargs)
+                kwargs[key] = self._to_backend(kwargs[key], whole)
+        moved = self._to_backend(np.asarray(x), whole) if isinstance(x, (np.ndarray, np.generic)) else x
+        if kwargs.get("grad_out") is x and x is not None:  # the gradient written over the logits
+            kwargs["grad_out"] = moved
+        result = func(moved, **kwargs)
         parts = result if isinstance(result, tuple) else (result,)
         for part in parts:
             assert isinstance(part, self._result_types), f"{self.name}: got {type(part)}"
@@ -51,11 +62,23 @@ class Backend:
     def logsumexp(self, x, **kwargs):
         return self._call(lsm.logsumexp, x, **kwargs)
 
+    def log_softmax_backward(self, grad, **kwargs):
+        return self._call(lsm.log_softmax_backward, grad, **kwargs)
+
+    def softmax_backward(self, grad, **kwargs):
+        return self._call(lsm.softmax_backward, grad, **kwargs)
+
+    def cross_entropy(self, logits, **kwargs):
+        return self._call(lsm.cross_entropy, logits, whole=(kwargs.get("axis", -1),), **kwargs)
+
+    def nll_loss(self, logp, **kwargs):
+        return self._call(lsm.nll_loss, logp, whole=(kwargs.get("axis", -1),), **kwargs)
+
     def __repr__(self):
         return self.name
 
 
-def _identity(array):
+def _identity(array, whole=()):
     return array
 
 
@@ -82,7 +105,7 @@ class _Cluster:
                 env={"NUMBA_NUM_THREADS": "1"},  # one core per worker, as the README advises
             )
             cls.client = Client(cluster, set_as_default=False)
-        return cls.client.compute(collection).result()
+        return _computed(cls.client.compute(collection).result())
 
     @classmethod
     def close(cls):
@@ -92,25 +115,43 @@ class _Cluster:
             cls.client = None
 
 
-def _halves(array):
-    """Chunks cutting every axis in two (the reduced axis too)."""
-    return tuple(max(1, math.ceil(size / 2)) for size in array.shape)
+def _computed(result):
+    """A computed Dask result as NumPy returns it: 0-d results as NumPy scalars."""
+    array = np.asarray(result)
+    return array[()] if array.ndim == 0 else array
+
+
+def _halves(array, whole=()):
+    """Dask chunks cutting every axis in two (reduced axes too) but those in ``whole``."""
+    whole = {axis % array.ndim for axis in whole} if array.ndim else set()
+    return tuple(
+        -1 if axis in whole else max(1, math.ceil(size / 2)) for axis, size in enumerate(array.shape)
+    )
 
 
 if importlib.util.find_spec("dask") is not None:
     import dask.array as da
 
     BACKENDS += [
-        Backend("dask-whole", lambda a: da.from_array(a, chunks=-1), np.asarray, da.Array),
-        Backend("dask-halves", lambda a: da.from_array(a, chunks=_halves(a)), np.asarray, da.Array),
+        Backend(
+            "dask-whole", lambda a, whole=(): da.from_array(a, chunks=-1), _computed, da.Array, lazy=True
+        ),
+        Backend(
+            "dask-halves",
+            lambda a, whole=(): da.from_array(a, chunks=_halves(a, whole)),
+            _computed,
+            da.Array,
+            lazy=True,
+        ),
     ]
     if importlib.util.find_spec("distributed") is not None:
         BACKENDS.append(
             Backend(
                 "dask-cluster",
-                lambda a: da.from_array(a, chunks=_halves(a)),
+                lambda a, whole=(): da.from_array(a, chunks=_halves(a, whole)),
                 _Cluster.compute,
                 da.Array,
+                lazy=True,
                 sweeps=False,  # ~0.1 s a call; computes the same graphs as dask-halves
             )
         )

@@ -1,5 +1,9 @@
 """The CPU backend's entry points: pick the serial or parallel kernel and run it thread-safely.
 
+A backend module provides ``softmax``, ``logsumexp``, ``softmax_backward``, ``check_targets``,
+``cross_entropy`` and ``nll_loss`` over canonical views (see ``lsm._plan``); another backend
+(GPU) provides the same functions with the same signatures.
+
 Numba's ``workqueue`` threading layer aborts the process when two Python threads enter parallel
 kernels at the same time. lsm does not change the user's Numba configuration; instead the first
 parallel launch runs under a lock, which tells us which layer Numba picked (``tbb`` or ``omp``
@@ -12,7 +16,7 @@ import threading
 import numba
 import numpy as np
 
-from . import _kernels
+from . import _backward, _kernels, _losses
 
 # Below this many elements a call runs on the calling thread: waking the pool costs more than it
 # saves. scripts/measure_overhead.py puts the crossover between 1,024 elements (rows of 32) and
@@ -60,6 +64,14 @@ def _keeps_exps(x, where, out, log):
     return not log and where is None and out.dtype in _ACCUMULATION_TYPES and not np.may_share_memory(x, out)
 
 
+def _staging_buffers(source, out):
+    """One staging row per thread when ``out`` shares memory with ``source`` (see ``_staging``)."""
+    if out is None or not np.may_share_memory(source, out):
+        return None
+    workers = 1 if source.size < PARALLEL_MIN_ELEMENTS else numba.get_num_threads()
+    return np.empty((workers, out.shape[1]), dtype=out.dtype)
+
+
 def softmax(x, where, out, log):
     """Fill ``out`` with (log_)softmax of the canonical view ``x`` along axis 1."""
     if x.shape[2] == 1:
@@ -79,3 +91,56 @@ def logsumexp(x, where, b, lse, sign):
     else:
         kernels = _kernels.logsumexp_columns_serial, _kernels.logsumexp_columns_parallel
     _run(*kernels, x.size, x, where, b, lse, sign)
+
+
+def softmax_backward(grad, y, where, out, log):
+    """Fill ``out`` with the gradient of (log_)softmax: ``grad`` and ``y`` (the forward output)
+    are canonical views like ``out``; ``where`` is the forward call's mask or None."""
+    if grad.shape[2] == 1:
+        grad, y, where, out = _rows(grad), _rows(y), _rows(where), _rows(out)
+        buffers = _staging_buffers(grad, out)
+        if buffers is None:
+            buffers = _staging_buffers(y, out)
+        kernels = _backward.backward_rows_serial, _backward.backward_rows_parallel
+        _run(*kernels, grad.size, grad, y, where, out, buffers, log)
+    else:
+        kernels = _backward.backward_columns_serial, _backward.backward_columns_parallel
+        _run(*kernels, grad.size, grad, y, where, out, log)
+
+
+def check_targets(target, n_classes, ignore_index, class_weight):
+    """Validate class-index targets and total their weights, in one sweep.
+
+    Returns ``(position, total)``: the flat index of the first target that is neither
+    ``ignore_index`` nor in ``[0, n_classes)`` (-1 when all are valid), and the sum of the class
+    weights of the non-ignored targets as a Python float.
+    """
+    counted = target != ignore_index
+    bad = counted & ((target < 0) | (target >= n_classes))
+    if bad.any():
+        return int(np.argmax(bad.reshape(-1))), 0.0
+    picked = class_weight[target[counted]]
+    return -1, float(picked.sum(dtype=np.float64))
+
+
+def cross_entropy(x, target, probs, class_weight, ignore_index, keep, spread, scale, loss, grad):
+    """Per-item cross-entropy of the canonical logits ``x`` into ``loss`` (float64, ``(outer, inner)``),
+    and its gradient times ``scale`` into ``grad`` unless None (see ``_losses``).
+
+    Exactly one of ``target`` (int64 class indices, ``(outer, inner)``, validated) and ``probs``
+    (probability targets, a canonical view like ``x``) is given; ``grad`` may be ``x`` itself.
+    """
+    options = (np.int64(ignore_index), float(keep), float(spread), float(scale))
+    if x.shape[2] == 1:
+        x, probs, grad, loss, target = _rows(x), _rows(probs), _rows(grad), _rows(loss), _rows(target)
+        buffers = _staging_buffers(x, grad)
+        kernels = _losses.cross_entropy_rows_serial, _losses.cross_entropy_rows_parallel
+        _run(*kernels, x.size, x, target, probs, class_weight, options, loss, grad, buffers)
+    else:
+        kernels = _losses.cross_entropy_columns_serial, _losses.cross_entropy_columns_parallel
+        _run(*kernels, x.size, x, target, probs, class_weight, options, loss, grad)
+
+
+def nll_loss(logp, target, class_weight, ignore_index, loss):
+    """``loss = -w[t] logp[t]`` per item of the canonical view ``logp`` (targets validated)."""
+    _losses.nll_gather(logp, target, class_weight, ignore_index, loss)

@@ -1,0 +1,254 @@
+"""Numba CPU kernels for cross-entropy (loss and gradient fused) and the negative log-likelihood.
+
+Cross-entropy of one item (a group of ``C`` logits ``x`` along the class axis) is written with
+per-class coefficients ``q_c``, the weight the loss puts on each log-probability:
+
+.. math::
+
+    \\ell = -\\sum_c q_c \\log p_c = Q \\log S - \\sum_c q_c (x_c - m), \\qquad
+    \\frac{\\partial \\ell}{\\partial x_c} = p_c Q - q_c,
+
+with ``m`` the largest logit, ``S = sum_c exp(x_c - m)``, ``p_c = exp(x_c - m) / S`` and
+``Q = sum_c q_c``. With class weights ``w``, label smoothing ``eps`` and ``keep = 1 - eps``:
+
+- a class-index target ``t``: ``q_c = w_c eps / C + [c = t] keep w_t``;
+- probability targets ``r``: ``q_c = w_c (keep r_c + eps / C)``.
+
+Terms with ``q_c = 0`` contribute nothing, even where ``x_c = -inf`` (``0 log 0 = 0``).
+
+One pass finds ``m``, a second forms ``S`` (and, with smoothing or probability targets, the sums
+of ``q_c (x_c - m)`` and ``q_c``), and the last writes the gradient, already multiplied by the
+reduction's ``scale`` (``1 / total weight`` for a mean). A row that fits in cache is therefore
+read once from memory and its gradient written once. The gradient may be written over the logits
+themselves: every pass reads element ``c`` before the last one writes it, and the last one
+writes through a staging buffer then (see ``_staging``) so that it still vectorises.
+
+Ignored items (``target == ignore_index``) get loss 0 and a zero gradient. The caller has
+validated the targets: every other index lies in ``[0, C)``.
+"""
+
+import numpy as np
+from numba import njit, prange, types
+from numba.extending import overload
+
+from ._exp import fast_exp
+from ._kernels import _normaliser, _tile_bounds, _tile_count
+from ._optional import weight
+from ._scalar import load, store, to_acc
+from ._staging import stage_copy, worker_share
+from ._stats import (
+    _SUM_FASTMATH,
+    ROW_BLOCK,
+    compensated_add,
+    compensated_total,
+    row_max,
+    row_sums,
+    tile_stats,
+)
+
+
+def target_probability(probs, index, like):
+    """``probs[index]`` in the accumulation type of ``like``; 0 when ``probs`` is None."""
+
+
+@overload(target_probability, inline="always")
+def _target_probability_overload(probs, index, like):
+    if probs is None or isinstance(probs, types.NoneType):
+        return lambda probs, index, like: to_acc(0.0, like)
+    return lambda probs, index, like: to_acc(load(probs[index]), like)
+
+
+@njit(cache=True, inline="always")
+def _coefficient(probs, p_index, class_weight, c, like, keep, spread):
+    """``w_c (keep r_c + spread)``: ``q_c`` without the class-index term."""
+    return weight(class_weight, like, c) * (keep * target_probability(probs, p_index, like) + spread)
+
+
+@njit(cache=True, fastmath=_SUM_FASTMATH)
+def _block_target_sums(block, probs, class_weight, shift, keep, spread):
+    """``(sum q_c (x_c - shift), sum q_c)`` over a block of classes (``probs`` and
+    ``class_weight`` sliced alike)."""
+    zero = to_acc(0.0, block)
+    weighted = zero
+    total = zero
+    for j in range(block.shape[0]):
+        q = _coefficient(probs, j, class_weight, j, block, keep, spread)
+        weighted += zero if q == 0 else q * (load(block[j]) - shift)
+        total += q
+    return weighted, total
+
+
+@njit(cache=True)
+def _row_target_sums(row, probs, class_weight, shift, keep, spread):
+    n = row.shape[0]
+    zero = to_acc(0.0, row)
+    weighted, weighted_c = zero, zero
+    total, total_c = zero, zero
+    for start in range(0, n, ROW_BLOCK):
+        stop = min(start + ROW_BLOCK, n)
+        block_probs = None if probs is None else probs[start:stop]
+        block_weight = None if class_weight is None else class_weight[start:stop]
+        w, q = _block_target_sums(row[start:stop], block_probs, block_weight, shift, keep, spread)
+        weighted, weighted_c = compensated_add(weighted, weighted_c, w)
+        total, total_c = compensated_add(total, total_c, q)
+    return compensated_total(weighted, weighted_c), compensated_total(total, total_c)
+
+
+@njit(cache=True, inline="always")
+def _gradient_value(x, probs, class_weight, grad, c, p_index, shift, inv_norm, scaled):
+    """``p_c Q - q_c`` as one conversion; ``scaled`` holds ``(Q, keep, spread, pick)`` already
+    multiplied by the reduction's scale, and the class-index target ``t`` (-1 for none)."""
+    big_q, keep, spread, pick, t = scaled
+    p = fast_exp(load(x[p_index]) - shift) * inv_norm
+    q = _coefficient(probs, p_index, class_weight, c, x, keep, spread)
+    q = q + pick if c == t else q
+    return store(p * big_q - q, grad)
+
+
+@njit(cache=True)
+def _cross_entropy_row(x, target, probs, class_weight, options, loss, grad, buffer, o):
+    ignore_index, keep, spread, scale = options
+    row = x[o]
+    zero = to_acc(0.0, row)
+    ignored = False if target is None else target[o] == ignore_index
+    if ignored:
+        loss[o] = 0.0
+        if grad is not None:
+            grad_row = grad[o]
+            for c in range(row.shape[0]):
+                grad_row[c] = store(zero, grad_row)
+        return
+    t = np.int64(-1) if target is None else np.int64(target[o])
+    probs_row = None if probs is None else probs[o]
+    keep_acc, spread_acc = to_acc(keep, row), to_acc(spread, row)
+    m = row_max(row, None, None)
+    at_max, rest = row_sums(row, None, None, m)
+    shift, log_norm, inv_norm = _normaliser(row, m, at_max, rest)
+    weighted, total = zero, zero
+    if probs is not None or spread != 0:
+        weighted, total = _row_target_sums(row, probs_row, class_weight, shift, keep_acc, spread_acc)
+    pick = zero
+    if target is not None:
+        pick = keep_acc * weight(class_weight, row, t)
+        weighted += zero if pick == 0 else pick * (load(row[t]) - shift)
+        total += pick
+    loss[o] = total * log_norm - weighted  # log_norm is finite or NaN: Q = 0 gives 0 or NaN
+    if grad is not None:
+        grad_row = grad[o]
+        s = to_acc(scale, row)
+        scaled = (total * s, keep_acc * s, spread_acc * s, pick * s, t)
+        # written over the logits, the gradient goes through ``buffer`` first (see ``_staging``)
+        staged = grad_row if buffer is None else buffer
+        for c in range(row.shape[0]):
+            staged[c] = _gradient_value(row, probs_row, class_weight, staged, c, c, shift, inv_norm, scaled)
+        stage_copy(buffer, grad_row)
+
+
+@njit(cache=True)
+def _cross_entropy_tile(x, target, probs, class_weight, options, loss, grad, o, i0, i1):
+    ignore_index, keep, spread, scale = options
+    n, width = x.shape[1], i1 - i0
+    zero = to_acc(0.0, x)
+    keep_acc, spread_acc, s = to_acc(keep, x), to_acc(spread, x), to_acc(scale, x)
+    m, at_max, rest = tile_stats(x, None, None, o, i0, i1)
+    shift, log_norm, inv_norm = np.empty_like(m), np.empty_like(m), np.empty_like(m)
+    for k in range(width):
+        shift[k], log_norm[k], inv_norm[k] = _normaliser(x, m[k], at_max[k], rest[k])
+    weighted, weighted_c = np.full(width, zero), np.full(width, zero)
+    total, total_c = np.full(width, zero), np.full(width, zero)
+    if probs is not None or spread != 0:
+        for j in range(n):
+            values = x[o, j, i0:i1]
+            probs_j = None if probs is None else probs[o, j, i0:i1]
+            for k in range(width):
+                q = _coefficient(probs_j, k, class_weight, j, x, keep_acc, spread_acc)
+                term = zero if q == 0 else q * (load(values[k]) - shift[k])
+                weighted[k], weighted_c[k] = compensated_add(weighted[k], weighted_c[k], term)
+                total[k], total_c[k] = compensated_add(total[k], total_c[k], q)
+        for k in range(width):
+            weighted[k] = compensated_total(weighted[k], weighted_c[k])
+            total[k] = compensated_total(total[k], total_c[k])
+    targets = np.full(width, np.int64(-1))
+    pick = np.full(width, zero)
+    ignored = np.zeros(width, dtype=np.bool_)
+    if target is not None:
+        for k in range(width):
+            t = np.int64(target[o, i0 + k])
+            ignored[k] = t == ignore_index
+            if not ignored[k]:
+                targets[k] = t
+                pick[k] = keep_acc * weight(class_weight, x, t)
+                weighted[k] += zero if pick[k] == 0 else pick[k] * (load(x[o, t, i0 + k]) - shift[k])
+                total[k] += pick[k]
+    for k in range(width):
+        loss[o, i0 + k] = 0.0 if ignored[k] else total[k] * log_norm[k] - weighted[k]
+    if grad is None:
+        return
+    staged = np.empty(width, dtype=grad.dtype)  # the gradient may be written over the logits
+    for j in range(n):
+        values, grad_j = x[o, j, i0:i1], grad[o, j, i0:i1]
+        probs_j = None if probs is None else probs[o, j, i0:i1]
+        for k in range(width):
+            scaled = (total[k] * s, keep_acc * s, spread_acc * s, pick[k] * s, targets[k])
+            shift_k, inv_k = shift[k], inv_norm[k]
+            value = _gradient_value(values, probs_j, class_weight, staged, j, k, shift_k, inv_k, scaled)
+            staged[k] = store(zero, staged) if ignored[k] else value
+        stage_copy(staged, grad_j)
+
+
+# --- drivers: rows take (outer, C) views and (outer,) losses, columns (outer, C, inner) and
+# (outer, inner). ``target`` (int64 class indices) or ``probs`` (the logits' storage type) is
+# None, and so is ``grad`` without a gradient; ``class_weight`` has one weight per class.
+# ``options`` is ``(ignore_index, keep, spread, scale)``: ``keep = 1 - label_smoothing``,
+# ``spread = label_smoothing / C`` and the gradient's factor ``scale``. ``buffers`` is None, or
+# ``(workers, C)`` staging rows when ``grad`` is ``x`` itself (see ``_staging``).
+
+
+@njit(cache=True)
+def cross_entropy_rows_serial(x, target, probs, class_weight, options, loss, grad, buffers):
+    if buffers is None:
+        for o in range(x.shape[0]):
+            _cross_entropy_row(x, target, probs, class_weight, options, loss, grad, None, o)
+    else:
+        for o in range(x.shape[0]):
+            _cross_entropy_row(x, target, probs, class_weight, options, loss, grad, buffers[0], o)
+
+
+@njit(cache=True, parallel=True)
+def cross_entropy_rows_parallel(x, target, probs, class_weight, options, loss, grad, buffers):
+    if buffers is None:
+        for o in prange(x.shape[0]):
+            _cross_entropy_row(x, target, probs, class_weight, options, loss, grad, None, o)
+    else:  # one staging buffer per worker, each worker a contiguous share of the rows
+        for worker in prange(buffers.shape[0]):
+            start, stop = worker_share(x.shape[0], buffers.shape[0], worker)
+            for o in range(start, stop):
+                _cross_entropy_row(x, target, probs, class_weight, options, loss, grad, buffers[worker], o)
+
+
+@njit(cache=True)
+def cross_entropy_columns_serial(x, target, probs, class_weight, options, loss, grad):
+    for task in range(_tile_count(x.shape[0], x.shape[2])):
+        o, i0, i1 = _tile_bounds(task, x.shape[2])
+        _cross_entropy_tile(x, target, probs, class_weight, options, loss, grad, o, i0, i1)
+
+
+@njit(cache=True, parallel=True)
+def cross_entropy_columns_parallel(x, target, probs, class_weight, options, loss, grad):
+    for task in prange(_tile_count(x.shape[0], x.shape[2])):
+        o, i0, i1 = _tile_bounds(task, x.shape[2])
+        _cross_entropy_tile(x, target, probs, class_weight, options, loss, grad, o, i0, i1)
+
+
+@njit(cache=True)
+def nll_gather(logp, target, class_weight, ignore_index, loss):
+    """``loss[o, i] = -w_t logp[o, t, i]`` with ``t = target[o, i]`` (0 for ignored items and zero
+    weights). Reads one element per item: no parallel version is worth its start-up."""
+    for o in range(logp.shape[0]):
+        for i in range(logp.shape[2]):
+            t = np.int64(target[o, i])
+            if t == ignore_index:
+                loss[o, i] = 0.0
+                continue
+            w = weight(class_weight, logp, t)
+            loss[o, i] = 0.0 if w == 0 else -(w * load(logp[o, t, i]))
