@@ -3,7 +3,7 @@
 import numpy as np
 
 from . import _plan
-from ._dispatch import backend_for
+from ._dispatch import HOST, backend_for
 
 
 def _finish(result, out):
@@ -14,7 +14,9 @@ def _finish(result, out):
 
 
 def _softmax_family(func, x, axis, dtype, out, where, log):
-    backend = backend_for(x, out, where)
+    backend = backend_for(x, out=out, where=where)
+    if backend is not HOST:
+        return backend.softmax_family(func, x, axis, dtype, out, where, log)
     plan = _plan.make_plan(func, x, axis, dtype, where=where)
     if out is None:
         result = np.empty(plan.shape, dtype=plan.dtype)
@@ -218,7 +220,9 @@ def logsumexp(x, axis=None, *, keepdims=False, b=None, return_sign=False, dtype=
     >>> round(float(value), 6), float(sign)
     (1.541325, -1.0)
     """
-    backend = backend_for(x, out, where, b)
+    backend = backend_for(x, out=out, where=where, b=b)
+    if backend is not HOST:
+        return backend.logsumexp(x, axis, keepdims, b, return_sign, dtype, out, where)
     plan = _plan.make_plan("logsumexp", x, axis, dtype, where=where, b=b)
     kept = plan.kept_shape
     shape = (
