@@ -12,7 +12,7 @@ A 0-d result is a 0-d device array (as CuPy's reductions return), not a host sca
 import numpy as np
 
 from .. import _plan
-from . import _launch
+from . import _launch, _numba
 from ._kinds import kind_of
 from ._layout import broadcast, contiguous_strides, describe
 
@@ -21,6 +21,11 @@ class _Call:
     """One public call: the caller's kind of array, its stream, and a scratch allocator."""
 
     def __init__(self, func, x):
+        if not _numba.is_available():
+            raise RuntimeError(
+                f"{func}: got a GPU array ({type(x).__module__}.{type(x).__qualname__}) but no CUDA GPU is "
+                "available to this process (numba.cuda.is_available() is False)"
+            )
         self.func = func
         self.kind = kind_of(x)
         self.stream = self.kind.stream

@@ -37,10 +37,20 @@ def _rows_device(view):
     return None if view is None else _rows_view(view).device()
 
 
-def _split_parts(outer, n):
-    """The number of chunks per row for the split path, or 0 when one block per row is better."""
-    if n < _config.SPLIT_MIN_LENGTH or outer >= _config.SPLIT_MAX_ROWS:
-        return 0
+def choose(outer, n, inner):
+    """The kernel family for groups of length ``n`` in the canonical ``(outer, n, inner)`` view:
+    ``"columns"``, ``"warp"`` (one warp per row), ``"split"`` (rows split across blocks) or
+    ``"block"`` (one block per row)."""
+    if inner > 1:
+        return "columns"
+    if n <= _config.WARP_ROW_MAX:
+        return "warp"
+    if n >= _config.SPLIT_MIN_LENGTH and outer < _config.SPLIT_MAX_ROWS:
+        return "split"
+    return "block"
+
+
+def _parts(n):
     return -(-n // _config.SPLIT_CHUNK)
 
 
@@ -53,7 +63,8 @@ def softmax(x, where, out, log, stream, allocate):
     if outer * n * inner == 0:
         return
     acc = _accumulation(out.dtype)
-    if inner > 1:
+    path = choose(outer, n, inner)
+    if path == "columns":
         threads = _config.COLUMN_THREADS
         kernel = _columns.build(acc)["softmax_columns"]
         kernel[_blocks(outer * inner, threads), threads, stream](
@@ -62,11 +73,11 @@ def softmax(x, where, out, log, stream, allocate):
         return
     rows = _rows.build(acc, _config.WARP_ROW_MAX // WARP)
     x, where, out = _rows_device(x), _rows_device(where), _rows_device(out)
-    parts = _split_parts(outer, n)
-    if n <= _config.WARP_ROW_MAX:
+    if path == "warp":
         warps = _config.WARPS_PER_BLOCK
         rows["softmax_rows_warp"][_blocks(outer, warps), warps * WARP, stream](x, where, out, log)
-    elif parts:
+    elif path == "split":
+        parts = _parts(n)
         partials = allocate((outer, parts, 3), np.dtype(acc.name))
         chunk, threads, blocks = _config.SPLIT_CHUNK, _config.BLOCK_THREADS, _blocks(outer * parts, 1)
         rows["rows_partials"][blocks, threads, stream](x, where, None, partials, chunk)
@@ -81,7 +92,8 @@ def logsumexp(x, where, b, lse, sign, stream, allocate):
     if outer * inner == 0:
         return
     acc = _accumulation(lse.dtype)
-    if inner > 1:
+    path = choose(outer, n, inner)
+    if path == "columns":
         threads = _config.COLUMN_THREADS
         kernel = _columns.build(acc)["logsumexp_columns"]
         args = x.device(), _device(where), _device(b), lse.device(), _device(sign)
@@ -91,11 +103,11 @@ def logsumexp(x, where, b, lse, sign, stream, allocate):
     x, where, b = _rows_device(x), _rows_device(where), _rows_device(b)
     lse = lse.with_layout(lse.shape[:1], lse.strides[:1]).device()
     sign = None if sign is None else sign.with_layout(sign.shape[:1], sign.strides[:1]).device()
-    parts = _split_parts(outer, n)
-    if n <= _config.WARP_ROW_MAX:
+    if path == "warp":
         warps = _config.WARPS_PER_BLOCK
         rows["logsumexp_rows_warp"][_blocks(outer, warps), warps * WARP, stream](x, where, b, lse, sign)
-    elif parts:
+    elif path == "split":
+        parts = _parts(n)
         partials = allocate((outer, parts, 3), np.dtype(acc.name))
         chunk, threads = _config.SPLIT_CHUNK, _config.BLOCK_THREADS
         rows["rows_partials"][_blocks(outer * parts, 1), threads, stream](x, where, b, partials, chunk)

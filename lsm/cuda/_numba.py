@@ -12,6 +12,7 @@ passes through here, so a switch touches this file only. The rest of ``lsm.cuda`
 - ``device_array``, ``stream``, ``is_available``, ``compile_ptx``.
 """
 
+import functools
 import threading
 import types as _pytypes
 from unittest import mock
@@ -39,8 +40,9 @@ __all__ = [
 ]
 
 
+@functools.cache
 def is_available():
-    """Whether a CUDA GPU (or the simulator) can run kernels in this process."""
+    """Whether a CUDA GPU (or the simulator) can run kernels in this process (asked once)."""
     return cuda.is_available()
 
 
