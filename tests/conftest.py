@@ -37,12 +37,13 @@ ARRAY_ARGUMENTS = ("where", "b")
 SIMULATOR = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
 
 # The CUDA tunables for the simulator run (see lsm/cuda/_config.py): one warp per block, rows up
-# to 32 elements per warp, longer rows on 64-thread blocks, rows of 40 or more split in chunks of
+# to 32 elements per warp, longer rows on one-warp blocks, rows of 40 or more split in chunks of
 # 16 when there are fewer than 8 of them, and at most 2 blocks per grid (grid-stride loops).
+# (tests/test_cuda_sim.py runs every path with two-warp blocks as well.)
 SIM_CONFIG = {
     "WARP_ROW_MAX": 32,
     "WARPS_PER_BLOCK": 1,
-    "BLOCK_THREADS": 64,
+    "BLOCK_THREADS": 32,
     "COLUMN_THREADS": 32,
     "SPLIT_MIN_LENGTH": 40,
     "SPLIT_MAX_ROWS": 8,

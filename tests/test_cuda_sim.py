@@ -61,7 +61,12 @@ def test_kernel_choice(shape, axis, path):
 
 @pytest.mark.parametrize("dtype", [F16, F32, F64], ids=str)
 @pytest.mark.parametrize(("shape", "axis", "path"), PATHS)
-def test_every_path_with_mask_and_weights(cuda, shape, axis, path, dtype):
+def test_every_path_with_mask_and_weights(cuda, monkeypatch, shape, axis, path, dtype):
+    from lsm.cuda import _config
+
+    # two warps per block: the block reductions combine warps, the warp kernel shares blocks
+    monkeypatch.setattr(_config, "BLOCK_THREADS", 64)
+    monkeypatch.setattr(_config, "WARPS_PER_BLOCK", 2)
     rng = np.random.default_rng(5)
     x = (rng.standard_normal(shape) * 4).astype(dtype)
     x.flat[::7] = -np.inf

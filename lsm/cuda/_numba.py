@@ -13,6 +13,7 @@ passes through here, so a switch touches this file only. The rest of ``lsm.cuda`
 """
 
 import functools
+import sys
 import threading
 import types as _pytypes
 from unittest import mock
@@ -25,7 +26,33 @@ from numba.cuda import config as _config
 SIMULATOR = bool(_config.ENABLE_CUDASIM)
 
 if SIMULATOR:
+    from numba.cuda.simulator import kernelapi as _kernelapi
     from numba.cuda.simulator.cudadrv.devicearray import FakeCUDAArray as _FakeCUDAArray
+
+    _shared_lock = threading.Lock()
+
+    def _shared_array(self, shape, dtype, alignment=None):
+        """The simulator's ``cuda.shared.array``, made atomic.
+
+        numba-cuda's simulator finds a block's shared array by the calling source line in a
+        dict, with an unlocked check-then-insert: two threads starting together can each create
+        their own "shared" array, and a reduction then silently loses the values written to the
+        other one (seen here as sporadic wrong sums). Same lookup, under a lock.
+        """
+        if alignment is not None or shape == 0:  # the cases the simulator handles without the dict
+            return _unlocked_shared_array(self, shape, dtype, alignment)
+        if isinstance(dtype, numba.types.Type):
+            dtype = numba.np.numpy_support.as_dtype(dtype)
+        caller = sys._getframe(1)
+        key = (caller.f_code.co_filename, caller.f_lineno)
+        with _shared_lock:
+            array = self._allocations.get(key)
+            if array is None:
+                array = self._allocations[key] = np.empty(shape, dtype)
+        return array
+
+    _unlocked_shared_array = _kernelapi.FakeCUDAShared.array
+    _kernelapi.FakeCUDAShared.array = _shared_array
 
 __all__ = [
     "SIMULATOR",
