@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from conftest import same_layout_bytes
 from reference import assert_close, ref_log_softmax, ref_logsumexp, ref_softmax
+from test_cuda_paths import PATHS
 
 import lsm
 
@@ -40,47 +41,14 @@ def host(array):
     return array.copy_to_host()
 
 
-# shape, axis -> kernel family under SIM_CONFIG (warp rows <= 32, split from 40 with < 8 rows)
-PATHS = [
-    pytest.param((5, 20), -1, "warp", id="warp"),
-    pytest.param((3, 36), -1, "block", id="block-few-rows"),
-    pytest.param((9, 45), -1, "block", id="block-many-rows"),
-    pytest.param((2, 100), -1, "split", id="split"),
-    pytest.param((2, 30, 5), 1, "columns", id="columns"),
-]
-
-
 @pytest.mark.parametrize(("shape", "axis", "path"), PATHS)
 def test_kernel_choice(shape, axis, path):
+    """The shapes of tests/test_cuda_paths.py take the intended kernel family."""
     from lsm.cuda import _launch
 
     outer = int(np.prod(shape[: axis % len(shape)]))
     inner = int(np.prod(shape[axis % len(shape) + 1 :]))
     assert _launch.choose(outer, shape[axis], inner) == path
-
-
-@pytest.mark.parametrize("dtype", [F16, F32, F64], ids=str)
-@pytest.mark.parametrize(("shape", "axis", "path"), PATHS)
-def test_every_path_with_mask_and_weights(cuda, monkeypatch, shape, axis, path, dtype):
-    from lsm.cuda import _config
-
-    # two warps per block: the block reductions combine warps, the warp kernel shares blocks
-    monkeypatch.setattr(_config, "BLOCK_THREADS", 64)
-    monkeypatch.setattr(_config, "WARPS_PER_BLOCK", 2)
-    rng = np.random.default_rng(5)
-    x = (rng.standard_normal(shape) * 4).astype(dtype)
-    x.flat[::7] = -np.inf
-    where = rng.random(shape) < 0.8
-    b = rng.uniform(-1, 2, shape)
-    dx, dwhere, db = device(cuda, x), device(cuda, where), device(cuda, b)
-    assert_close(host(lsm.log_softmax(dx, axis=axis)), ref_log_softmax(x, axis=axis), dtype)
-    assert_close(
-        host(lsm.softmax(dx, axis=axis, where=dwhere)), ref_softmax(x, axis=axis, where=where), dtype
-    )
-    value, sign = lsm.logsumexp(dx, axis=axis, where=dwhere, b=db, return_sign=True)
-    ref_value, ref_sign = ref_logsumexp(x, axis=axis, where=where, b=b.astype(dtype), return_sign=True)
-    assert_close(host(value), ref_value, dtype)
-    assert_close(host(sign), ref_sign, dtype)
 
 
 def test_out_and_in_place(cuda):
