@@ -35,6 +35,8 @@ def small_tunables(backend, monkeypatch):
         monkeypatch.setattr(_config, name, value)
 
 
+# On a GPU numba-cuda warns about the deliberately tiny grids (1 or 2 blocks) of these tunables.
+@pytest.mark.filterwarnings("ignore:Grid size")
 @pytest.mark.usefixtures("small_tunables")
 @pytest.mark.parametrize("dtype", [F16, F32, F64], ids=str)
 @pytest.mark.parametrize(("shape", "axis", "path"), PATHS)

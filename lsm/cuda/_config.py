@@ -14,3 +14,7 @@ SPLIT_MIN_LENGTH = 65536  # rows at least this long ...
 SPLIT_MAX_ROWS = 256  # ... in a call with fewer rows than this are split across blocks
 SPLIT_CHUNK = 16384  # row elements per block in the split-row path
 MAX_BLOCKS = 65536  # grid size cap; every kernel loops (grid-stride) over the rest
+# Grids have at least this many blocks, those beyond the work finding nothing to do: numba-cuda
+# warns about every launch of fewer than 128 blocks ("low occupancy"), which small inputs would
+# otherwise trigger on each call. Idle blocks cost the GPU next to nothing.
+MIN_BLOCKS = 128

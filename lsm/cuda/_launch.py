@@ -3,8 +3,8 @@
 Row groups (``inner == 1``) go to one warp per row up to ``WARP_ROW_MAX`` elements, to the split
 path for rows of at least ``SPLIT_MIN_LENGTH`` when there are fewer than ``SPLIT_MAX_ROWS`` of
 them (too few rows to fill the GPU with one block each), and to one block per row otherwise.
-Column groups go to the column kernels. Grids are capped at ``MAX_BLOCKS``; the kernels loop over
-the rest. Nothing here synchronises: every launch is queued on ``stream``.
+Column groups go to the column kernels. Grids have ``MIN_BLOCKS`` to ``MAX_BLOCKS`` blocks; the
+kernels loop over the rest. Nothing here synchronises: every launch is queued on ``stream``.
 """
 
 import itertools
@@ -21,7 +21,7 @@ def _accumulation(dtype):
 
 
 def _blocks(items, per_block):
-    return max(1, min(_config.MAX_BLOCKS, -(-items // per_block)))
+    return min(_config.MAX_BLOCKS, max(_config.MIN_BLOCKS, -(-items // per_block)))
 
 
 def _rows_view(view):
