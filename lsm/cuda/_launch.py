@@ -43,11 +43,17 @@ def choose(outer, n, inner):
     ``"block"`` (one block per row)."""
     if inner > 1:
         return "columns"
-    if n <= _config.WARP_ROW_MAX:
+    if n <= _per_lane() * WARP:
         return "warp"
     if n >= _config.SPLIT_MIN_LENGTH and outer < _config.SPLIT_MAX_ROWS:
         return "split"
     return "block"
+
+
+def _per_lane():
+    """Row elements each lane holds in the warp-per-row kernels (``WARP_ROW_MAX`` rounded down
+    to whole warps)."""
+    return _config.WARP_ROW_MAX // WARP
 
 
 def _parts(n):
@@ -71,7 +77,7 @@ def softmax(x, where, out, log, stream, allocate):
             x.device(), _device(where), out.device(), log
         )
         return
-    rows = _rows.build(acc, _config.WARP_ROW_MAX // WARP)
+    rows = _rows.build(acc, _per_lane())
     x, where, out = _rows_device(x), _rows_device(where), _rows_device(out)
     if path == "warp":
         warps = _config.WARPS_PER_BLOCK
@@ -99,7 +105,7 @@ def logsumexp(x, where, b, lse, sign, stream, allocate):
         args = x.device(), _device(where), _device(b), lse.device(), _device(sign)
         kernel[_blocks(outer * inner, threads), threads, stream](*args)
         return
-    rows = _rows.build(acc, _config.WARP_ROW_MAX // WARP)
+    rows = _rows.build(acc, _per_lane())
     x, where, b = _rows_device(x), _rows_device(where), _rows_device(b)
     lse = lse.with_layout(lse.shape[:1], lse.strides[:1]).device()
     sign = None if sign is None else sign.with_layout(sign.shape[:1], sign.strides[:1]).device()
