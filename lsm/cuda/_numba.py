@@ -143,11 +143,6 @@ def stream(handle):
     return cached
 
 
-def numba_type(dtype):
-    """The Numba scalar type of NumPy ``dtype``."""
-    return numba.from_dtype(dtype)
-
-
 _compile_lock = threading.Lock()
 
 
