@@ -2,7 +2,8 @@
 their gradients (log_softmax_backward, softmax_backward) and losses (cross_entropy, nll_loss).
 
 The functions take NumPy arrays (or anything ``np.asarray`` accepts) and run Numba-compiled CPU
-kernels. See ``help(lsm.log_softmax)`` for the numerical contract.
+kernels; CUDA device arrays (CuPy, Numba, torch, any ``__cuda_array_interface__``) run numba-cuda
+kernels on the GPU. See ``help(lsm.log_softmax)`` for the numerical contract.
 """
 
 from ._api import log_softmax, logsumexp, softmax

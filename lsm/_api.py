@@ -3,7 +3,7 @@
 import numpy as np
 
 from . import _plan
-from ._dispatch import backend_for, uses_dask
+from ._dispatch import HOST, backend_for, uses_dask
 
 
 def _finish(result, out):
@@ -18,7 +18,9 @@ def _softmax_family(func, x, axis, dtype, out, where, log):
         from . import _dask
 
         return _dask.softmax_family(func, x, axis, dtype, out, where, log)
-    backend = backend_for(x, out, where)
+    backend = backend_for(x=x, out=out, where=where)
+    if backend is not HOST:
+        return backend.softmax_family(func, x, axis, dtype, out, where, log)
     plan = _plan.make_plan(func, x, axis, dtype, where=where)
     if out is None:
         result = np.empty(plan.shape, dtype=plan.dtype)
@@ -52,14 +54,17 @@ def log_softmax(x, axis=-1, *, dtype=None, out=None, where=None):
 
     Parameters
     ----------
-    x : array_like
+    x : array_like or device array
         Input values (real floats, integers or bools). Never modified, unless passed as ``out``.
+        A GPU array (CuPy, Numba device array, torch CUDA tensor, anything with
+        ``__cuda_array_interface__``) runs on the GPU and gives the same kind of array; every
+        other array argument must then be a device array too.
     axis : int, tuple of int or None, optional
         The axis or axes the softmax normalises over (default: the last). None means all axes.
     dtype : dtype, optional
-        Computation and result dtype: float16, bfloat16, float32 or float64. The default is the
-        input's floating dtype, or float64 for integer and bool inputs. float16 and bfloat16 are
-        accumulated in float32.
+        Computation and result dtype: float16, bfloat16 (not on the GPU), float32 or float64. The
+        default is the input's floating dtype, or float64 for integer and bool inputs. float16
+        and bfloat16 are accumulated in float32.
     out : ndarray, optional
         Array of the input's shape and the result dtype to write into. ``out=x`` (exactly the
         same array) computes in place; any other overlap with the inputs is an error.
@@ -69,21 +74,22 @@ def log_softmax(x, axis=-1, *, dtype=None, out=None, where=None):
 
     Returns
     -------
-    ndarray or scalar
-        The log-probabilities, shaped like ``x`` (a NumPy scalar for a 0-d input).
+    ndarray, scalar or device array
+        The log-probabilities, shaped like ``x`` (a NumPy scalar for a 0-d host input, a 0-d
+        device array for a 0-d device input).
 
     Raises
     ------
     TypeError
         For complex, object, string or datetime input, a non-float ``dtype``, a non-bool
-        ``where`` or an ``out`` of the wrong type or dtype.
+        ``where``, an ``out`` of the wrong type or dtype, or host and device arrays mixed.
     ValueError
         For an ``out`` of the wrong shape, read-only or overlapping the input, or a ``where``
         that does not broadcast.
     numpy.exceptions.AxisError
         For an axis out of range or named twice.
-    NotImplementedError
-        For GPU arrays (not supported yet).
+    RuntimeError, ImportError
+        For a device array when no GPU is available or numba-cuda is not installed.
 
     Notes
     -----
@@ -136,7 +142,7 @@ def softmax(x, axis=-1, *, dtype=None, out=None, where=None):
 
     Raises
     ------
-    TypeError, ValueError, numpy.exceptions.AxisError, NotImplementedError
+    TypeError, ValueError, numpy.exceptions.AxisError, RuntimeError, ImportError
         As for :func:`log_softmax`.
 
     Notes
@@ -198,7 +204,7 @@ def logsumexp(x, axis=None, *, keepdims=False, b=None, return_sign=False, dtype=
 
     Raises
     ------
-    TypeError, ValueError, numpy.exceptions.AxisError, NotImplementedError
+    TypeError, ValueError, numpy.exceptions.AxisError, RuntimeError, ImportError
         As for :func:`log_softmax`; also for a ``b`` that does not broadcast.
 
     Notes
@@ -226,7 +232,9 @@ def logsumexp(x, axis=None, *, keepdims=False, b=None, return_sign=False, dtype=
         from . import _dask
 
         return _dask.logsumexp(x, axis, keepdims, b, return_sign, dtype, out, where)
-    backend = backend_for(x, out, where, b)
+    backend = backend_for(x=x, out=out, where=where, b=b)
+    if backend is not HOST:
+        return backend.logsumexp(x, axis, keepdims, b, return_sign, dtype, out, where)
     plan = _plan.make_plan("logsumexp", x, axis, dtype, where=where, b=b)
     kept = plan.kept_shape
     shape = (

@@ -1,15 +1,21 @@
-"""Which backend owns an array.
+"""Which backend owns the arrays of a call.
 
-Decided from the type alone, without importing any GPU or Dask module: an object is recognised
-by the attributes and module names it carries. Today the NumPy backend (``lsm.cpu``) runs the
-kernels; GPU arrays get a clear ``NotImplementedError`` naming their type instead of a silent
-copy to the host. Dask arrays never reach :func:`backend_for`: the public functions hand them to
-``lsm._dask`` first (see :func:`uses_dask`), whose block tasks call lsm on each chunk.
+Decided from the types alone, without importing any GPU or Dask module: an object is recognised
+by the attributes and module names it carries. Host arrays (NumPy and anything ``np.asarray``
+accepts) go to the CPU kernels (``lsm.cpu``); device arrays (``__cuda_array_interface__``, a CUDA
+``__dlpack_device__``, the CUDA simulator's arrays) go to the CUDA backend (``lsm.cuda``), which
+is imported the first time a device array is seen. Host and device arguments are never mixed:
+lsm does not copy between them behind the caller's back. Dask arrays never reach
+:func:`backend_for`: the public functions hand them to ``lsm._dask`` first (see
+:func:`uses_dask`), whose block tasks call lsm on each chunk.
 """
 
 import numpy as np
 
 from .cpu import _launch as cpu_backend
+
+HOST = cpu_backend  # the backend of host arrays
+_DLPACK_CPU = 1  # kDLCPU in the DLPack spec
 
 
 def _type_name(obj):
@@ -17,15 +23,19 @@ def _type_name(obj):
     return f"{kind.__module__}.{kind.__qualname__}"
 
 
+def _is_simulator_array(obj):
+    return type(obj).__module__.startswith("numba.cuda.simulator")
+
+
 def _is_gpu_array(obj):
-    if hasattr(obj, "__cuda_array_interface__"):
+    if hasattr(obj, "__cuda_array_interface__") or _is_simulator_array(obj):
         return True
     if hasattr(obj, "__dlpack_device__") and not isinstance(obj, np.ndarray):
         try:
             device_type, _ = obj.__dlpack_device__()
         except Exception:  # a broken or CPU-only protocol implementation: not a GPU array
             return False
-        return int(device_type) != 1  # 1 is kDLCPU in the DLPack spec
+        return int(device_type) != _DLPACK_CPU
     return False
 
 
@@ -34,37 +44,71 @@ def uses_dask(*operands):
     return any(type(operand).__module__.split(".")[0] == "dask" for operand in operands)
 
 
-def backend_for(*operands):
-    """The backend that runs a call on these operands: a module with ``softmax`` and ``logsumexp``.
+def _gpu_backend(operands):
+    on_host = [name for name, operand in operands.items() if not _is_gpu_array(operand)]
+    if on_host:
+        on_device = [name for name in operands if name not in on_host]
+        raise TypeError(
+            f"lsm: {', '.join(map(repr, on_device))} on the GPU but {', '.join(map(repr, on_host))} on the "
+            "host; pass every array argument on the same side (lsm never copies between host and device)"
+        )
+    for name, operand in operands.items():
+        if not hasattr(operand, "__cuda_array_interface__") and not _is_simulator_array(operand):
+            raise TypeError(
+                f"lsm: {name!r} ({_type_name(operand)}) is a GPU array without __cuda_array_interface__; "
+                "lsm reads device memory through that interface (wrap it with cupy.from_dlpack, for example)"
+            )
+    try:
+        from .cuda import _call
+    except ImportError as error:
+        raise ImportError(
+            "lsm: GPU arrays need numba-cuda; install the extra with pip install 'lsm[cuda]'"
+        ) from error
+    return _call
+
+
+def backend_for(**operands):
+    """The backend that runs a call on these operands.
 
     Parameters
     ----------
-    *operands
-        The array arguments of the call (``None`` entries are skipped).
+    **operands
+        The array arguments of the call by name (``None`` entries are skipped); the names
+        appear in error messages.
 
     Returns
     -------
     module
-        ``lsm.cpu._launch`` for NumPy arrays and anything ``np.asarray`` accepts.
+        :data:`HOST` (``lsm.cpu._launch``) for host arrays, whose functions take the canonical
+        NumPy views; ``lsm.cuda._call`` for device arrays, whose ``softmax_family`` and
+        ``logsumexp`` take the public call's arguments.
 
     Raises
     ------
-    NotImplementedError
-        If an operand is a GPU array: that backend is not available yet.
     TypeError
-        If an operand is a NumPy masked array, whose mask would be silently dropped.
+        If host and device arrays are mixed, a GPU array lacks ``__cuda_array_interface__``, or
+        an operand is a NumPy masked array (whose mask would be silently dropped).
+    ImportError
+        For a device array when numba-cuda is not installed.
     """
-    for operand in operands:
-        if operand is None:
-            continue
+    operands = {name: operand for name, operand in operands.items() if operand is not None}
+    on_gpu = False
+    for operand in operands.values():
         if isinstance(operand, np.ma.MaskedArray):
             raise TypeError(
                 "lsm does not accept numpy.ma.MaskedArray (its mask would be ignored); "
                 "pass the data and where=~mask instead"
             )
-        if _is_gpu_array(operand):
-            raise NotImplementedError(
-                f"lsm has no GPU backend yet: got {_type_name(operand)}; "
-                "copy the array to the host explicitly (for example with .get()) to use the CPU kernels"
-            )
-    return cpu_backend
+        on_gpu = on_gpu or _is_gpu_array(operand)
+    return _gpu_backend(operands) if on_gpu else HOST
+
+
+def host_backend_for(func, **operands):
+    """:data:`HOST` for a function the GPU backend does not provide yet (the gradients and the
+    losses): as :func:`backend_for`, and ``NotImplementedError`` naming ``func`` for device arrays."""
+    if any(_is_gpu_array(operand) for operand in operands.values() if operand is not None):
+        raise NotImplementedError(
+            f"lsm.{func} has no GPU kernels yet (log_softmax, softmax and logsumexp do); "
+            "copy the arrays to the host explicitly to use the CPU kernels"
+        )
+    return backend_for(**operands)

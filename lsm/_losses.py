@@ -6,7 +6,7 @@ import operator
 import numpy as np
 
 from . import _plan
-from ._dispatch import backend_for, uses_dask
+from ._dispatch import host_backend_for, uses_dask
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -251,7 +251,7 @@ def fused_cross_entropy(
     gradient's own factor (``1 / total weight`` for a mean, else 1): a Dask block of a batch
     scales its gradient by the whole batch's total, in the kernel, so it is rounded once."""
     func = "cross_entropy"
-    backend = backend_for(logits, target, weight, grad_out)
+    backend = host_backend_for(func, logits=logits, target=target, weight=weight, grad_out=grad_out)
     _check_reduction(func, reduction)
     smoothing = _check_smoothing(func, label_smoothing)
     ignore_index = _check_ignore_index(func, ignore_index)
@@ -342,7 +342,7 @@ def nll_loss(logp, target, axis=-1, *, weight=None, ignore_index=-100, reduction
         return _dask_losses.losses(
             func, logp, target, axis, weight, ignore_index, reduction, 0.0, False, None
         )
-    backend = backend_for(logp, target, weight)
+    backend = host_backend_for(func, logp=logp, target=target, weight=weight)
     _check_reduction(func, reduction)
     ignore_index = _check_ignore_index(func, ignore_index)
     plan = _plan_classes(func, logp, axis, "logp")

@@ -3,20 +3,41 @@
 A test that takes the ``backend`` fixture calls ``backend.log_softmax(x, ...)`` (and ``softmax``,
 ``logsumexp``, ``log_softmax_backward``, ``softmax_backward``, ``cross_entropy``, ``nll_loss``)
 with NumPy arguments: the backend moves the first argument and the array keywords named in
-``ARRAY_ARGUMENTS`` to its own kind of array (``grad_out=x`` becomes the moved ``x`` itself),
-calls lsm, checks that every result is of that kind, and hands NumPy results back for comparison
-with the references.
+``ARRAY_ARGUMENTS`` to its own kind of array (keeping their memory layout; ``grad_out=x`` becomes
+the moved ``x`` itself), calls lsm, checks that every result is of that kind, and hands NumPy
+results back for comparison with the references.
 
-Backends: NumPy (Numba CPU kernels) and, when Dask is installed, Dask arrays of NumPy chunks,
-with every axis in one chunk (the blockwise graphs), every axis cut in two (the tree
-reductions; the class axis of the losses stays whole, as lsm requires), and cut in two on a
-two-process ``dask.distributed`` cluster. Dask results are lazy, so ``out=`` and ``grad_out=``
-do not apply there: a test passing them is skipped on those backends only (test_dask.py checks
-the error they raise).
+Backends:
+
+- ``cpu``: NumPy arrays, the Numba CPU kernels. Always.
+- ``cuda``: CuPy arrays on a real GPU, when CuPy is installed and ``numba.cuda.is_available()``.
+- ``cuda-sim``: Numba device arrays under Numba's CUDA simulator. The simulator must be switched
+  on before Numba is imported, so it is its own pytest run, which ``.ci/run`` makes::
+
+      NUMBA_ENABLE_CUDASIM=1 python -m pytest tests
+
+  In that run only the shared test bodies (on ``cuda-sim``) and the tests marked ``cuda_sim`` are
+  collected, every other test is deselected (it ran in the normal run), and the CUDA tunables are
+  shrunk (``SIM_CONFIG``) so that tiny inputs take the multi-block, block-per-row and split-row
+  paths. In the normal run the ``cuda_sim`` tests are deselected instead.
+- ``dask-whole``, ``dask-halves``, ``dask-cluster`` (when Dask is installed): Dask arrays of
+  NumPy chunks, with every axis in one chunk (the blockwise graphs), every axis cut in two (the
+  tree reductions; the class axis of the losses stays whole, as lsm requires), and cut in two on
+  a two-process ``dask.distributed`` cluster. Dask results are lazy, so ``out=`` and
+  ``grad_out=`` do not apply there: a test passing them is skipped on those backends only
+  (test_dask.py checks the error they raise).
+
+The simulator runs every CUDA thread as a Python thread, so a shared test body must stay tiny:
+each backend has an element budget (``max_elements``) that a call may not exceed, and a backend
+that cannot hold an input's dtype (bfloat16, non-native byte order on the GPU) deselects the
+test cases with such inputs. The GPU backend has no gradients or losses yet: tests marked
+``gradients`` are deselected for it.
 """
 
 import importlib.util
 import math
+import os
+import sys
 
 import numpy as np
 import pytest
@@ -24,26 +45,70 @@ import pytest
 import lsm
 
 ARRAY_ARGUMENTS = ("where", "b", "y", "target", "weight")
+SIMULATOR = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
+
+# The CUDA tunables for the simulator run (see lsm/cuda/_config.py): one warp per block, rows up
+# to 32 elements per warp, longer rows on one-warp blocks, rows of 40 or more split in chunks of
+# 16 when there are fewer than 8 of them, and 1 or 2 blocks per grid (grid-stride loops).
+# (tests/test_cuda_sim.py runs every path with two-warp blocks as well.)
+SIM_CONFIG = {
+    "WARP_ROW_MAX": 32,
+    "WARPS_PER_BLOCK": 1,
+    "BLOCK_THREADS": 32,
+    "COLUMN_THREADS": 32,
+    "SPLIT_MIN_LENGTH": 40,
+    "SPLIT_MAX_ROWS": 8,
+    "SPLIT_CHUNK": 16,
+    "MAX_BLOCKS": 2,
+    "MIN_BLOCKS": 1,
+}
 
 
 class Backend:
     """One way of running lsm: how inputs get there, what results must be, how they come back."""
 
-    def __init__(self, name, to_backend, to_numpy, result_types, sweeps=True, lazy=False):
+    def __init__(
+        self,
+        name,
+        to_backend,
+        to_numpy,
+        result_types,
+        accepts=None,
+        max_elements=None,
+        sweeps=True,
+        lazy=False,
+        gradients=True,
+    ):
         self.name = name
         self.sweeps = sweeps  # whether the long generator sweeps run here (see sweep_backend)
         self.lazy = lazy  # lazy results: no out= or grad_out=
+        self.gradients = gradients  # whether lsm has the gradients and losses for this backend
         self._to_backend = to_backend  # (array, axes to keep in one chunk) -> backend array
         self._to_numpy = to_numpy
         self._result_types = result_types
+        self._accepts = accepts
+        self.max_elements = max_elements
+
+    def accepts(self, dtype):
+        """Whether this backend's arrays can hold ``dtype``."""
+        return self._accepts is None or self._accepts(np.dtype(dtype))
+
+    def _move(self, array, whole=()):
+        if self.max_elements is not None:
+            assert array.size <= self.max_elements, (
+                f"{self.name}: a shared test body passed {array.size} elements; keep them within "
+                f"{self.max_elements} (write a dedicated test for big inputs)"
+            )
+        return self._to_backend(array, whole)
 
     def _call(self, func, x, whole=(), **kwargs):
         if self.lazy and (kwargs.get("out") is not None or kwargs.get("grad_out") is not None):
             pytest.skip(f"{self.name}: results are lazy, out= and grad_out= do not apply")
         for key in ARRAY_ARGUMENTS:
             if isinstance(kwargs.get(key), np.ndarray):
-                kwargs[key] = self._to_backend(kwargs[key], whole)
-        moved = self._to_backend(np.asarray(x), whole) if isinstance(x, (np.ndarray, np.generic)) else x
+                kwargs[key] = self._move(kwargs[key], whole)
+        # NumPy scalars too: a 0-d array on the backend
+        moved = self._move(np.asarray(x), whole) if isinstance(x, (np.ndarray, np.generic)) else x
         if kwargs.get("grad_out") is x and x is not None:  # the gradient written over the logits
             kwargs["grad_out"] = moved
         result = func(moved, **kwargs)
@@ -82,7 +147,71 @@ def _identity(array, whole=()):
     return array
 
 
-BACKENDS = [Backend("cpu", _identity, _identity, (np.ndarray, np.generic))]
+def same_layout_bytes(array):
+    """``(buffer, start)``: a host byte buffer holding ``array`` with its exact strides, the
+    array's first element at byte ``start`` (so negative and gapped strides survive a copy)."""
+    low = sum(min(0, (n - 1) * s) for n, s in zip(array.shape, array.strides, strict=True))
+    high = sum(max(0, (n - 1) * s) for n, s in zip(array.shape, array.strides, strict=True))
+    buffer = np.zeros(high - low + array.dtype.itemsize, dtype=np.uint8)
+    start = -low
+    if array.size:
+        first = buffer[start : start + array.dtype.itemsize].view(array.dtype)
+        np.lib.stride_tricks.as_strided(first, array.shape, array.strides)[...] = array
+    return buffer, start
+
+
+def _gpu_dtype(dtype):
+    """Device arrays hold native-order numbers; no GPU array library lsm accepts has bfloat16."""
+    return dtype.isnative and dtype.kind in "biuf" and dtype.name != "bfloat16"
+
+
+def _simulator_backend():
+    from numba import cuda
+    from numba.cuda.simulator.cudadrv.devicearray import FakeCUDAArray
+
+    def to_device(array, whole=()):
+        if array.size == 0:
+            return cuda.to_device(np.ascontiguousarray(array))
+        buffer, start = same_layout_bytes(array)
+        first = buffer[start : start + array.dtype.itemsize].view(array.dtype)
+        return FakeCUDAArray(np.lib.stride_tricks.as_strided(first, array.shape, array.strides))
+
+    return Backend(
+        "cuda-sim",
+        to_device,
+        lambda part: part.copy_to_host(),
+        (FakeCUDAArray,),
+        accepts=_gpu_dtype,
+        max_elements=2048,
+        gradients=False,
+    )
+
+
+def _cupy_backend():
+    """CuPy on a real GPU, or None where there is none (or no CuPy)."""
+    try:
+        from numba import cuda
+
+        if not cuda.is_available():
+            return None
+        import cupy
+    except ImportError:
+        return None
+
+    def to_device(array, whole=()):
+        buffer, start = same_layout_bytes(array)
+        device = cupy.asarray(buffer)
+        return cupy.ndarray(array.shape, array.dtype, device.data + start, array.strides)
+
+    return Backend("cuda", to_device, cupy.asnumpy, (cupy.ndarray,), accepts=_gpu_dtype, gradients=False)
+
+
+if SIMULATOR:
+    BACKENDS = [_simulator_backend()]
+else:
+    BACKENDS = [Backend("cpu", _identity, _identity, (np.ndarray, np.generic))]
+    if (gpu := _cupy_backend()) is not None:
+        BACKENDS.append(gpu)
 
 
 class _Cluster:
@@ -129,7 +258,7 @@ def _halves(array, whole=()):
     )
 
 
-if importlib.util.find_spec("dask") is not None:
+if not SIMULATOR and importlib.util.find_spec("dask") is not None:
     import dask.array as da
 
     BACKENDS += [
@@ -172,3 +301,51 @@ def sweep_backend(request):
     """The backends that run the long adversarial-generator sweeps: every backend but those
     whose per-call cost would make a sweep take minutes (they run every other shared test)."""
     return request.param
+
+
+def _input_dtypes(item):
+    """The dtypes of the array parameters of a collected test (its ``dtype`` and ``x``)."""
+    params = getattr(item, "callspec", None)
+    params = params.params if params else {}
+    found = [params["dtype"]] if "dtype" in params else []
+    found += [value.dtype for value in params.values() if isinstance(value, np.ndarray)]
+    return [np.dtype(d) for d in found]
+
+
+def _runs_here(item):
+    params = item.callspec.params if hasattr(item, "callspec") else {}
+    backend = params.get("backend", params.get("sweep_backend"))
+    if backend is not None:
+        if item.get_closest_marker("gradients") is not None and not backend.gradients:
+            return False
+        return all(backend.accepts(dtype) for dtype in _input_dtypes(item))
+    return item.get_closest_marker("cuda_sim") is not None if SIMULATOR else True
+
+
+def pytest_collection_modifyitems(config, items):
+    """Keep the tests of this run (see the module docstring); report the others as deselected."""
+    kept, dropped = [], []
+    for item in items:
+        marked = item.get_closest_marker("cuda_sim") is not None
+        keep = _runs_here(item) and (SIMULATOR or not marked)
+        (kept if keep else dropped).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
+@pytest.fixture(autouse=SIMULATOR)
+def simulator_config(monkeypatch):
+    """Shrink the CUDA tunables for the simulator run (see ``SIM_CONFIG``).
+
+    The simulator's threads meet at barriers that wait for the interpreter's thread switch
+    interval; a short interval makes them about ten times faster.
+    """
+    from lsm.cuda import _config
+
+    for name, value in SIM_CONFIG.items():
+        monkeypatch.setattr(_config, name, value)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+    yield
+    sys.setswitchinterval(interval)

@@ -12,6 +12,8 @@ from reference_losses import assert_scaled_close, ref_backward
 
 import lsm
 
+pytestmark = pytest.mark.gradients  # shared bodies: deselected for backends without gradients
+
 HAVE_TORCH = importlib.util.find_spec("torch") is not None
 needs_torch = pytest.mark.skipif(not HAVE_TORCH, reason="torch is not installed")
 FLOAT_IDS = [dtype_id(d) for d in DTYPES]

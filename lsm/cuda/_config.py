@@ -1,0 +1,20 @@
+"""Tunables of the CUDA backend, in one place.
+
+The launch code reads them at every call, so tests can shrink them (``monkeypatch.setattr``) to
+reach the multi-block, block-per-row and split-row paths with tiny inputs in the simulator.
+``WARP_ROW_MAX`` also sizes the per-lane register cache of the warp-per-row kernels, which are
+compiled once per value.
+"""
+
+WARP_ROW_MAX = 1024  # rows up to this length: one warp per row, the row held in registers
+WARPS_PER_BLOCK = 4  # rows (warps) per block in the warp-per-row kernels
+BLOCK_THREADS = 512  # threads per block in the block-per-row, split-row and copy kernels
+COLUMN_THREADS = 256  # threads per block in the column kernels (one thread per column)
+SPLIT_MIN_LENGTH = 65536  # rows at least this long ...
+SPLIT_MAX_ROWS = 256  # ... in a call with fewer rows than this are split across blocks
+SPLIT_CHUNK = 16384  # row elements per block in the split-row path
+MAX_BLOCKS = 65536  # grid size cap; every kernel loops (grid-stride) over the rest
+# Grids have at least this many blocks, those beyond the work finding nothing to do: numba-cuda
+# warns about every launch of fewer than 128 blocks ("low occupancy"), which small inputs would
+# otherwise trigger on each call. Idle blocks cost the GPU next to nothing.
+MIN_BLOCKS = 128

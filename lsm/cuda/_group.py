@@ -1,0 +1,154 @@
+"""Per-group math shared by the CUDA kernels: the same contract as ``lsm.cpu._kernels``.
+
+A group (one row, or one column of the canonical ``(outer, n, inner)`` view) is summarised by
+
+.. math::
+
+    S = \\sum_j b_j e^{x_j} = e^m (A + R), \\qquad
+    A = \\sum_{x_j = m} b_j, \\qquad R = \\sum_{x_j < m} b_j e^{x_j - m}
+
+with ``m`` the largest included element (``b_j = 1`` without weights). Keeping the maximal terms
+out of ``R`` keeps ``log(A + R) = log(A) + log1p(R / A)`` accurate when ``R`` is tiny. The
+special groups need no extra pass: ``m = -inf`` when nothing above -inf is included, ``m = +inf``
+makes ``R = 0`` and ``A`` the weight at infinity, and an included NaN makes ``R`` NaN (a NaN is
+never the maximum: ``v > m`` is false for it, so it lands in ``R`` as ``exp(NaN)``).
+
+Partial summaries of pieces of a group (warps, blocks, split-row chunks) are combined by
+rescaling each to the common maximum (``merge``). Long sums per thread use Neumaier
+compensation, like the CPU kernels' block sums.
+
+``build(acc)`` returns the device functions for accumulation type ``acc``.
+"""
+
+import functools
+import math
+
+import numpy as np
+
+from ._numba import cuda
+
+
+@functools.cache
+def build(acc):
+    """Device functions for accumulation type ``acc`` (float32 or float64), by name."""
+    nan, inf, zero, one = acc(np.nan), acc(np.inf), acc(0), acc(1)
+
+    @cuda.jit(device=True)
+    def included(where, b, index):
+        """Whether element ``index`` takes part: ``where`` is True there and ``b`` is nonzero.
+        A None operand compiles away."""
+        keep = True
+        if where is not None:
+            keep = where[index]
+        if b is not None:
+            keep = keep and b[index] != 0
+        return keep
+
+    @cuda.jit(device=True)
+    def weight(b, index):
+        """``b[index]`` in the accumulation type, one without weights."""
+        return one if b is None else acc(b[index])
+
+    @cuda.jit(device=True)
+    def sign_of(value):
+        return one if value > 0 else (-one if value < 0 else zero)
+
+    @cuda.jit(device=True)
+    def compensated_add(total, compensation, term):
+        """Neumaier's step: ``total + term``, the rounding error carried in ``compensation``."""
+        new_total = total + term
+        if abs(total) >= abs(term):
+            compensation += (total - new_total) + term
+        else:
+            compensation += (term - new_total) + total
+        return new_total, compensation
+
+    @cuda.jit(device=True)
+    def compensated_total(total, compensation):
+        """The compensated sum; an infinite total stands alone (its compensation is inf - inf)."""
+        return total + compensation if abs(total) < inf else total
+
+    @cuda.jit(device=True)
+    def add_term(value, w, m, at_max, total, compensation):
+        """Account one included element of value ``value`` and weight ``w`` against maximum ``m``.
+
+        At the maximum the weight goes to ``A`` (a conditional, not a product: an infinite weight
+        times zero would be NaN); below it ``w e^{x - m}`` goes to the compensated ``R``.
+        """
+        if value == m:
+            at_max += w
+        else:
+            total, compensation = compensated_add(total, compensation, w * math.exp(value - m))
+        return at_max, total, compensation
+
+    @cuda.jit(device=True)
+    def merge(m, at_max, rest, m2, at_max2, rest2):
+        """Combine two summaries ``(m, A, R)`` of disjoint pieces of one group."""
+        if m2 > m:
+            m, at_max, rest, m2, at_max2, rest2 = m2, at_max2, rest2, m, at_max, rest
+        if m2 == m:
+            return m, at_max + at_max2, rest + rest2
+        # m2 < m (or NaN): the smaller piece joins R, scaled by e^{m2 - m} (0 when m2 = -inf;
+        # a NaN in it stays NaN)
+        return m, at_max, rest + (at_max2 + rest2) * math.exp(m2 - m)
+
+    @cuda.jit(device=True)
+    def log_a_plus_r(a, r):
+        """``log(a + r) = log(a) + log1p(r / a)`` for ``a > 0``; one call when ``a == 1``."""
+        return math.log1p(r) if a == one else math.log(a) + math.log1p(r / a)
+
+    @cuda.jit(device=True)
+    def normaliser(m, at_max, rest):
+        """``(shift, log_norm, inv_norm)`` of a softmax group, as ``lsm.cpu._kernels._normaliser``:
+        outputs are ``x - shift - log_norm`` and ``exp(x - shift) * inv_norm``; a group with NaN
+        or +inf, or with only -inf included, gets NaN everywhere."""
+        if not abs(m) < inf or rest != rest:
+            return nan, nan, nan
+        return m, log_a_plus_r(at_max, rest), one / (at_max + rest)
+
+    @cuda.jit(device=True)
+    def softmax_value(value, shift, log_norm, inv_norm, log):
+        d = value - shift
+        return d - log_norm if log else math.exp(d) * inv_norm
+
+    @cuda.jit(device=True)
+    def logsumexp_value(m, at_max, rest):
+        """``(log|S|, sign(S))`` of ``S = e^m (A + R)``, as ``lsm.cpu._kernels._logsumexp_group``."""
+        if m != m or at_max != at_max or rest != rest:
+            return nan, nan
+        if m == -inf:
+            return m, zero
+        if m == inf:
+            if at_max == 0:
+                return nan, nan
+            return m, sign_of(at_max)
+        big, small = (at_max, rest) if abs(at_max) >= abs(rest) else (rest, at_max)
+        if abs(big) == inf:
+            total = at_max + rest
+            if total != total:
+                return nan, nan
+            return abs(total), sign_of(total)
+        if big == 0 or small / big == -one:
+            return -inf, zero
+        return m + log_a_plus_r(abs(big), small * sign_of(big)), sign_of(big)
+
+    @cuda.jit(device=True)
+    def store_logsumexp(lse, sign, index, m, at_max, rest):
+        """Write ``lse[index]`` (NaN for a negative sum without ``sign``) and ``sign[index]``."""
+        value, value_sign = logsumexp_value(m, at_max, rest)
+        if sign is None:
+            lse[index] = nan if value_sign < 0 else value
+        else:
+            lse[index] = value
+            sign[index] = value_sign
+
+    return {
+        "included": included,
+        "weight": weight,
+        "add_term": add_term,
+        "merge": merge,
+        "compensated_total": compensated_total,
+        "normaliser": normaliser,
+        "softmax_value": softmax_value,
+        "store_logsumexp": store_logsumexp,
+    }

@@ -1,0 +1,155 @@
+"""Pick the kernel for a canonical view, size its grid, and launch it on the caller's stream.
+
+Row groups (``inner == 1``) go to one warp per row up to ``WARP_ROW_MAX`` elements, to the split
+path for rows of at least ``SPLIT_MIN_LENGTH`` when there are fewer than ``SPLIT_MAX_ROWS`` of
+them (too few rows to fill the GPU with one block each), and to one block per row otherwise.
+Column groups go to the column kernels. Grids have ``MIN_BLOCKS`` to ``MAX_BLOCKS`` blocks; the
+kernels loop over the rest. Nothing here synchronises: every launch is queued on ``stream``.
+"""
+
+import itertools
+
+import numpy as np
+from numba import float32, float64
+
+from . import _columns, _config, _copy, _rows
+from ._reduce import WARP
+
+
+def _accumulation(dtype):
+    return float64 if dtype == np.float64 else float32
+
+
+def _blocks(items, per_block):
+    return min(_config.MAX_BLOCKS, max(_config.MIN_BLOCKS, -(-items // per_block)))
+
+
+def _rows_view(view):
+    """The ``(outer, n)`` view of an ``(outer, n, 1)`` view."""
+    return view.with_layout(view.shape[:2], view.strides[:2])
+
+
+def _device(view):
+    return None if view is None else view.device()
+
+
+def _rows_device(view):
+    return None if view is None else _rows_view(view).device()
+
+
+def choose(outer, n, inner):
+    """The kernel family for groups of length ``n`` in the canonical ``(outer, n, inner)`` view:
+    ``"columns"``, ``"warp"`` (one warp per row), ``"split"`` (rows split across blocks) or
+    ``"block"`` (one block per row)."""
+    if inner > 1:
+        return "columns"
+    if n <= _per_lane() * WARP:
+        return "warp"
+    if n >= _config.SPLIT_MIN_LENGTH and outer < _config.SPLIT_MAX_ROWS:
+        return "split"
+    return "block"
+
+
+def _per_lane():
+    """Row elements each lane holds in the warp-per-row kernels (``WARP_ROW_MAX`` rounded down
+    to whole warps)."""
+    return _config.WARP_ROW_MAX // WARP
+
+
+def _parts(n):
+    return -(-n // _config.SPLIT_CHUNK)
+
+
+def softmax(x, where, out, log, stream, allocate):
+    """Fill ``out`` with (log_)softmax of ``x`` along axis 1 (canonical ``(outer, n, inner)`` views).
+
+    ``allocate(shape, dtype)`` gives a scratch Numba device array (for the split path).
+    """
+    outer, n, inner = x.shape
+    if outer * n * inner == 0:
+        return
+    acc = _accumulation(out.dtype)
+    path = choose(outer, n, inner)
+    if path == "columns":
+        threads = _config.COLUMN_THREADS
+        kernel = _columns.build(acc)["softmax_columns"]
+        kernel[_blocks(outer * inner, threads), threads, stream](
+            x.device(), _device(where), out.device(), log
+        )
+        return
+    rows = _rows.build(acc, _per_lane())
+    x, where, out = _rows_device(x), _rows_device(where), _rows_device(out)
+    if path == "warp":
+        warps = _config.WARPS_PER_BLOCK
+        rows["softmax_rows_warp"][_blocks(outer, warps), warps * WARP, stream](x, where, out, log)
+    elif path == "split":
+        parts = _parts(n)
+        partials = allocate((outer, parts, 3), np.dtype(acc.name))
+        chunk, threads, blocks = _config.SPLIT_CHUNK, _config.BLOCK_THREADS, _blocks(outer * parts, 1)
+        rows["rows_partials"][blocks, threads, stream](x, where, None, partials, chunk)
+        rows["softmax_rows_split"][blocks, threads, stream](x, where, out, partials, chunk, log)
+    else:
+        rows["softmax_rows_block"][_blocks(outer, 1), _config.BLOCK_THREADS, stream](x, where, out, log)
+
+
+def logsumexp(x, where, b, lse, sign, stream, allocate):
+    """Fill ``lse`` (and ``sign`` unless None), ``(outer, inner)`` views, with logsumexp of ``x``."""
+    outer, n, inner = x.shape
+    if outer * inner == 0:
+        return
+    acc = _accumulation(lse.dtype)
+    path = choose(outer, n, inner)
+    if path == "columns":
+        threads = _config.COLUMN_THREADS
+        kernel = _columns.build(acc)["logsumexp_columns"]
+        args = x.device(), _device(where), _device(b), lse.device(), _device(sign)
+        kernel[_blocks(outer * inner, threads), threads, stream](*args)
+        return
+    rows = _rows.build(acc, _per_lane())
+    x, where, b = _rows_device(x), _rows_device(where), _rows_device(b)
+    lse = lse.with_layout(lse.shape[:1], lse.strides[:1]).device()
+    sign = None if sign is None else sign.with_layout(sign.shape[:1], sign.strides[:1]).device()
+    if path == "warp":
+        warps = _config.WARPS_PER_BLOCK
+        rows["logsumexp_rows_warp"][_blocks(outer, warps), warps * WARP, stream](x, where, b, lse, sign)
+    elif path == "split":
+        parts = _parts(n)
+        partials = allocate((outer, parts, 3), np.dtype(acc.name))
+        chunk, threads = _config.SPLIT_CHUNK, _config.BLOCK_THREADS
+        rows["rows_partials"][_blocks(outer * parts, 1), threads, stream](x, where, b, partials, chunk)
+        merge_threads = _config.COLUMN_THREADS
+        rows["logsumexp_rows_merge"][_blocks(outer, merge_threads), merge_threads, stream](
+            partials, lse, sign
+        )
+    else:
+        threads = _config.BLOCK_THREADS
+        rows["logsumexp_rows_block"][_blocks(outer, 1), threads, stream](x, where, b, lse, sign)
+
+
+def copy(src, dst, stream):
+    """Copy the view ``src`` into the view ``dst`` of the same shape, converting to ``dst``'s dtype.
+
+    Axes that are nested in both views are merged; up to three remaining axes go to one launch of
+    ``copy3``, more are looped over here (one launch per index of the leading axes).
+    """
+    merged = []
+    for size, src_stride, dst_stride in zip(src.shape, src.strides, dst.strides, strict=True):
+        if size == 0:
+            return
+        if size == 1:
+            continue
+        if merged and merged[-1][1] == src_stride * size and merged[-1][2] == dst_stride * size:
+            merged[-1] = (merged[-1][0] * size, src_stride, dst_stride)
+        else:
+            merged.append((size, src_stride, dst_stride))
+    merged = [(1, 0, 0)] * (3 - len(merged)) + merged
+    leading, tail = merged[:-3], merged[-3:]
+    shape = tuple(size for size, _, _ in tail)
+    threads = _config.BLOCK_THREADS
+    blocks = _blocks(int(np.prod(shape)), threads)
+    for index in itertools.product(*(range(size) for size, _, _ in leading)):
+        src_offset = sum(i * s for i, (_, s, _) in zip(index, leading, strict=True))
+        dst_offset = sum(i * s for i, (_, _, s) in zip(index, leading, strict=True))
+        src_view = src.with_layout(shape, [s for _, s, _ in tail]).shifted(src_offset)
+        dst_view = dst.with_layout(shape, [s for _, _, s in tail]).shifted(dst_offset)
+        _copy.copy3[blocks, threads, stream](src_view.device(), dst_view.device())

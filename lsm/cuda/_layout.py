@@ -1,0 +1,154 @@
+"""Device arrays as metadata: pointer, shape, byte strides, dtype. Views never touch the GPU.
+
+Every device operand is described once (:func:`describe`, from its CUDA array interface) as a
+:class:`Strided`; transposing, broadcasting and merging axes into the canonical
+``(outer, n, inner)`` form are arithmetic on shapes and strides, as NumPy does for host arrays.
+Only :meth:`Strided.device` turns a description into a Numba device array for a kernel launch.
+"""
+
+import itertools
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _numba
+
+
+@dataclass(frozen=True, slots=True)
+class Strided:
+    """A strided view of device memory owned by ``owner`` (kept alive by the view)."""
+
+    owner: object
+    pointer: int
+    shape: tuple
+    strides: tuple  # in bytes
+    dtype: np.dtype
+    readonly: bool = False
+
+    @property
+    def size(self):
+        return math.prod(self.shape)
+
+    def with_layout(self, shape, strides):
+        return Strided(self.owner, self.pointer, tuple(shape), tuple(strides), self.dtype, self.readonly)
+
+    def shifted(self, offset):
+        """The same layout starting ``offset`` bytes further."""
+        return Strided(self.owner, self.pointer + offset, self.shape, self.strides, self.dtype, self.readonly)
+
+    def transpose(self, perm):
+        if perm is None:
+            return self
+        return self.with_layout([self.shape[a] for a in perm], [self.strides[a] for a in perm])
+
+    def view_as(self, shape):
+        """This memory as ``shape`` without copying, or None when the strides do not allow it."""
+        strides = merged_strides(self.shape, self.strides, shape)
+        return None if strides is None else self.with_layout(shape, strides)
+
+    def extent(self):
+        """The byte range ``[low, high)`` the view can touch (empty for an empty view)."""
+        if self.size == 0:
+            return self.pointer, self.pointer
+        low = sum(min(0, (n - 1) * s) for n, s in zip(self.shape, self.strides, strict=True))
+        high = sum(max(0, (n - 1) * s) for n, s in zip(self.shape, self.strides, strict=True))
+        return self.pointer + low, self.pointer + high + self.dtype.itemsize
+
+    def same_memory(self, other):
+        return (self.pointer, self.shape, self.strides, self.dtype) == (
+            other.pointer,
+            other.shape,
+            other.strides,
+            other.dtype,
+        )
+
+    def overlaps(self, other):
+        """Whether the byte ranges intersect (conservative: interleaved views count as overlapping)."""
+        low, high = self.extent()
+        other_low, other_high = other.extent()
+        return low < other_high and other_low < high
+
+    def device(self):
+        """A Numba device array over this view, for a kernel argument."""
+        return _numba.as_device(self.owner, self.pointer, self.shape, self.strides, self.dtype)
+
+
+def contiguous_strides(shape, itemsize):
+    strides, step = [], itemsize
+    for size in reversed(shape):
+        strides.append(step)
+        step *= max(size, 1)
+    return tuple(reversed(strides))
+
+
+def merged_strides(shape, strides, target):
+    """Strides viewing ``(shape, strides)`` as ``target`` without a copy, or None.
+
+    ``target`` must group consecutive axes of ``shape`` (the only reshapes lsm needs): each of its
+    sizes is the product of a run of source axes, and a run merges when its strides are nested
+    (``stride[k] == stride[k + 1] * shape[k + 1]``). Axes of length 1 have no stride to respect.
+    """
+    if 0 in shape:  # nothing is ever read or written
+        return (0,) * len(target)
+    axes = [(n, s) for n, s in zip(shape, strides, strict=True) if n != 1]
+    result, k = [], 0
+    for size in target:
+        if size == 1:
+            result.append(0)
+            continue
+        product, run = 1, []
+        while product < size and k < len(axes):
+            run.append(axes[k])
+            product *= axes[k][0]
+            k += 1
+        if product != size:
+            return None
+        for (_, outer_stride), (inner, inner_stride) in itertools.pairwise(run):
+            if outer_stride != inner_stride * inner:
+                return None
+        result.append(run[-1][1])
+    return tuple(result) if k == len(axes) else None
+
+
+def broadcast(view, shape, func, name):
+    """``view`` broadcast to ``shape`` (NumPy's rules; stride 0 along repeated axes)."""
+    error = ValueError(
+        f"{func}: {name!r} with shape {view.shape} cannot be broadcast to the input shape {shape}"
+    )
+    extra = len(shape) - len(view.shape)
+    if extra < 0:
+        raise error
+    strides = []
+    for axis, size in enumerate(shape):
+        source = axis - extra
+        if source < 0 or (view.shape[source] == 1 and size != 1):
+            strides.append(0)
+        elif view.shape[source] == size:
+            strides.append(view.strides[source])
+        else:
+            raise error
+    return Strided(view.owner, view.pointer, tuple(shape), tuple(strides), view.dtype, True)
+
+
+def describe(array, func, name):
+    """The :class:`Strided` description of device array ``array`` (argument ``name`` of ``func``).
+
+    Raises
+    ------
+    TypeError
+        For a dtype the GPU kernels do not take: complex, object-like, non-native byte order, or
+        bfloat16 (no GPU array library lsm accepts exchanges bfloat16 through the interface).
+    """
+    description = _numba.interface(array)
+    dtype = np.dtype(description["typestr"])
+    if dtype.kind == "V" and dtype.itemsize == 2:
+        raise TypeError(f"{func}: bfloat16 arrays are not supported on the GPU (argument {name!r})")
+    if dtype.kind not in "biuf":
+        raise TypeError(f"{func}: unsupported dtype {dtype.name} for argument {name!r}")
+    if not dtype.isnative:
+        raise TypeError(f"{func}: argument {name!r} has non-native byte order, which GPU kernels do not read")
+    shape = tuple(description["shape"])
+    strides = description.get("strides") or contiguous_strides(shape, dtype.itemsize)
+    pointer, readonly = description["data"]
+    return Strided(array, pointer, shape, tuple(strides), dtype, bool(readonly))

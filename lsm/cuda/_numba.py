@@ -1,0 +1,160 @@
+"""The one module that imports ``numba.cuda``.
+
+numba-cuda is in maintenance mode and a successor library exists; everything lsm takes from it
+passes through here, so a switch touches this file only. The rest of ``lsm.cuda`` uses:
+
+- ``cuda``: the kernel language (``cuda.jit``, ``cuda.grid``, ``cuda.shared``, ``cuda.local``,
+  ``cuda.syncthreads``, ``cuda.shfl_xor_sync``, ...);
+- ``SIMULATOR``: whether Numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``) stands in for a GPU;
+- ``interface`` / ``as_device``: read a device array's memory description, and wrap a strided
+  view of that memory as a Numba device array (no copy; the simulator's arrays are host arrays in
+  disguise, described by ``__array_interface__`` instead of ``__cuda_array_interface__``);
+- ``device_array``, ``stream``, ``is_available``, ``compile_ptx``.
+"""
+
+import functools
+import sys
+import threading
+import types as _pytypes
+from unittest import mock
+
+import numba
+import numpy as np
+from numba import cuda
+from numba.cuda import config as _config
+
+SIMULATOR = bool(_config.ENABLE_CUDASIM)
+
+if SIMULATOR:
+    from numba.cuda.simulator import kernelapi as _kernelapi
+    from numba.cuda.simulator.cudadrv.devicearray import FakeCUDAArray as _FakeCUDAArray
+
+    _shared_lock = threading.Lock()
+
+    def _shared_array(self, shape, dtype, alignment=None):
+        """The simulator's ``cuda.shared.array``, made atomic.
+
+        numba-cuda's simulator finds a block's shared array by the calling source line in a
+        dict, with an unlocked check-then-insert: two threads starting together can each create
+        their own "shared" array, and a reduction then silently loses the values written to the
+        other one (seen here as sporadic wrong sums). Same lookup, under a lock.
+        """
+        if alignment is not None or shape == 0:  # the cases the simulator handles without the dict
+            return _unlocked_shared_array(self, shape, dtype, alignment)
+        if isinstance(dtype, numba.types.Type):
+            dtype = numba.np.numpy_support.as_dtype(dtype)
+        caller = sys._getframe(1)
+        key = (caller.f_code.co_filename, caller.f_lineno)
+        with _shared_lock:
+            array = self._allocations.get(key)
+            if array is None:
+                array = self._allocations[key] = np.empty(shape, dtype)
+        return array
+
+    _unlocked_shared_array = _kernelapi.FakeCUDAShared.array
+    _kernelapi.FakeCUDAShared.array = _shared_array
+
+__all__ = [
+    "SIMULATOR",
+    "as_device",
+    "compile_ptx",
+    "cuda",
+    "device_array",
+    "interface",
+    "is_available",
+    "is_numba_device_array",
+    "stream",
+]
+
+
+@functools.cache
+def is_available():
+    """Whether a CUDA GPU (or the simulator) can run kernels in this process (asked once)."""
+    return cuda.is_available()
+
+
+def is_numba_device_array(array):
+    """Whether ``array`` is a Numba device array (the simulator's included)."""
+    return cuda.is_cuda_array(array) if not SIMULATOR else isinstance(array, _FakeCUDAArray)
+
+
+class _Described:
+    """Exposes a memory description as ``__array_interface__`` (simulator) and keeps its owner."""
+
+    def __init__(self, description, owner):
+        self.__array_interface__ = description
+        self.owner = owner
+
+
+def interface(array):
+    """The CUDA array interface dict of ``array`` (the simulator: its host array's interface)."""
+    if SIMULATOR and isinstance(array, _FakeCUDAArray):
+        return array._ary.__array_interface__
+    return array.__cuda_array_interface__
+
+
+def as_device(owner, pointer, shape, strides, dtype):
+    """A Numba device array over existing memory: ``shape`` and byte ``strides`` from ``pointer``.
+
+    ``owner`` keeps the memory alive. Nothing is copied or synchronised: the caller launches on
+    the stream the memory belongs to.
+    """
+    description = {
+        "shape": tuple(shape),
+        "strides": tuple(strides),
+        "typestr": dtype.str,
+        "data": (pointer, False),
+        "version": 3,
+    }
+    if SIMULATOR:
+        return _FakeCUDAArray(np.asarray(_Described(description, owner)))
+    description["stream"] = None
+    return cuda.from_cuda_array_interface(description, owner=owner, sync=False)
+
+
+def device_array(shape, dtype, stream_):
+    """A new C-contiguous Numba device array, allocated in stream order on ``stream_``."""
+    return cuda.device_array(shape, dtype=dtype, stream=stream_)
+
+
+_streams = {}
+_streams_lock = threading.Lock()
+
+
+def stream(handle):
+    """The Numba stream for ``handle``: a Numba stream (returned as is), or a raw stream pointer.
+
+    0 or None is the default stream, 1 and 2 the legacy and per-thread default streams (the
+    ``__cuda_array_interface__`` convention); other pointers are wrapped once with
+    ``cuda.external_stream`` and cached.
+    """
+    if handle is None or handle == 0:
+        return cuda.default_stream()
+    if not isinstance(handle, int):
+        return handle
+    if handle == 1:
+        return cuda.legacy_default_stream()
+    if handle == 2:
+        return cuda.per_thread_default_stream()
+    cached = _streams.get(handle)
+    if cached is None:
+        with _streams_lock:
+            cached = _streams.setdefault(handle, cuda.external_stream(handle))
+    return cached
+
+
+_compile_lock = threading.Lock()
+
+
+def compile_ptx(kernel, argtypes, cc):
+    """PTX of the Python function of ``kernel`` for ``argtypes`` and compute capability ``cc``.
+
+    Needs no GPU. numba-cuda compiles the device functions a kernel calls for the *current*
+    device's compute capability, which fails without a driver; here that query answers ``cc``
+    for the duration of the compilation (the only reach into numba-cuda's internals, kept to
+    this function).
+    """
+    device = _pytypes.SimpleNamespace(compute_capability=cc)
+    with _compile_lock, mock.patch("numba.cuda.dispatcher.get_current_device", lambda: device):
+        ptx, _ = cuda.compile_ptx(kernel.py_func, argtypes, cc=cc)
+    return ptx

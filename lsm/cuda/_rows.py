@@ -1,0 +1,206 @@
+"""Row kernels: groups that are rows of the 2-d view ``(outer, n)`` (unit stride in practice).
+
+Three shapes of work, as the fastest GPU softmax kernels do (the launch code picks one):
+
+- ``*_rows_warp``: one warp per row, for ``n <= 32 * per_lane``. Each lane loads its elements
+  (coalesced: lane ``l`` takes ``l, l + 32, ...``) once into a register array, and the row's
+  maximum and sums are warp reductions. Blocks hold several warps (rows).
+- ``*_rows_block``: one block per row, for longer rows: threads stride over the row, block
+  reductions combine them. The row is read three times (max, sums, output); the later passes
+  mostly hit the L2 cache.
+- split rows, for very long rows and few rows: ``rows_partials`` writes a summary ``(m, A, R)``
+  of each chunk of ``chunk`` elements (one block per chunk), then ``softmax_rows_split`` (one
+  block per chunk again, each merging the row's summaries) or ``logsumexp_rows_merge`` (one
+  thread per row) finish.
+
+Every loop over rows is a grid-stride loop with 64-bit indices and the same trip count for all
+threads of a block (inactive warps still take part in the reductions), so any number of rows
+runs on a capped grid.
+"""
+
+import functools
+
+import numpy as np
+from numba import int64
+
+from . import _group, _reduce
+from ._numba import cuda
+from ._reduce import EXCHANGE, MAX_WARPS, WARP
+
+
+@functools.cache
+def build(acc, per_lane):
+    """The row kernels for accumulation type ``acc`` and rows of up to ``32 * per_lane``."""
+    g, r = _group.build(acc), _reduce.build(acc)
+    included, weight, add_term, merge = g["included"], g["weight"], g["add_term"], g["merge"]
+    compensated_total, normaliser = g["compensated_total"], g["normaliser"]
+    softmax_value, store_logsumexp = g["softmax_value"], g["store_logsumexp"]
+    warp_max, warp_sum, block_max, block_sum = r["warp_max"], r["warp_sum"], r["block_max"], r["block_sum"]
+    lowest, zero, one = acc(-np.inf), acc(0), acc(1)
+
+    @cuda.jit
+    def softmax_rows_warp(x, where, out, log):
+        exchange = cuda.shared.array(EXCHANGE, acc)
+        cache = cuda.local.array(per_lane, acc)
+        rows, n = x.shape
+        warps = cuda.blockDim.x // WARP
+        lane = cuda.threadIdx.x % WARP
+        step = int64(cuda.gridDim.x) * warps
+        for first in range(int64(cuda.blockIdx.x) * warps, rows, step):
+            row = first + cuda.threadIdx.x // WARP
+            active = row < rows
+            m = lowest
+            for k in range(per_lane):
+                j = lane + WARP * k
+                value = lowest
+                if active and j < n:
+                    if included(where, None, (row, j)):
+                        value = acc(x[row, j])
+                cache[k] = value
+                m = value if value > m else m
+            m = warp_max(m, exchange)
+            at_max, total, compensation = zero, zero, zero
+            for k in range(per_lane):
+                at_max, total, compensation = add_term(cache[k], one, m, at_max, total, compensation)
+            at_max = warp_sum(at_max, exchange)
+            rest = warp_sum(compensated_total(total, compensation), exchange)
+            shift, log_norm, inv_norm = normaliser(m, at_max, rest)
+            masked = lowest if log else zero
+            for k in range(per_lane):
+                j = lane + WARP * k
+                if active and j < n:
+                    if included(where, None, (row, j)):
+                        out[row, j] = softmax_value(cache[k], shift, log_norm, inv_norm, log)
+                    else:
+                        out[row, j] = masked
+
+    @cuda.jit
+    def logsumexp_rows_warp(x, where, b, lse, sign):
+        exchange = cuda.shared.array(EXCHANGE, acc)
+        cache = cuda.local.array(per_lane, acc)
+        weights = cuda.local.array(per_lane, acc)
+        rows, n = x.shape
+        warps = cuda.blockDim.x // WARP
+        lane = cuda.threadIdx.x % WARP
+        step = int64(cuda.gridDim.x) * warps
+        for first in range(int64(cuda.blockIdx.x) * warps, rows, step):
+            row = first + cuda.threadIdx.x // WARP
+            active = row < rows
+            m = lowest
+            for k in range(per_lane):
+                j = lane + WARP * k
+                value, w = lowest, zero  # excluded: contributes nothing, never NaN
+                if active and j < n:
+                    if included(where, b, (row, j)):
+                        value, w = acc(x[row, j]), weight(b, (row, j))
+                cache[k] = value
+                weights[k] = w
+                m = value if value > m else m
+            m = warp_max(m, exchange)
+            at_max, total, compensation = zero, zero, zero
+            for k in range(per_lane):
+                at_max, total, compensation = add_term(cache[k], weights[k], m, at_max, total, compensation)
+            at_max = warp_sum(at_max, exchange)
+            rest = warp_sum(compensated_total(total, compensation), exchange)
+            if active and lane == 0:
+                store_logsumexp(lse, sign, row, m, at_max, rest)
+
+    @cuda.jit(device=True)
+    def block_summary(x, where, b, row, start, stop, scratch, exchange):
+        """``(m, A, R)`` of ``x[row, start:stop]``, computed by the whole block."""
+        m = lowest
+        for j in range(start + cuda.threadIdx.x, stop, cuda.blockDim.x):
+            if included(where, b, (row, j)):
+                value = acc(x[row, j])
+                m = value if value > m else m
+        m = block_max(m, scratch, exchange)
+        at_max, total, compensation = zero, zero, zero
+        for j in range(start + cuda.threadIdx.x, stop, cuda.blockDim.x):
+            if included(where, b, (row, j)):
+                at_max, total, compensation = add_term(
+                    acc(x[row, j]), weight(b, (row, j)), m, at_max, total, compensation
+                )
+        at_max = block_sum(at_max, scratch, exchange)
+        rest = block_sum(compensated_total(total, compensation), scratch, exchange)
+        return m, at_max, rest
+
+    @cuda.jit(device=True)
+    def write_softmax(x, where, out, row, start, stop, m, at_max, rest, log):
+        shift, log_norm, inv_norm = normaliser(m, at_max, rest)
+        masked = lowest if log else zero
+        for j in range(start + cuda.threadIdx.x, stop, cuda.blockDim.x):
+            if included(where, None, (row, j)):
+                out[row, j] = softmax_value(acc(x[row, j]), shift, log_norm, inv_norm, log)
+            else:
+                out[row, j] = masked
+
+    @cuda.jit
+    def softmax_rows_block(x, where, out, log):
+        exchange = cuda.shared.array(EXCHANGE, acc)
+        scratch = cuda.shared.array(MAX_WARPS, acc)
+        rows, n = x.shape
+        for row in range(int64(cuda.blockIdx.x), rows, cuda.gridDim.x):
+            m, at_max, rest = block_summary(x, where, None, row, 0, n, scratch, exchange)
+            write_softmax(x, where, out, row, 0, n, m, at_max, rest, log)
+
+    @cuda.jit
+    def logsumexp_rows_block(x, where, b, lse, sign):
+        exchange = cuda.shared.array(EXCHANGE, acc)
+        scratch = cuda.shared.array(MAX_WARPS, acc)
+        rows, n = x.shape
+        for row in range(int64(cuda.blockIdx.x), rows, cuda.gridDim.x):
+            m, at_max, rest = block_summary(x, where, b, row, 0, n, scratch, exchange)
+            if cuda.threadIdx.x == 0:
+                store_logsumexp(lse, sign, row, m, at_max, rest)
+
+    @cuda.jit
+    def rows_partials(x, where, b, partials, chunk):
+        """``partials[row, part] = (m, A, R)`` of each chunk of ``chunk`` elements of each row."""
+        exchange = cuda.shared.array(EXCHANGE, acc)
+        scratch = cuda.shared.array(MAX_WARPS, acc)
+        rows, n = x.shape
+        parts = partials.shape[1]
+        for task in range(int64(cuda.blockIdx.x), rows * parts, cuda.gridDim.x):
+            row, part = task // parts, task % parts
+            start = part * chunk
+            stop = min(start + chunk, n)
+            m, at_max, rest = block_summary(x, where, b, row, start, stop, scratch, exchange)
+            if cuda.threadIdx.x == 0:
+                partials[row, part, 0] = m
+                partials[row, part, 1] = at_max
+                partials[row, part, 2] = rest
+
+    @cuda.jit(device=True)
+    def merged(partials, row):
+        m, at_max, rest = lowest, zero, zero
+        for part in range(partials.shape[1]):
+            m, at_max, rest = merge(
+                m, at_max, rest, partials[row, part, 0], partials[row, part, 1], partials[row, part, 2]
+            )
+        return m, at_max, rest
+
+    @cuda.jit
+    def softmax_rows_split(x, where, out, partials, chunk, log):
+        rows, n = x.shape
+        parts = partials.shape[1]
+        for task in range(int64(cuda.blockIdx.x), rows * parts, cuda.gridDim.x):
+            row, part = task // parts, task % parts
+            start = part * chunk
+            m, at_max, rest = merged(partials, row)
+            write_softmax(x, where, out, row, start, min(start + chunk, n), m, at_max, rest, log)
+
+    @cuda.jit
+    def logsumexp_rows_merge(partials, lse, sign):
+        for row in range(cuda.grid(1), partials.shape[0], cuda.gridsize(1)):
+            m, at_max, rest = merged(partials, row)
+            store_logsumexp(lse, sign, row, m, at_max, rest)
+
+    return {
+        "softmax_rows_warp": softmax_rows_warp,
+        "logsumexp_rows_warp": logsumexp_rows_warp,
+        "softmax_rows_block": softmax_rows_block,
+        "logsumexp_rows_block": logsumexp_rows_block,
+        "rows_partials": rows_partials,
+        "softmax_rows_split": softmax_rows_split,
+        "logsumexp_rows_merge": logsumexp_rows_merge,
+    }

@@ -1,0 +1,106 @@
+"""Every CUDA kernel compiles to PTX for every dtype and layout (no GPU needed).
+
+``compile_ptx`` runs numba-cuda's whole front end (typing, lowering, NVVM) on the real kernel
+code for compute capability 9.0, so type errors, unsupported operations and float16 conversion
+problems surface here, in the normal test run. (The simulator runs the kernels as plain Python
+and sees none of that.) Each kernel is compiled in two flavours: contiguous arrays without the
+optional operands, and arbitrarily strided arrays with every optional operand (``where``, ``b``,
+``sign``), which covers the code paths each None-check removes.
+"""
+
+import pytest
+
+pytest.importorskip("numba_cuda", reason="numba-cuda is not installed (pip install -e '.[test]')")
+
+from numba import types
+
+from lsm.cuda import _columns, _copy, _rows
+from lsm.cuda._numba import compile_ptx
+from lsm.cuda._reduce import WARP
+
+CC = (9, 0)
+# (element type, accumulation type): float16 accumulates in float32
+DTYPES = {
+    "float16": (types.float16, types.float32),
+    "float32": (types.float32, types.float32),
+    "float64": (types.float64, types.float64),
+}
+LAYOUTS = ["C", "A"]
+PER_LANE = 1024 // WARP  # the default WARP_ROW_MAX
+
+
+def _signature(name, element, acc, layout):
+    """Argument types of kernel ``name``; layout "A" also passes every optional operand."""
+
+    def array(dtype, ndim, contiguous=False):
+        return types.Array(dtype, ndim, "C" if contiguous or layout == "C" else "A")
+
+    def optional(dtype, ndim):
+        return types.none if layout == "C" else array(dtype, ndim)
+
+    rows = 3 if "columns" in name else 2
+    x, where, b = array(element, rows), optional(types.boolean, rows), optional(acc, rows)
+    lse, sign = array(element, rows - 1), optional(element, rows - 1)
+    partials = array(acc, 3, contiguous=True)
+    return {
+        "softmax_rows_warp": (x, where, x, types.boolean),
+        "softmax_rows_block": (x, where, x, types.boolean),
+        "softmax_rows_split": (x, where, x, partials, types.int64, types.boolean),
+        "softmax_columns": (x, where, x, types.boolean),
+        "logsumexp_rows_warp": (x, where, b, lse, sign),
+        "logsumexp_rows_block": (x, where, b, lse, sign),
+        "rows_partials": (x, where, b, partials, types.int64),
+        "logsumexp_rows_merge": (partials, lse, sign),
+        "logsumexp_columns": (x, where, b, lse, sign),
+    }[name]
+
+
+ROW_KERNELS = [
+    "softmax_rows_warp",
+    "softmax_rows_block",
+    "rows_partials",
+    "softmax_rows_split",
+    "logsumexp_rows_warp",
+    "logsumexp_rows_block",
+    "logsumexp_rows_merge",
+]
+COLUMN_KERNELS = ["softmax_columns", "logsumexp_columns"]
+
+
+def _kernel(name, acc):
+    kernels = _columns.build(acc) if name in COLUMN_KERNELS else _rows.build(acc, PER_LANE)
+    return kernels[name]
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("dtype", list(DTYPES))
+@pytest.mark.parametrize("name", ROW_KERNELS + COLUMN_KERNELS)
+def test_kernel_compiles(name, dtype, layout):
+    element, acc = DTYPES[dtype]
+    ptx = compile_ptx(_kernel(name, acc), _signature(name, element, acc, layout), CC)
+    assert ".entry" in ptx
+    if name.endswith("_warp"):
+        assert "shfl.sync" in ptx  # warp reductions use register shuffles on a GPU
+        # the row cache stays in registers (float64 with a mask and strides spills it to local
+        # memory: 32 doubles per lane are too many registers for NVVM's taste)
+        assert ".local" not in ptx or (dtype, layout) == ("float64", "A")
+
+
+@pytest.mark.parametrize(
+    ("source", "target"),
+    [
+        ("int64", "float64"),
+        ("bool", "float32"),
+        ("uint8", "float16"),
+        ("float64", "float16"),
+        ("float16", "float32"),
+        ("float32", "float32"),
+        ("bool", "bool"),
+    ],
+)
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_copy_compiles(source, target, layout):
+    def array(name):
+        return types.Array(types.boolean if name == "bool" else getattr(types, name), 3, layout)
+
+    assert ".entry" in compile_ptx(_copy.copy3, (array(source), array(target)), CC)

@@ -1,0 +1,132 @@
+"""The CUDA backend's own behaviour, in the CUDA simulator run (``NUMBA_ENABLE_CUDASIM=1``).
+
+The shared test bodies (``backend`` fixture) check the numerical contract on device arrays; the
+tests here check what only the GPU path has: which kernel family each shape takes (under the
+shrunken tunables of ``conftest.SIM_CONFIG``, so every family runs on tiny inputs), ``out=``,
+in-place and scattered outputs, device-side conversions and gathers, the kind of the results,
+streams, and the errors of device calls.
+"""
+
+import numpy as np
+import pytest
+from conftest import same_layout_bytes
+from reference import assert_close, ref_log_softmax, ref_logsumexp, ref_softmax
+from test_cuda_paths import PATHS
+
+import lsm
+
+pytestmark = pytest.mark.cuda_sim
+
+F16, F32, F64 = np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)
+
+
+@pytest.fixture(scope="module")
+def cuda():
+    from numba import cuda
+
+    return cuda
+
+
+def device(cuda, array):
+    """``array`` on the (simulated) device with its exact layout."""
+    from numba.cuda.simulator.cudadrv.devicearray import FakeCUDAArray
+
+    buffer, start = same_layout_bytes(array)
+    first = buffer[start : start + array.dtype.itemsize].view(array.dtype)
+    return FakeCUDAArray(np.lib.stride_tricks.as_strided(first, array.shape, array.strides))
+
+
+def host(array):
+    assert type(array).__name__ == "FakeCUDAArray", type(array)
+    return array.copy_to_host()
+
+
+@pytest.mark.parametrize(("shape", "axis", "path"), PATHS)
+def test_kernel_choice(shape, axis, path):
+    """The shapes of tests/test_cuda_paths.py take the intended kernel family."""
+    from lsm.cuda import _launch
+
+    outer = int(np.prod(shape[: axis % len(shape)]))
+    inner = int(np.prod(shape[axis % len(shape) + 1 :]))
+    assert _launch.choose(outer, shape[axis], inner) == path
+
+
+def test_out_and_in_place(cuda):
+    x = np.random.default_rng(1).standard_normal((4, 20)).astype(F32)
+    dx = device(cuda, x)
+    out = cuda.device_array((4, 20), F32)
+    assert lsm.log_softmax(dx, out=out) is out
+    assert_close(host(out), ref_log_softmax(x), F32)
+    assert lsm.softmax(dx, out=dx) is dx  # in place
+    assert_close(host(dx), ref_softmax(x), F32)
+
+
+def test_out_with_unviewable_strides_is_scattered(cuda):
+    """An out= whose strides cannot take the canonical view gets the result through a copy."""
+    x = np.random.default_rng(2).standard_normal((3, 4, 5))
+    out = device(cuda, np.zeros((5, 4, 3)).transpose(2, 1, 0))  # Fortran-like: axes (0, 2) do not merge
+    lsm.log_softmax(device(cuda, x), axis=(0, 2), out=out)
+    assert_close(host(out), ref_log_softmax(x, axis=(0, 2)), F64)
+    lse_out = device(cuda, np.zeros((4, 3)).T)  # keepdims=False result (3, 4) with swapped strides
+    lsm.logsumexp(device(cuda, x), axis=2, out=lse_out)
+    assert_close(host(lse_out), ref_logsumexp(x, axis=2), F64)
+
+
+def test_conversions_and_gathers_stay_on_the_device(cuda):
+    rng = np.random.default_rng(3)
+    ints = rng.integers(-5, 5, (4, 6))
+    got = lsm.softmax(device(cuda, ints))
+    assert got.dtype == F64
+    assert_close(host(got), ref_softmax(ints.astype(F64)), F64)
+    as32 = lsm.logsumexp(device(cuda, ints.astype(F64)), axis=0, dtype=np.float32)
+    assert_close(host(as32), ref_logsumexp(ints.astype(F32), axis=0), F32)
+    # separated axes of a strided 5-d view: the gather copy merges no axes and loops over two
+    x = rng.standard_normal((2, 3, 2, 3, 4))[..., ::2]
+    assert_close(
+        host(lsm.log_softmax(device(cuda, x), axis=(0, 2, 4))), ref_log_softmax(x, axis=(0, 2, 4)), F64
+    )
+
+
+def test_keepdims_and_0d(cuda):
+    x = np.random.default_rng(4).standard_normal((3, 4))
+    got = lsm.logsumexp(device(cuda, x), axis=1, keepdims=True)
+    assert got.shape == (3, 1)
+    assert_close(host(got), ref_logsumexp(x, axis=1, keepdims=True), F64)
+    scalar = lsm.logsumexp(device(cuda, x))
+    assert scalar.shape == ()  # a 0-d device array, not a host scalar
+    assert_close(host(scalar), ref_logsumexp(x), F64)
+
+
+def test_inputs_are_not_modified(cuda):
+    x = np.random.default_rng(6).standard_normal((5, 40)).astype(F16)
+    dx = device(cuda, x)
+    lsm.log_softmax(dx)
+    lsm.logsumexp(dx, axis=0, return_sign=True)
+    np.testing.assert_array_equal(host(dx), x)
+
+
+def test_stream_of_the_input_is_used(cuda):
+    from lsm.cuda._kinds import kind_of
+
+    stream = cuda.stream()
+    dx = cuda.to_device(np.zeros(4)).bind(stream)
+    assert kind_of(dx).stream is stream
+    assert host(lsm.softmax(dx)).tolist() == [0.25] * 4
+
+
+def test_device_call_errors(cuda):
+    dx = device(cuda, np.zeros((3, 4)))
+    with pytest.raises(ValueError, match="'out' has shape"):
+        lsm.softmax(dx, out=cuda.device_array((4, 3)))
+    with pytest.raises(TypeError, match="'out' has dtype"):
+        lsm.softmax(dx, out=cuda.device_array((3, 4), F32))
+    with pytest.raises(ValueError, match="overlaps an input"):
+        lsm.logsumexp(dx, axis=1, out=dx[:, 0])
+    with pytest.raises(TypeError, match="'where' must be a boolean array"):
+        lsm.softmax(dx, where=device(cuda, np.ones((3, 4))))
+    with pytest.raises(ValueError, match="cannot be broadcast"):
+        lsm.logsumexp(dx, b=device(cuda, np.ones(3)))
+    with pytest.raises(TypeError, match="bfloat16 is not supported on the GPU"):
+        lsm.softmax(dx, dtype="bfloat16")
+    with pytest.raises(np.exceptions.AxisError):
+        lsm.softmax(dx, axis=2)
