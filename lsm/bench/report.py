@@ -156,3 +156,31 @@ def write_report(doc, folder, stem, with_plot=True):
         plot(doc, picture)
         written.append(picture)
     return written
+
+
+def main(argv=None):
+    """``scripts/bench_report.py RESULTS.json [--out DIR]``."""
+    import argparse
+
+    from .results import load
+
+    parser = argparse.ArgumentParser(
+        prog="bench_report.py",
+        description="Write a markdown table (<name>.md) and a PNG plot (<name>.png) of a results file "
+        "written by lsm bench or pytest --benchmark-json: throughput as a fraction of a same-run "
+        "memory copy, per implementation, against the input shape; one panel per op and dtype.",
+    )
+    parser.add_argument("results", metavar="RESULTS.json")
+    parser.add_argument("--out", metavar="DIR", help="output folder (default: the results file's folder)")
+    parser.add_argument("--no-plot", action="store_true", help="write only the markdown table")
+    args = parser.parse_args(argv)
+    try:
+        doc = load(args.results)
+    except (ValueError, OSError) as error:
+        parser.error(str(error))
+    if not timed_cases(doc):
+        parser.error(f"{args.results}: no timed lsm cases (was it a run with --benchmark-disable?)")
+    path = Path(args.results)
+    for written in write_report(doc, args.out or path.parent, path.stem, with_plot=not args.no_plot):
+        print(f"wrote {written}")
+    return 0

@@ -14,7 +14,7 @@ Shared by ``lsm bench`` (which times with :mod:`lsm.bench.timing`) and the pytes
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .cases import OPS
+from .cases import OPS, reference
 from .timing import TimingOptions, measure, summarize
 
 
@@ -41,6 +41,22 @@ def prepare(backend, case, x_host):
     compute = getattr(op, implementation.family)
     axis = case.axis
     return Prepared(call=lambda: compute(module, operands, axis, out), x=x)
+
+
+class References:
+    """The float64 oracle of each (op, axis) of the current input, computed once for all its cases."""
+
+    def __init__(self):
+        self._input = None
+        self._results = {}
+
+    def get(self, case, x_host):
+        key = (tuple(case.shape), case.dtype)
+        if key != self._input:
+            self._input, self._results = key, {}
+        if (case.op, case.axis) not in self._results:
+            self._results[case.op, case.axis] = reference(case, x_host)
+        return self._results[case.op, case.axis]
 
 
 class CopyNormaliser:

@@ -13,10 +13,10 @@ import textwrap
 from pathlib import Path
 
 from .backends import BACKENDS
-from .cases import DTYPES, OPS, SHAPES, InputCache, check_result, make_cases, reference, shapes_of
+from .cases import DTYPES, OPS, SHAPES, InputCache, check_result, make_cases, shapes_of
 from .report import markdown_table, write_report
 from .results import document, entry, write
-from .runner import CopyNormaliser, prepare, throughput
+from .runner import CopyNormaliser, References, prepare, throughput
 from .timing import TimingOptions, measure, summarize
 
 DEFAULT_MAX_SIZE = 10**7  # the default sweep; --large adds 1e8 (several GB of memory)
@@ -144,7 +144,7 @@ def run_sweep(backend, cases, options, progress):
     """Run ``cases``; return ``(entries, skipped, failed)`` (the last two: lists of (id, reason))."""
     inputs = InputCache()
     normaliser = CopyNormaliser(backend, options)
-    references = {}
+    references = References()
     entries, skipped, failed = [], [], []
     for case in progress(cases):
         x_host = inputs.get(case.shape, case.dtype)
@@ -156,12 +156,8 @@ def run_sweep(backend, cases, options, progress):
             skipped.append((case.id, _first_line(error)))
             continue
         if case.elements <= CHECK_MAX_ELEMENTS:
-            key = (case.op, case.shape, case.dtype, case.axis)
-            if key not in references:
-                references.clear()  # keep only the current input's references
-                references[key] = reference(case, x_host)
             try:
-                check_result(case, backend.to_host(result), references[key])
+                check_result(case, backend.to_host(result), references.get(case, x_host))
             except AssertionError as error:
                 failed.append((case.id, _first_line(error)))
                 continue
@@ -181,8 +177,9 @@ def run_sweep(backend, cases, options, progress):
     return entries, skipped, failed
 
 
-def run(args, stdout=sys.stdout, stderr=sys.stderr):
+def run(args):
     """Run ``lsm bench`` with parsed ``args``; return the exit status."""
+    stdout, stderr = sys.stdout, sys.stderr
     backend = BACKENDS[args.backend]
     reason = backend.unavailable()
     if reason is not None:
