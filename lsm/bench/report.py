@@ -84,6 +84,9 @@ def describe_run(doc):
     text = f"{cpu}, {machine.get('cpu_count', '?')} CPUs, numba {layer} x {threads} threads"
     if gpu:
         text += f", GPU {gpu}"
+    loads = [machine[key] for key in ("load_average_at_start", "load_average") if key in machine]
+    if loads:
+        text += f", load average {' -> '.join(f'{load:g}' for load in loads)}"
     return f"{text}; {doc.get('datetime', 'undated')[:16].replace('T', ' ')} UTC"
 
 

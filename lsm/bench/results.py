@@ -13,6 +13,7 @@ by its ``extra_info`` (op, backend, dtype, shape, axis, impl; see
 
 import datetime
 import json
+import os
 import platform
 import subprocess
 from pathlib import Path
@@ -56,6 +57,9 @@ def lsm_machine_info(env=None):
     info["optional_packages"] = {
         name: version for name, version in env["optional_packages"].items() if version
     }
+    if hasattr(os, "getloadavg"):
+        # Other processes' load when the run ended: figures from a busy machine deserve less trust.
+        info["load_average"] = round(os.getloadavg()[0], 2)
     return info
 
 

@@ -8,6 +8,7 @@ timed, is listed, and makes the command exit with status 1.
 """
 
 import argparse
+import os
 import sys
 import textwrap
 from pathlib import Path
@@ -200,6 +201,7 @@ def run(args):
         )
         return 2
     options = _timing(args)
+    print(f"lsm bench: {len(cases)} cases on {backend.name}, writing to {args.out}", file=stderr)
 
     from tqdm import tqdm
 
@@ -209,8 +211,11 @@ def run(args):
             bar.set_postfix_str(item.id, refresh=False)
             yield item
 
+    load_at_start = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     entries, skipped, failed = run_sweep(backend, cases, options, progress)
     doc = document(entries)
+    if load_at_start is not None:
+        doc["machine_info"]["load_average_at_start"] = round(load_at_start, 2)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = f"lsm-bench-{backend.name}"
