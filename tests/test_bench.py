@@ -1,5 +1,6 @@
 """The pieces of lsm.bench: statistics, the case table, the result check, figures, the gate."""
 
+import dataclasses
 import itertools
 import json
 import statistics
@@ -21,6 +22,7 @@ from lsm.bench.cases import (
     shapes_of,
 )
 from lsm.bench.runner import CopyNormaliser, prepare, throughput
+from lsm.bench.sweep import run_sweep
 
 CPU = BACKENDS["cpu"]
 
@@ -185,3 +187,41 @@ def test_load_rejects_files_that_are_not_results(tmp_path):
     other.write_text('{"rows": []}')
     with pytest.raises(ValueError, match="no 'benchmarks' list"):
         results.load(other)
+
+
+def _sweep_softmax(monkeypatch, **families):
+    monkeypatch.setitem(OPS, "softmax", dataclasses.replace(OPS["softmax"], **families))
+    cases = make_cases(CPU, ops=["softmax"], dtypes=["float32"], shapes=[(10, 100)], axes=[-1])
+    cases = [case for case in cases if case.impl in ("lsm", "scipy", "numpy")]
+    options = timing.TimingOptions(min_rounds=1, max_time=0.0)
+    entries, skipped, failed = run_sweep(CPU, cases, options, progress=lambda items: items)
+    timed = [entry["extra_info"]["impl"] for entry in entries]
+    return timed, _impls(skipped), _impls(failed), failed + skipped
+
+
+def _impls(found):
+    return [case_id.rsplit("-", 1)[1] for case_id, _ in found]
+
+
+def _zeros(module, args, axis, out):
+    out[...] = 0
+    return out
+
+
+def _refuse(module, args, axis, out):
+    raise TypeError("float32 not supported here")
+
+
+def test_sweep_fails_a_wrong_result_and_skips_a_peer_that_refuses(monkeypatch):
+    timed, skipped, failed, reasons = _sweep_softmax(monkeypatch, lsm=_zeros, special=_refuse)
+    assert (timed, skipped, failed) == (["numpy"], ["scipy"], ["lsm"])
+    assert "largest error" in reasons[0][1] and "TypeError: float32 not supported" in reasons[1][1]
+
+
+def test_sweep_fails_when_lsm_raises_but_skips_what_lsm_does_not_implement(monkeypatch):
+    assert _sweep_softmax(monkeypatch, lsm=_refuse)[2] == ["lsm"]
+
+    def not_here(module, args, axis, out):
+        raise NotImplementedError("lsm has no GPU backend yet")
+
+    assert _sweep_softmax(monkeypatch, lsm=not_here)[1] == ["lsm"]

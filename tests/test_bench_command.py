@@ -42,7 +42,7 @@ def results(sweep):
 def test_bench_prints_the_table_and_names_its_files(sweep):
     out, stdout = sweep
     assert "| op | backend | dtype | shape | axis | copy GB/s | lsm | lsm_alloc | numpy |" in stdout
-    assert "20 cases timed, 0 skipped, 0 wrong" in stdout
+    assert "20 cases timed, 0 skipped, 0 failed" in stdout
     for suffix in ("json", "md", "png"):
         assert f"wrote {out / f'lsm-bench-cpu.{suffix}'}" in stdout
 
