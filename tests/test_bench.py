@@ -225,3 +225,13 @@ def test_sweep_fails_when_lsm_raises_but_skips_what_lsm_does_not_implement(monke
         raise NotImplementedError("lsm has no GPU backend yet")
 
     assert _sweep_softmax(monkeypatch, lsm=not_here)[1] == ["lsm"]
+
+
+def test_measure_together_interleaves_the_rounds_of_its_calls():
+    order = []
+    calls = {"a": lambda: order.append("a"), "b": lambda: order.append("b")}
+    options = timing.TimingOptions(min_rounds=3, max_time=0.0, round_time=1e-4)
+    measured = timing.measure_together(calls, options, lambda: None)
+    a_calls, b_calls = measured["a"][1], measured["b"][1]
+    assert len(measured["a"][0]) == len(measured["b"][0]) == 3
+    assert order[-3 * (a_calls + b_calls) :] == (["a"] * a_calls + ["b"] * b_calls) * 3

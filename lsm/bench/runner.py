@@ -4,8 +4,11 @@ Shared by ``lsm bench`` (which times with :mod:`lsm.bench.timing`) and the pytes
 (which times with pytest-benchmark), so both measure the same calls and derive the same figures:
 
 - ``gbps``: the bytes the op must move (``Case.bytes_moved``) over the median time;
-- ``copy_gbps``: a copy of the same input on the same backend, timed in the same process right
-  before the first case of that input (a copy reads and writes the array: 2 x its bytes);
+- ``copy_gbps``: a copy of the same input on the same backend, timed in the same process (a copy
+  reads and writes the array: 2 x its bytes). ``lsm bench`` times it in the same interleaved
+  rounds as the implementations of each op and axis (see :mod:`lsm.bench.timing`); the pytest
+  suite, which times one case at a time, right before the first case of each input
+  (:class:`CopyNormaliser`);
 - ``fraction_of_copy = gbps / copy_gbps``: the figure that carries across machines. On the CPU,
   ``serial_copy_gbps`` and ``fraction_of_serial_copy`` refer to a single-threaded ``np.copyto``;
 - the same from the fastest round instead of the median: ``best_gbps``, ``best_fraction_of_copy``.
@@ -83,10 +86,14 @@ class CopyNormaliser:
             for name, call in self._backend.copy_calls(x).items():
                 call()  # warm-up: compile, fault in the destination
                 times, iterations = measure(call, self._options, self._backend.synchronise)
-                stats = summarize(times, iterations)
-                figures[name] = (2 * x.nbytes / stats["median"] / 1e9, 2 * x.nbytes / stats["min"] / 1e9)
+                figures[name] = copy_bandwidths(x, summarize(times, iterations))
             self._measured[key] = figures
         return self._measured[key]
+
+
+def copy_bandwidths(x, stats):
+    """``(median GB/s, best GB/s)`` of a copy of ``x`` (it reads and writes ``x.nbytes``)."""
+    return 2 * x.nbytes / stats["median"] / 1e9, 2 * x.nbytes / stats["min"] / 1e9
 
 
 def throughput(case, median_s, min_s, copies):

@@ -1,10 +1,12 @@
 """``lsm bench``: run a sweep of the comparison table, print the table, write JSON, markdown and PNG.
 
-Each case is warmed up (compiling lsm's kernels on a cold cache), its result checked against a
-float64 NumPy oracle (inputs up to :data:`CHECK_MAX_ELEMENTS`), and then timed with
-:mod:`lsm.bench.timing`. A case whose implementation refuses the input (an unsupported dtype, or
-lsm without a backend for the arrays) is skipped and listed; a case with a wrong result is not
-timed, is listed, and makes the command exit with status 1, as does an error raised by lsm.
+Each case is warmed up (compiling lsm's kernels on a cold cache) and its result checked against
+a float64 NumPy oracle (inputs up to :data:`CHECK_MAX_ELEMENTS`); then the implementations of one
+op, input and axis are timed together with a copy of the input, in interleaved rounds
+(:func:`lsm.bench.timing.measure_together`). A case whose implementation refuses the input (an
+unsupported dtype, or lsm without a backend for the arrays) is skipped and listed; a case with a
+wrong result is not timed, is listed, and makes the command exit with status 1, as does an error
+raised by lsm.
 """
 
 import argparse
@@ -17,12 +19,12 @@ from .backends import BACKENDS
 from .cases import DTYPES, OPS, SHAPES, InputCache, check_result, make_cases, shapes_of
 from .report import markdown_table, write_report
 from .results import document, entry, write
-from .runner import CopyNormaliser, References, prepare, throughput
-from .timing import TimingOptions, measure, summarize
+from .runner import References, copy_bandwidths, prepare, throughput
+from .timing import TimingOptions, measure_together, summarize
 
 DEFAULT_MAX_SIZE = 10**7  # the default sweep; --large adds 1e8 (several GB of memory)
 QUICK_SHAPES = ((100, 100), (1000, 1000))
-QUICK_TIMING = TimingOptions(min_rounds=3, max_time=0.03)
+QUICK_TIMING = TimingOptions(min_rounds=5, max_time=0.03)
 DEFAULT_TIMING = TimingOptions(min_rounds=5, max_time=0.2)
 CHECK_MAX_ELEMENTS = 10**7
 
@@ -77,7 +79,7 @@ def add_arguments(parser):
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="a short sweep: shapes 100x100 and 1000x1000, 3 rounds and about 0.03 s per case",
+        help="a short sweep: shapes 100x100 and 1000x1000, 5 rounds and about 0.03 s per case",
     )
     parser.add_argument(
         "--op", nargs="+", choices=list(OPS), metavar="OP", help=f"ops: {' '.join(OPS)} (default: all)"
@@ -156,43 +158,75 @@ def _first_line(error):
     return f"{type(error).__name__}: {text.splitlines()[0] if text else ''}"
 
 
+def _groups(cases):
+    """Runs of consecutive cases that share a group (op, input and axis), in order."""
+    groups = []
+    for case in cases:
+        if groups and groups[-1][0].group == case.group:
+            groups[-1].append(case)
+        else:
+            groups.append([case])
+    return groups
+
+
+def _prepare_checked(backend, case, x_host, references, skipped, failed):
+    """The case prepared, warmed up and checked; None (noted in skipped or failed) if it cannot run."""
+    try:
+        prepared = prepare(backend, case, x_host)
+        result = prepared.call()  # warm-up: compiles, faults in memory, loads the library
+        backend.synchronise()
+    except Exception as error:
+        # A peer that does not take this input, or lsm without a backend for these arrays
+        # (NotImplementedError), is noted and skipped; any other error from lsm is a failure.
+        lsm_broke = case.impl.startswith("lsm") and not isinstance(error, NotImplementedError)
+        (failed if lsm_broke else skipped).append((case.id, _first_line(error)))
+        return None
+    if case.elements <= CHECK_MAX_ELEMENTS:
+        try:
+            check_result(case, backend.to_host(result), references.get(case, x_host))
+        except AssertionError as error:
+            failed.append((case.id, _first_line(error)))
+            return None
+    return prepared
+
+
 def run_sweep(backend, cases, options, progress):
-    """Run ``cases``; return ``(entries, skipped, failed)`` (the last two: lists of (id, reason))."""
+    """Run ``cases``; return ``(entries, skipped, failed)`` (the last two: lists of (id, reason)).
+
+    The implementations of one op, input and axis (a group) and a copy of that input are timed
+    together in interleaved rounds. ``progress(groups)`` yields the groups (lists of cases) in turn.
+    """
     inputs = InputCache()
-    normaliser = CopyNormaliser(backend, options)
     references = References()
     entries, skipped, failed = [], [], []
-    for case in progress(cases):
-        x_host = inputs.get(case.shape, case.dtype)
-        try:
-            prepared = prepare(backend, case, x_host)
-            result = prepared.call()  # warm-up: compiles, faults in memory, loads the library
-            backend.synchronise()
-        except Exception as error:
-            # A peer that does not take this input, or lsm without a backend for these arrays
-            # (NotImplementedError), is noted and skipped; any other error from lsm is a failure.
-            lsm_broke = case.impl.startswith("lsm") and not isinstance(error, NotImplementedError)
-            (failed if lsm_broke else skipped).append((case.id, _first_line(error)))
+    for group in progress(_groups(cases)):
+        x_host = inputs.get(group[0].shape, group[0].dtype)
+        ready = {}
+        for case in group:
+            prepared = _prepare_checked(backend, case, x_host, references, skipped, failed)
+            if prepared is not None:
+                ready[case] = prepared
+        if not ready:
             continue
-        if case.elements <= CHECK_MAX_ELEMENTS:
-            try:
-                check_result(case, backend.to_host(result), references.get(case, x_host))
-            except AssertionError as error:
-                failed.append((case.id, _first_line(error)))
-                continue
-        copies = normaliser.figures(prepared.x)
-        times, iterations = measure(prepared.call, options, backend.synchronise)
-        stats = summarize(times, iterations)
-        extra = {
-            **case.describe(),
-            **backend.info(),
-            **throughput(case, stats["median"], stats["min"], copies),
-        }
-        if case.impl.startswith("torch"):
-            import torch
+        x = next(iter(ready.values())).x
+        copies = backend.copy_calls(x)
+        for copy in copies.values():
+            copy()  # warm-up: compile, fault in the destination
+        calls = {**{case.id: prepared.call for case, prepared in ready.items()}, **copies}
+        measured = measure_together(calls, options, backend.synchronise)
+        copy_figures = {name: copy_bandwidths(x, summarize(*measured[name])) for name in copies}
+        for case in ready:
+            stats = summarize(*measured[case.id])
+            extra = {
+                **case.describe(),
+                **backend.info(),
+                **throughput(case, stats["median"], stats["min"], copy_figures),
+            }
+            if case.impl.startswith("torch"):
+                import torch
 
-            extra["torch_threads"] = torch.get_num_threads()
-        entries.append(entry(case, stats, extra, options.as_options()))
+                extra["torch_threads"] = torch.get_num_threads()
+            entries.append(entry(case, stats, extra, options.as_options()))
     return entries, skipped, failed
 
 
@@ -223,11 +257,14 @@ def run(args):
 
     from tqdm import tqdm
 
-    def progress(items):
-        bar = tqdm(items, desc=f"lsm bench {backend.name}", unit="case", file=stderr, disable=None)
-        for item in bar:
-            bar.set_postfix_str(item.id, refresh=False)
-            yield item
+    def progress(groups):
+        with tqdm(
+            total=len(cases), desc=f"lsm bench {backend.name}", unit="case", file=stderr, disable=None
+        ) as bar:
+            for group in groups:
+                bar.set_postfix_str(group[0].group, refresh=False)
+                yield group
+                bar.update(len(group))
 
     load_at_start = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     entries, skipped, failed = run_sweep(backend, cases, options, progress)

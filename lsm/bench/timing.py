@@ -2,10 +2,20 @@
 
 A *round* is ``iterations`` back-to-back calls between two clock readings; the loop first
 calibrates ``iterations`` so a round lasts at least ``round_time`` (which keeps the clock's
-resolution and, on a GPU, the launch and synchronisation latency out of the per-call figure), then
-runs rounds until it has ``min_rounds`` of them and ``max_time`` seconds have passed. Each
-round gives one per-call time (its duration / iterations); the statistics are over those, as
+resolution and, on a GPU, the launch and synchronisation latency out of the per-call figure).
+Each round gives one per-call time (its duration / iterations); the statistics are over those, as
 pytest-benchmark computes them. GPU work is synchronised before a round starts and before it ends.
+
+:func:`measure_together` times several calls in interleaved rounds: every pass runs one round of
+each call in turn, until each has ``min_rounds`` rounds and ``max_time`` seconds per call have
+passed. Load from other processes comes in bursts (on a busy 2-core machine a parallel kernel
+then waits milliseconds for a descheduled thread); interleaving spreads each burst over all the
+calls compared instead of spoiling whichever one was running, so their ratios stay meaningful.
+
+Every round starts with one untimed call. Between two rounds of one call the others ran, and the
+worker threads of its thread pool (Numba's, torch's OpenMP pool) may have gone to sleep; waking
+them costs milliseconds on a busy machine, which would otherwise land on the round's first call.
+The figures are therefore steady-state throughput, as a loop of calls sees it.
 """
 
 import math
@@ -30,6 +40,7 @@ class TimingOptions:
 
 
 def _round_seconds(call, iterations, synchronise):
+    call()  # untimed: wakes the thread pool that another call's round let fall asleep
     synchronise()
     start = time.perf_counter()
     for _ in range(iterations):
@@ -39,10 +50,14 @@ def _round_seconds(call, iterations, synchronise):
 
 
 def calibrate(call, options, synchronise):
-    """Calls per round so that one round lasts at least ``options.round_time``."""
+    """Calls per round so that one round lasts at least ``options.round_time``.
+
+    Each step takes the fastest of three rounds, so a stall caused by another process does not
+    end the calibration early.
+    """
     iterations = 1
     while True:
-        elapsed = _round_seconds(call, iterations, synchronise)
+        elapsed = min(_round_seconds(call, iterations, synchronise) for _ in range(3))
         if elapsed >= options.round_time:
             return iterations
         # Aim 20% past the target, growing at most tenfold per step in case the first round was odd.
@@ -50,14 +65,25 @@ def calibrate(call, options, synchronise):
         iterations = max(iterations + 1, min(wanted, 10 * iterations))
 
 
+def measure_together(calls, options, synchronise):
+    """Time the (warmed-up) ``calls``, a dict of no-argument callables, in interleaved rounds.
+
+    Returns ``{name: (per-call seconds of each round, iterations per round)}``.
+    """
+    iterations = {name: calibrate(call, options, synchronise) for name, call in calls.items()}
+    times = {name: [] for name in calls}
+    deadline = time.perf_counter() + options.max_time * len(calls)
+    rounds = 0
+    while rounds < options.min_rounds or (time.perf_counter() < deadline and rounds < MAX_ROUNDS):
+        for name, call in calls.items():
+            times[name].append(_round_seconds(call, iterations[name], synchronise) / iterations[name])
+        rounds += 1
+    return {name: (times[name], iterations[name]) for name in calls}
+
+
 def measure(call, options, synchronise):
-    """Time ``call`` (already warmed up): ``(per-call seconds of each round, iterations per round)``."""
-    iterations = calibrate(call, options, synchronise)
-    times = []
-    deadline = time.perf_counter() + options.max_time
-    while len(times) < options.min_rounds or (time.perf_counter() < deadline and len(times) < MAX_ROUNDS):
-        times.append(_round_seconds(call, iterations, synchronise) / iterations)
-    return times, iterations
+    """Time one (warmed-up) ``call``: ``(per-call seconds of each round, iterations per round)``."""
+    return measure_together({"call": call}, options, synchronise)["call"]
 
 
 def _quartiles(ordered):
