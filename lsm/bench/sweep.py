@@ -24,7 +24,7 @@ from .timing import TimingOptions, measure_together, summarize
 
 DEFAULT_MAX_SIZE = 10**7  # the default sweep; --large adds 1e8 (several GB of memory)
 QUICK_SHAPES = ((100, 100), (1000, 1000))
-QUICK_TIMING = TimingOptions(min_rounds=5, max_time=0.03)
+QUICK_TIMING = TimingOptions(min_rounds=3, max_time=0.02)
 DEFAULT_TIMING = TimingOptions(min_rounds=5, max_time=0.2)
 CHECK_MAX_ELEMENTS = 10**7
 
@@ -79,7 +79,7 @@ def add_arguments(parser):
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="a short sweep: shapes 100x100 and 1000x1000, 5 rounds and about 0.03 s per case",
+        help="a short sweep: shapes 100x100 and 1000x1000, 3 rounds and about 0.02 s per case",
     )
     parser.add_argument(
         "--op", nargs="+", choices=list(OPS), metavar="OP", help=f"ops: {' '.join(OPS)} (default: all)"

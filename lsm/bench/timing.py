@@ -52,14 +52,16 @@ def _round_seconds(call, iterations, synchronise):
 def calibrate(call, options, synchronise):
     """Calls per round so that one round lasts at least ``options.round_time``.
 
-    Each step takes the fastest of three rounds, so a stall caused by another process does not
-    end the calibration early.
+    A round that lasts long enough is timed once more and the faster of the two counts, so a
+    stall caused by another process does not end the calibration early.
     """
     iterations = 1
     while True:
-        elapsed = min(_round_seconds(call, iterations, synchronise) for _ in range(3))
+        elapsed = _round_seconds(call, iterations, synchronise)
         if elapsed >= options.round_time:
-            return iterations
+            elapsed = min(elapsed, _round_seconds(call, iterations, synchronise))
+            if elapsed >= options.round_time:
+                return iterations
         # Aim 20% past the target, growing at most tenfold per step in case the first round was odd.
         wanted = math.ceil(iterations * 1.2 * options.round_time / max(elapsed, 1e-9))
         iterations = max(iterations + 1, min(wanted, 10 * iterations))
