@@ -100,7 +100,7 @@ def find_gpu():
                 return (name.decode() if isinstance(name, bytes) else name), "found by CuPy"
             reasons.append("CuPy sees no device")
         except Exception as error:  # no driver, no device, broken install: all mean "no GPU"
-            reasons.append(f"CuPy: {_first_line(error)}")
+            reasons.append(f"CuPy: {first_line(error)}")
     else:
         reasons.append("CuPy not installed")
     try:
@@ -111,11 +111,12 @@ def find_gpu():
             return (name.decode() if isinstance(name, bytes) else name), "found by numba.cuda"
         reasons.append("numba.cuda: no CUDA driver or device")
     except Exception as error:
-        reasons.append(f"numba.cuda: {_first_line(error)}")
+        reasons.append(f"numba.cuda: {first_line(error)}")
     return None, "; ".join(reasons)
 
 
-def _first_line(error):
+def first_line(error):
+    """The first line of an exception's message (its type name when the message is empty)."""
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
 

@@ -17,6 +17,8 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from .._info import first_line
+
 
 @dataclass(frozen=True)
 class Implementation:
@@ -169,12 +171,14 @@ class CudaBackend(Backend):
     def unavailable(self):
         try:
             import cupy
-        except ImportError as error:
-            return f"CuPy is not installed or does not import ({error}); install the CuPy build for your CUDA"
+        except Exception as error:  # ImportError, or a broken install failing as it loads
+            return (
+                f"CuPy is not installed or does not import ({first_line(error)}); install CuPy for your CUDA"
+            )
         try:
             count = cupy.cuda.runtime.getDeviceCount()
         except Exception as error:  # no driver: CUDARuntimeError, or a missing library
-            return f"CuPy finds no CUDA GPU ({str(error).strip().splitlines()[0]})"
+            return f"CuPy finds no CUDA GPU ({first_line(error)})"
         return None if count > 0 else "CuPy finds no CUDA GPU (0 devices)"
 
     @property
