@@ -1,42 +1,74 @@
-"""The ``lsm`` command: ``python -m lsm demo``."""
+"""The ``lsm`` command (also ``python -m lsm``): ``demo``, ``info`` and ``bench``."""
 
 import argparse
+import json
 import sys
 
-import numpy as np
+from ._demo import demo
 
-from . import __version__, log_softmax, logsumexp, softmax
-
-SEED_EXAMPLE = np.array([-999.0, 1.0, 2.0, 5.0, 6.0])
+DESCRIPTION = "Fast, exact log-sum-exp kernels for NumPy: examples, installation facts, benchmarks."
 
 
-def demo(stream=sys.stdout):
-    """Print the seed example: ``log(softmax(x))`` underflows where ``log_softmax(x)`` does not."""
-    x = SEED_EXAMPLE
-    probabilities = softmax(x)
-    with np.errstate(divide="ignore"):
-        log_of_softmax = np.log(probabilities)
-    log_probabilities = log_softmax(x)
-    print(f"lsm {__version__}: x = {x.tolist()}", file=stream)
-    print(f"{'x':>9} {'softmax':>12} {'log(softmax)':>14} {'log_softmax':>14}", file=stream)
-    for value, p, naive, exact in zip(x, probabilities, log_of_softmax, log_probabilities, strict=True):
-        print(f"{value:>9.1f} {p:>12.5g} {naive:>14.5f} {exact:>14.5f}", file=stream)
-    print(f"logsumexp(x) = {logsumexp(x):.5f}", file=stream)
-    print(
-        "softmax underflows to 0 for x = -999, so log(softmax) is -inf and its gradient vanishes;\n"
-        "log_softmax keeps the finite log-probability -1005.33.",
-        file=stream,
+def _run_demo(args):
+    demo()
+    return 0
+
+
+def _run_info(args):
+    from ._info import environment, format_environment
+
+    env = environment()
+    print(json.dumps(env, indent=2) if args.json else format_environment(env))
+    return 0
+
+
+def _run_bench(args):
+    from .bench.sweep import run
+
+    return run(args)
+
+
+def build_parser():
+    """The argument parser of the ``lsm`` command and its subcommands."""
+    parser = argparse.ArgumentParser(prog="lsm", description=DESCRIPTION)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{demo,info,bench}")
+
+    demo_parser = commands.add_parser(
+        "demo",
+        help="show log(softmax(x)) underflowing next to log_softmax(x)",
+        description="Print the seed example: softmax underflows to 0, so log(softmax(x)) is -inf "
+        "where log_softmax(x) keeps the finite log-probability.",
     )
+    demo_parser.set_defaults(handler=_run_demo)
+
+    info_parser = commands.add_parser(
+        "info",
+        help="versions, backends, threading, GPU and cache of this installation",
+        description="Report lsm's version and location, Python, CPU, NumPy and Numba versions, "
+        "Numba's threading layer and thread count, the on-disk kernel cache, whether a GPU was "
+        "found, which backends are available, and which optional packages are installed.",
+    )
+    info_parser.add_argument("--json", action="store_true", help="print the facts as JSON")
+    info_parser.set_defaults(handler=_run_info)
+
+    from .bench.sweep import add_arguments
+
+    bench_parser = commands.add_parser(
+        "bench",
+        help="benchmark sweep: throughput against a memory copy and peers, JSON + table + plot",
+        description="Time lsm and its peers over op x dtype x size x axis, each case as a fraction\n"
+        "of a same-run memory copy of its input. Prints a markdown table and writes\n"
+        "lsm-bench-<backend>.json (pytest-benchmark's layout), .md and .png into --out.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_arguments(bench_parser)
+    bench_parser.set_defaults(handler=_run_bench)
+    return parser
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="lsm", description="Fast, exact log-sum-exp kernels for NumPy.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("demo", help="show log(softmax(x)) underflowing next to log_softmax(x)")
-    arguments = parser.parse_args(argv)
-    if arguments.command == "demo":
-        demo()
-    return 0
+    args = build_parser().parse_args(argv)
+    return args.handler(args)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,15 @@
 """The ``lsm`` command line."""
 
 import io
+import json
 import subprocess
 import sys
+from pathlib import Path
 
+import numba
 import pytest
 
+import lsm
 from lsm.__main__ import demo, main
 
 
@@ -33,3 +37,79 @@ def test_main_requires_a_command(capsys):
         main([])
     assert exit_.value.code == 2
     assert "demo" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        ([], ["demo", "info", "bench"]),
+        (["demo"], ["log_softmax"]),
+        (["info"], ["--json", "threading layer", "GPU"]),
+        (
+            ["bench"],
+            ["--quick", "--op", "--dtype", "--backend", "--out", "torch_out", "cupyx", "bench_compare.py"],
+        ),
+    ],
+)
+def test_help_of_each_command(capsys, command, expected):
+    with pytest.raises(SystemExit) as exit_:
+        main([*command, "--help"])
+    assert exit_.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for word in expected:
+        assert word in text
+
+
+def test_info_reports_threads_cache_gpu_and_backends(capsys):
+    assert main(["info"]) == 0
+    text = capsys.readouterr().out
+    assert f"lsm {lsm.__version__}" in text
+    layer = numba.threading_layer()  # lsm info ran a parallel kernel, so Numba has chosen
+    assert f"threads: {numba.get_num_threads()} (NUMBA_NUM_THREADS), numba threading layer {layer}" in text
+    assert "numba cache: " in text and "gpu: " in text
+    assert "  cpu   available    Numba CPU kernels" in text
+
+
+def test_info_json_is_machine_readable(capsys):
+    assert main(["info", "--json"]) == 0
+    env = json.loads(capsys.readouterr().out)
+    assert env["numba_num_threads"] == numba.get_num_threads()
+    assert env["backends"]["cpu"]["available"] is True
+    assert set(env["backends"]) == {"cpu", "cuda", "dask"}
+    assert env["optional_packages"]["scipy"]  # a test dependency, so installed here
+    assert Path(env["numba_cache_dir"]).is_dir()
+
+
+def test_import_lsm_loads_no_gpu_plotting_or_benchmark_module():
+    code = (
+        "import sys, lsm; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('cupy', 'torch', 'matplotlib', 'tqdm') or m.startswith(('numba.cuda', 'lsm.bench'))))"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300
+    )
+    assert completed.stdout.strip() == "[]"
+
+
+def test_bench_cuda_without_cupy_is_a_one_line_error(monkeypatch, capsys, tmp_path):
+    monkeypatch.setitem(sys.modules, "cupy", None)  # import cupy raises ImportError
+    assert main(["bench", "--backend", "cuda", "--out", str(tmp_path)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.count("\n") == 1
+    assert captured.err.startswith("lsm bench: error: --backend cuda is unavailable: CuPy is not installed")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bench_without_tqdm_says_which_extra_to_install(monkeypatch, capsys, tmp_path):
+    monkeypatch.setitem(sys.modules, "tqdm", None)
+    assert main(["bench", "--quick", "--out", str(tmp_path)]) == 2
+    assert "tqdm not installed: pip install 'lsm[bench]'" in capsys.readouterr().err
+
+
+def test_bench_rejects_a_size_outside_the_table(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["bench", "--size", "3e5"])
+    assert exit_.value.code == 2
+    assert "size '3e5' is not one of 1e3 1e4 1e5 1e6 1e7 1e8" in capsys.readouterr().err

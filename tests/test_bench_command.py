@@ -1,0 +1,148 @@
+"""``lsm bench`` end to end, and the scripts that read its results (and pytest-benchmark's).
+
+One tiny real sweep per module (1e3 elements, two rounds per case) feeds every test: the files
+it writes are valid, and the regression gate passes on identical input, fails on an injected
+regression, and reads pytest-benchmark's JSON as well.
+"""
+
+import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPTS = ROOT / "scripts"
+TINY = ["--size", "1e3", "--time", "0.001", "--rounds", "2", "--dtype", "float32", "float64"]
+TINY += ["--op", "softmax", "logsumexp", "--impl", "lsm", "lsm_alloc", "numpy"]
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def run(*command, check=True):
+    return subprocess.run(
+        [sys.executable, *map(str, command)], capture_output=True, text=True, check=check, timeout=600
+    )
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    """The output folder and stdout of a tiny ``python -m lsm bench`` run."""
+    out = tmp_path_factory.mktemp("bench")
+    completed = run("-m", "lsm", "bench", *TINY, "--out", out)
+    return out, completed.stdout
+
+
+@pytest.fixture(scope="module")
+def results(sweep):
+    return json.loads((sweep[0] / "lsm-bench-cpu.json").read_text())
+
+
+def test_bench_prints_the_table_and_names_its_files(sweep):
+    out, stdout = sweep
+    assert "| op | backend | dtype | shape | axis | copy GB/s | lsm | lsm_alloc | numpy |" in stdout
+    assert "20 cases timed, 0 skipped, 0 failed" in stdout
+    for suffix in ("json", "md", "png"):
+        assert f"wrote {out / f'lsm-bench-cpu.{suffix}'}" in stdout
+
+
+def test_bench_json_has_pytest_benchmarks_layout(results):
+    assert {"machine_info", "commit_info", "benchmarks", "datetime", "version"} <= set(results)
+    machine = results["machine_info"]
+    assert machine["numba_num_threads"] >= 1 and machine["numba_threading_layer"]
+    assert machine["cpu"]["count"] >= 1
+    assert len(results["benchmarks"]) == 20  # 2 dtypes x 2 axes x (softmax: 3 impls + logsumexp: 2)
+    for bench in results["benchmarks"]:
+        assert {"group", "name", "fullname", "params", "extra_info", "options", "stats"} <= set(bench)
+        stats, info = bench["stats"], bench["extra_info"]
+        assert stats["rounds"] >= 2 and 0 < stats["min"] <= stats["median"] <= stats["max"]
+        assert info["shape"] == [10, 100] and info["dtype"] in ("float32", "float64")
+        assert info["gbps"] == pytest.approx(info["bytes_moved"] / stats["median"] / 1e9)
+        assert info["fraction_of_copy"] == pytest.approx(info["gbps"] / info["copy_gbps"])
+        assert bench["group"] == f"{info['op']} cpu {info['dtype']} 10x100 axis={info['axis']}"
+
+
+def test_bench_writes_a_png_and_a_markdown_table(sweep):
+    out, _ = sweep
+    picture = (out / "lsm-bench-cpu.png").read_bytes()
+    assert picture.startswith(PNG_SIGNATURE)
+    from matplotlib.image import imread
+
+    height, width, _ = imread(out / "lsm-bench-cpu.png").shape
+    assert width > 800 and height > 600
+    table = (out / "lsm-bench-cpu.md").read_text()
+    assert table.startswith("Measured on ")
+    assert table.count("\n| softmax | cpu |") == 4 and table.count("\n| logsumexp | cpu |") == 4
+
+
+def test_compare_passes_on_identical_results(sweep):
+    path = sweep[0] / "lsm-bench-cpu.json"
+    completed = run(SCRIPTS / "bench_compare.py", path, path)
+    assert "20 cases compared on fraction_of_copy, threshold 10%" in completed.stdout
+    assert "OK: no case regressed" in completed.stdout
+
+
+def test_compare_fails_naming_an_injected_regression(sweep, results, tmp_path):
+    slower = copy.deepcopy(results)
+    victim = next(b["extra_info"] for b in slower["benchmarks"] if b["extra_info"]["impl"] == "lsm")
+    victim["fraction_of_copy"] *= 0.8
+    del slower["benchmarks"][-1]
+    current = tmp_path / "current.json"
+    current.write_text(json.dumps(slower))
+    completed = run(SCRIPTS / "bench_compare.py", sweep[0] / "lsm-bench-cpu.json", current, check=False)
+    assert completed.returncode == 1
+    name = f"softmax-cpu-{victim['dtype']}-10x100-axis{victim['axis']}-lsm"
+    assert f"REGRESSED (1):\n  {name}: " in completed.stdout
+    assert "(-20.0%)" in completed.stdout
+    assert "only in the baseline (ignored) (1):" in completed.stdout
+    assert "FAILED: 1 cases regressed by more than 10%" in completed.stdout
+    # A looser threshold lets the same fall pass.
+    assert run(SCRIPTS / "bench_compare.py", sweep[0] / "lsm-bench-cpu.json", current, "--threshold", "25%")
+
+
+def test_compare_refuses_files_without_results(sweep, tmp_path):
+    other = tmp_path / "other.json"
+    other.write_text("{}")
+    completed = run(SCRIPTS / "bench_compare.py", sweep[0] / "lsm-bench-cpu.json", other, check=False)
+    assert completed.returncode == 2
+    assert "no 'benchmarks' list" in completed.stderr
+
+
+def test_compare_and_report_read_pytest_benchmark_json(sweep, tmp_path):
+    saved = tmp_path / "pytest-bench.json"
+    pytest_run = [
+        "-m",
+        "pytest",
+        ROOT / "benchmarks" / "bench_ops.py",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "--benchmark-enable",
+        "--benchmark-min-rounds=2",
+        "--benchmark-max-time=0.001",
+        f"--benchmark-json={saved}",
+        "-k",
+        "softmax-cpu-float64-10x100-axis-1- and (lsm or numpy)",
+    ]
+    run(*pytest_run)
+    completed = run(
+        SCRIPTS / "bench_compare.py", sweep[0] / "lsm-bench-cpu.json", saved, "--threshold", "99%"
+    )
+    assert "3 cases compared" in completed.stdout  # lsm, lsm_alloc and numpy of that input
+    report = run(SCRIPTS / "bench_report.py", saved, "--out", tmp_path / "report")
+    assert "wrote" in report.stdout
+    assert (tmp_path / "report" / "pytest-bench.png").read_bytes().startswith(PNG_SIGNATURE)
+    assert (
+        "| softmax | cpu | float64 | 10x100 | -1 |" in (tmp_path / "report" / "pytest-bench.md").read_text()
+    )
+
+
+def test_report_redraws_an_lsm_bench_run(sweep, tmp_path):
+    completed = run(SCRIPTS / "bench_report.py", sweep[0] / "lsm-bench-cpu.json", "--out", tmp_path)
+    assert completed.stdout.split() == [
+        "wrote",
+        str(tmp_path / "lsm-bench-cpu.md"),
+        "wrote",
+        str(tmp_path / "lsm-bench-cpu.png"),
+    ]
