@@ -1,4 +1,5 @@
-"""``lsm demo``: the seed example, ``log(softmax(x))`` underflowing next to ``log_softmax(x)``."""
+"""``lsm demo``: the seed example, ``log(softmax(x))`` underflowing next to ``log_softmax(x)``,
+then the gradient that underflow destroys (``lsm._gradient_demo``)."""
 
 import sys
 
@@ -6,12 +7,14 @@ import numpy as np
 
 from . import __version__
 from ._api import log_softmax, logsumexp, softmax
+from ._gradient_demo import gradient_demo_lines
 
 SEED_EXAMPLE = np.array([-999.0, 1.0, 2.0, 5.0, 6.0])
 
 
 def demo(stream=sys.stdout):
-    """Print the seed example: ``log(softmax(x))`` underflows where ``log_softmax(x)`` does not."""
+    """Print the seed example: ``log(softmax(x))`` underflows where ``log_softmax(x)`` does not,
+    and the gradient reaching ``x[0]`` through each."""
     x = SEED_EXAMPLE
     probabilities = softmax(x)
     with np.errstate(divide="ignore"):
@@ -27,3 +30,6 @@ def demo(stream=sys.stdout):
         "log_softmax keeps the finite log-probability -1005.33.",
         file=stream,
     )
+    print(file=stream)
+    for line in gradient_demo_lines():
+        print(line, file=stream)

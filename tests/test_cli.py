@@ -22,6 +22,9 @@ def test_demo_shows_log_softmax_finite_where_log_softmax_of_softmax_underflows()
     assert float(probability) == 0.0
     assert naive == "-inf"
     assert float(exact) == -1005.33141
+    # the gradient reaching x[0]: lost through log(softmax), exact (-1) through log_softmax
+    gradients = [line.split("dL/dx[0] = ")[1] for line in lines if "dL/dx[0] = " in line]
+    assert gradients == ["nan", "0", "-1"] * 2
 
 
 def test_python_dash_m_lsm_demo_runs_as_a_module():
