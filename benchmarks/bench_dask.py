@@ -31,7 +31,8 @@ import numpy as np
 import pytest
 
 import lsm
-from benchmarks.conftest import SEED, benchmarks_enabled
+from benchmarks.conftest import benchmarks_enabled
+from lsm.bench.cases import SEED
 
 distributed = pytest.importorskip("distributed")
 da = pytest.importorskip("dask.array")

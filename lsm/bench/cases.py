@@ -107,6 +107,63 @@ def _naive_logsumexp(xp, x, axis, out):
     return out
 
 
+def _forward_output(x, axis, log):
+    """log_softmax or softmax of ``x`` in float64, rounded to ``x``'s dtype (the backward's ``y``)."""
+    wide = x.astype(np.float64)
+    shifted = wide - wide.max(axis=axis, keepdims=True)
+    log_p = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+    return (log_p if log else np.exp(log_p)).astype(x.dtype)
+
+
+def _backward_inputs(log):
+    """``(grad, y)`` for the backward ops: an upstream gradient and the forward output."""
+
+    def inputs(x, axis):
+        grad = (x / 4).astype(x.dtype)
+        return grad, _forward_output(x, axis, log)
+
+    return inputs
+
+
+def _naive_log_softmax_backward(xp, grad, y, axis, out):
+    xp.exp(y, out=out)
+    out *= grad.sum(axis=axis, keepdims=True)
+    xp.subtract(grad, out, out=out)
+    return out
+
+
+def _naive_softmax_backward(xp, grad, y, axis, out):
+    xp.multiply(grad, y, out=out)
+    xp.subtract(grad, out.sum(axis=axis, keepdims=True), out=out)
+    out *= y
+    return out
+
+
+def _class_targets(x, axis):
+    """``(logits, target)`` for cross_entropy: seeded-looking, deterministic class indices."""
+    kept = np.delete(x.shape, axis)
+    classes = x.shape[axis]
+    target = (np.arange(int(np.prod(kept)), dtype=np.int64) * 7919 % classes).reshape(kept)
+    return x, target
+
+
+def _naive_cross_entropy_grad(xp, logits, target, axis, out):
+    """The gradient of the mean cross-entropy: ``(softmax(logits) - onehot(target)) / items``."""
+    _naive_softmax(xp, logits, axis, out)
+    picked = xp.expand_dims(target, axis)
+    xp.put_along_axis(out, picked, xp.take_along_axis(out, picked, axis) - 1, axis)
+    out /= target.size
+    return out
+
+
+def _torch_cross_entropy_grad(torch, args, axis, out):
+    """torch's forward and backward (autograd), the classes moved to dim 1 as torch expects."""
+    logits, target = args
+    leaf = logits.detach().requires_grad_(True)
+    torch.nn.functional.cross_entropy(leaf.movedim(axis, 1), target).backward()
+    return leaf.grad
+
+
 # torch's out= variants: ``torch._log_softmax(x, dim, half_to_float, out=)`` and ``torch._softmax``
 # are the kernels behind the public functions; ``torch.logsumexp`` takes ``out=`` itself.
 OPS = {
@@ -143,6 +200,43 @@ OPS = {
             special=lambda special, args, axis, out: special.logsumexp(*args, axis=axis),
             torch=lambda torch, args, axis, out: torch.logsumexp(*args, axis),
             torch_out=lambda torch, args, axis, out: torch.logsumexp(*args, axis, out=out),
+        ),
+        Op(
+            "log_softmax_backward",
+            passes=3,  # reads grad and y, writes the result
+            reduces=False,
+            naive=lambda xp, args, axis, out: _naive_log_softmax_backward(xp, *args, axis, out),
+            lsm=lambda lsm, args, axis, out: lsm.log_softmax_backward(*args, axis=axis, out=out),
+            lsm_alloc=lambda lsm, args, axis, out: lsm.log_softmax_backward(*args, axis=axis),
+            torch_out=lambda torch, args, axis, out: torch._log_softmax_backward_data(
+                *args, axis, args[1].dtype, out=out
+            ),
+            inputs=_backward_inputs(log=True),
+        ),
+        Op(
+            "softmax_backward",
+            passes=3,
+            reduces=False,
+            naive=lambda xp, args, axis, out: _naive_softmax_backward(xp, *args, axis, out),
+            lsm=lambda lsm, args, axis, out: lsm.softmax_backward(*args, axis=axis, out=out),
+            lsm_alloc=lambda lsm, args, axis, out: lsm.softmax_backward(*args, axis=axis),
+            torch_out=lambda torch, args, axis, out: torch._softmax_backward_data(
+                *args, axis, args[1].dtype, grad_input=out
+            ),
+            inputs=_backward_inputs(log=False),
+        ),
+        Op(
+            # the fused loss and gradient; the gradient is the result checked and written to out
+            "cross_entropy",
+            passes=2,  # reads the logits, writes their gradient (the targets are one per row)
+            reduces=False,
+            naive=lambda xp, args, axis, out: _naive_cross_entropy_grad(xp, *args, axis, out),
+            lsm=lambda lsm, args, axis, out: lsm.cross_entropy(
+                *args, axis=axis, return_grad=True, grad_out=out
+            )[1],
+            lsm_alloc=lambda lsm, args, axis, out: lsm.cross_entropy(*args, axis=axis, return_grad=True)[1],
+            torch=_torch_cross_entropy_grad,
+            inputs=_class_targets,
         ),
     )
 }
