@@ -31,6 +31,8 @@ same size) and ``fraction_of_copy = gbps / copy_gbps``, as ``bench_ops.py`` does
 """
 
 import importlib.util
+import statistics
+import time
 from dataclasses import dataclass
 
 import numba
@@ -38,8 +40,9 @@ import numpy as np
 import pytest
 
 import lsm
-from benchmarks.bench_ops import benchmark_median, copy_bandwidth, median_seconds, parallel_copy
-from benchmarks.conftest import SEED, benchmarks_enabled
+from benchmarks.conftest import benchmarks_enabled
+from lsm.bench.backends import parallel_copy
+from lsm.bench.cases import SEED
 
 HAVE_TORCH = importlib.util.find_spec("torch") is not None
 CROSS_ENTROPY_SHAPES = {"timed": [(4096, 32000)], "smoke": [(64, 1000)]}
@@ -179,6 +182,48 @@ def _record(benchmark, case):
         import torch
 
         benchmark.extra_info["torch_threads"] = torch.get_num_threads()
+
+
+# --- timing helpers (same-run copy, medians) ----------------------------------------------
+
+
+def median_seconds(func, repeats=7, min_repeat_s=2e-3):
+    """Median per-call time of ``func`` over ``repeats`` repeats of enough calls to last ``min_repeat_s``."""
+    func()
+    loops = 1
+    while True:
+        start = time.perf_counter()
+        for _ in range(loops):
+            func()
+        elapsed = time.perf_counter() - start
+        if elapsed >= min_repeat_s:
+            break
+        loops *= 2 if elapsed * 10 > min_repeat_s else 10
+    times = [elapsed / loops]
+    for _ in range(repeats - 1):
+        start = time.perf_counter()
+        for _ in range(loops):
+            func()
+        times.append((time.perf_counter() - start) / loops)
+    return statistics.median(times)
+
+
+def copy_bandwidth(x):
+    """``(parallel, serial)`` copy bandwidth in GB/s for an array like ``x`` (read + write)."""
+    src = np.ascontiguousarray(x).reshape(-1)
+    dst = np.empty_like(src)
+    copied = 2 * src.nbytes
+    parallel = copied / median_seconds(lambda: parallel_copy(src, dst)) / 1e9
+    serial = copied / median_seconds(lambda: np.copyto(dst, src)) / 1e9
+    return parallel, serial
+
+
+def benchmark_median(benchmark):
+    """The benchmark's median seconds per call, or None when it was not timed."""
+    if benchmark.disabled or benchmark.stats is None:
+        return None
+    stats = getattr(benchmark.stats, "stats", None)
+    return getattr(stats, "median", None) if stats is not None else None
 
 
 def _record_throughput(benchmark, case, x, median):
