@@ -43,10 +43,19 @@ def _backward_block(grad, y, where, *, op, axes):
         return getattr(_gradients, op)(grad, y, axis=axes, where=where)
 
 
+def _summed_terms(grad, y, where, *, log):
+    """What each gradient sums over a group: ``grad`` (log) or ``grad * y``; 0 where masked."""
+    grad = grad.astype(np.float64)
+    with np.errstate(invalid="ignore"):  # inf * 0 at masked places, replaced just below
+        terms = grad if log else grad * y.astype(np.float64)
+    return terms if where is None else np.where(where, terms, 0.0)
+
+
 def _finalise_backward(grad, y, total, where, *, log, result_dtype):
     """``grad - e^y s`` (log) or ``y (grad - s)`` from the group sums ``s``; 0 where masked."""
     grad, y = grad.astype(np.float64), y.astype(np.float64)
-    value = grad - np.exp(y) * total if log else y * (grad - total)
+    with np.errstate(invalid="ignore"):  # inf * 0 at masked places, replaced just below
+        value = grad - np.exp(y) * total if log else y * (grad - total)
     if where is not None:
         value = np.where(where, value, 0.0)
     return value.astype(result_dtype, copy=False)
@@ -69,9 +78,7 @@ def backward(func, grad, y, axis, out, where, log):
         return da.map_blocks(
             _backward_block, grad, y, where, op=func, axes=axes, dtype=result_dtype, meta=meta
         )
-    terms = grad.astype(np.float64) if log else grad.astype(np.float64) * y.astype(np.float64)
-    if where is not None:
-        terms = da.where(where, terms, 0.0)
+    terms = da.map_blocks(_summed_terms, grad, y, where, log=log, dtype=np.float64)
     total = terms.sum(axis=axes, keepdims=True)
     return da.map_blocks(
         _finalise_backward,
