@@ -4,7 +4,7 @@ import numpy as np
 
 from . import _plan
 from ._api import _finish
-from ._dispatch import host_backend_for, uses_dask
+from ._dispatch import HOST, backend_for, uses_dask
 
 
 def _backward_dtype(grad, y, func):
@@ -25,7 +25,11 @@ def _backward(func, grad, y, axis, out, where, log):
         from . import _dask_losses
 
         return _dask_losses.backward(func, grad, y, axis, out, where, log)
-    backend = host_backend_for(func, grad=grad, y=y, out=out, where=where)
+    backend = backend_for(grad=grad, y=y, out=out, where=where)
+    if backend is not HOST:
+        from .cuda import _call_losses
+
+        return _call_losses.softmax_backward(func, grad, y, axis, out, where, log)
     grad = _plan.as_input(grad, func, "grad")
     y = _plan.as_input(y, func, "y")
     if grad.shape != y.shape:
