@@ -104,9 +104,9 @@ class Backend:
     def _call(self, func, x, whole=(), **kwargs):
         if self.lazy and (kwargs.get("out") is not None or kwargs.get("grad_out") is not None):
             pytest.skip(f"{self.name}: results are lazy, out= and grad_out= do not apply")
-        for key in ARRAY_ARGUMENTS:
-            if isinstance(kwargs.get(key), np.ndarray):
-                kwargs[key] = self._move(kwargs[key], whole)
+        for key in ARRAY_ARGUMENTS:  # NumPy scalars too (a 0-d forward result as ``y``)
+            if isinstance(kwargs.get(key), (np.ndarray, np.generic)):
+                kwargs[key] = self._move(np.asarray(kwargs[key]), whole)
         # NumPy scalars too: a 0-d array on the backend
         moved = self._move(np.asarray(x), whole) if isinstance(x, (np.ndarray, np.generic)) else x
         if kwargs.get("grad_out") is x and x is not None:  # the gradient written over the logits
@@ -183,7 +183,6 @@ def _simulator_backend():
         (FakeCUDAArray,),
         accepts=_gpu_dtype,
         max_elements=2048,
-        gradients=False,
     )
 
 
@@ -203,7 +202,7 @@ def _cupy_backend():
         device = cupy.asarray(buffer)
         return cupy.ndarray(array.shape, array.dtype, device.data + start, array.strides)
 
-    return Backend("cuda", to_device, cupy.asnumpy, (cupy.ndarray,), accepts=_gpu_dtype, gradients=False)
+    return Backend("cuda", to_device, cupy.asnumpy, (cupy.ndarray,), accepts=_gpu_dtype)
 
 
 if SIMULATOR:

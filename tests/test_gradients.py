@@ -23,8 +23,8 @@ KINDS = pytest.mark.parametrize("log", [True, False], ids=["log_softmax", "softm
 # (shape, axis): rows short and long (blocked sums), columns (tiles), tuples, all axes, 1-d, 0-d
 LAYOUTS = [
     ((6, 9), -1),
-    ((3, 700), 1),
-    ((9, 5, 70), 1),
+    ((3, 600), 1),
+    ((5, 5, 70), 1),
     ((40, 3), 0),
     ((3, 4, 5), (0, 2)),
     ((3, 4, 5), (1, 2)),
@@ -145,7 +145,7 @@ def test_finite_differences(log, shape, axis, mask):
 @needs_torch
 @KINDS
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
-@pytest.mark.parametrize(("shape", "axis"), [((8, 1000), -1), ((6, 5, 70), 1), ((50, 3), 0)])
+@pytest.mark.parametrize(("shape", "axis"), [((4, 500), -1), ((5, 5, 70), 1), ((50, 3), 0)])
 def test_matches_torch(backend, log, dtype, shape, axis):
     import torch
 
@@ -165,7 +165,7 @@ def test_masked_matches_torch_masked_fill(backend, log):
     masked logits, so a fully masked group is zero in torch too, although its outputs are NaN."""
     import torch
 
-    x, y, grad, where = _inputs((7, 300), -1, np.float64, log, mask=True, seed=2)
+    x, y, grad, where = _inputs((6, 300), -1, np.float64, log, mask=True, seed=2)
     tx = torch.tensor(x, requires_grad=True)
     filled = tx.masked_fill(~torch.tensor(where), -torch.inf)
     out = (torch.log_softmax if log else torch.softmax)(filled, -1)
