@@ -80,7 +80,8 @@ def check_target_dtype(func, dtype):
     """Class indices (integers) or probabilities (floats): anything else is a TypeError."""
     if dtype.kind not in "iuf" and dtype.name != "bfloat16":
         raise TypeError(
-            f"{func}: 'target' must hold integer class indices or floating probabilities, got dtype {dtype.name}"
+            f"{func}: 'target' must hold integer class indices or floating probabilities, "
+            f"got dtype {dtype.name}"
         )
 
 

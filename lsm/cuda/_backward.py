@@ -59,7 +59,8 @@ def build(acc):
             total, compensation = zero, zero
             for j in range(cuda.threadIdx.x, n, cuda.blockDim.x):
                 if included(where, None, (row, j)):
-                    total, compensation = compensated_add(total, compensation, sum_term(grad, y, (row, j), log))
+                    term = sum_term(grad, y, (row, j), log)
+                    total, compensation = compensated_add(total, compensation, term)
             total = block_sum(compensated_total(total, compensation), scratch, exchange)
             for j in range(cuda.threadIdx.x, n, cuda.blockDim.x):
                 if included(where, None, (row, j)):
@@ -75,7 +76,8 @@ def build(acc):
             total, compensation = zero, zero
             for j in range(n):
                 if included(where, None, (o, j, i)):
-                    total, compensation = compensated_add(total, compensation, sum_term(grad, y, (o, j, i), log))
+                    term = sum_term(grad, y, (o, j, i), log)
+                    total, compensation = compensated_add(total, compensation, term)
             total = compensated_total(total, compensation)
             for j in range(n):
                 if included(where, None, (o, j, i)):

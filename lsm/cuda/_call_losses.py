@@ -84,7 +84,8 @@ class _Checks:
 
     def targets(self, target2, n_classes, ignore_index, class_weight):
         self._start(target2.size)
-        _launch.check_targets(target2, n_classes, ignore_index, class_weight, self.status, self.total, self.call.stream)
+        args = target2, n_classes, ignore_index, class_weight, self.status, self.total
+        _launch.check_targets(*args, self.call.stream)
 
     def verdict(self):
         """``(first bad position, bad weights, total weight)``, copied to the host (or None)."""
@@ -156,7 +157,9 @@ def _reduced(call, loss, reduction, denominator, kept, dtype):
     return result
 
 
-def cross_entropy(logits, target, axis, weight, ignore_index, reduction, smoothing, return_grad, grad_out, grad_scale):
+def cross_entropy(
+    logits, target, axis, weight, ignore_index, reduction, smoothing, return_grad, grad_out, grad_scale
+):
     """``lsm.cross_entropy`` of device arrays (options validated by the caller)."""
     func = "cross_entropy"
     call = _Call(func, logits)

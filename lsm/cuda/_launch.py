@@ -159,7 +159,8 @@ def cross_entropy(x, target, probs, class_weight, options, loss, grad, stream):
     kernels = _losses.build(_accumulation(x.dtype))
     if inner > 1:
         threads = _config.COLUMN_THREADS
-        args = x.device(), _device(target), _device(probs), class_weight, *options, loss.device(), _device(grad)
+        args = (x.device(), _device(target), _device(probs), class_weight)
+        args += (*options, loss.device(), _device(grad))
         kernels["cross_entropy_columns"][_blocks(outer * inner, threads), threads, stream](*args)
     else:
         args = (

@@ -122,7 +122,8 @@ def build(acc):
             if grad is not None:
                 scaled = (q_total * s, keep_acc * s, spread_acc * s, pick * s)
                 for c in range(first, n, step):
-                    grad[row, c] = gradient_value(x, probs, class_weight, (row, c), c, t, shift, inv_norm, scaled)
+                    value = gradient_value(x, probs, class_weight, (row, c), c, t, shift, inv_norm, scaled)
+                    grad[row, c] = value
 
     @cuda.jit
     def cross_entropy_columns(x, target, probs, class_weight, ignore_index, keep, spread, scale, loss, grad):
@@ -167,7 +168,8 @@ def build(acc):
             if grad is not None:
                 scaled = (q_total * s, keep_acc * s, spread_acc * s, pick * s)
                 for c in range(n):
-                    grad[o, c, i] = gradient_value(x, probs, class_weight, (o, c, i), c, t, shift, inv_norm, scaled)
+                    value = gradient_value(x, probs, class_weight, (o, c, i), c, t, shift, inv_norm, scaled)
+                    grad[o, c, i] = value
 
     @cuda.jit
     def nll_loss(logp, target, class_weight, ignore_index, loss):
