@@ -97,7 +97,7 @@ def log_softmax_backward(grad, y, axis=-1, *, out=None, where=None):
     ValueError
         If ``grad`` and ``y`` differ in shape, or for a bad ``out`` or ``where`` (as in
         :func:`lsm.log_softmax`).
-    TypeError, numpy.exceptions.AxisError, NotImplementedError
+    TypeError, numpy.exceptions.AxisError
         As for :func:`lsm.log_softmax`.
 
     Examples
@@ -144,7 +144,7 @@ def softmax_backward(grad, y, axis=-1, *, out=None, where=None):
 
     Raises
     ------
-    ValueError, TypeError, numpy.exceptions.AxisError, NotImplementedError
+    ValueError, TypeError, numpy.exceptions.AxisError
         As for :func:`log_softmax_backward`.
 
     Examples
