@@ -94,6 +94,7 @@ def out_of_range(func, value, where, n_classes, ignore_index):
 
 
 def index_target_shape_error(func, shape, kept_shape, axis):
+    """The ValueError for class-index targets of ``shape`` where ``kept_shape`` is expected."""
     return ValueError(
         f"{func}: class-index 'target' must have shape {kept_shape} (the input's shape without "
         f"axis {axis}), got {shape}"

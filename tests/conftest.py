@@ -31,8 +31,8 @@ The simulator runs every CUDA thread as a Python thread, so a shared test body m
 each backend has an element budget (``max_elements``) that a call may not exceed, and a backend
 that cannot hold an input's dtype (bfloat16, non-native byte order on the GPU) deselects the
 test cases with such inputs. Test cases marked ``heavy`` (comparisons with torch, the bulk of
-the option-by-dtype matrices) are deselected for a backend with a budget: the simulator then
-checks every kernel path on the rest, in about a minute and a half.
+the option-by-dtype matrices) are deselected for a backend with a budget: the simulator checks
+every kernel path on the rest (the gradient and loss bodies take about a minute and a half there).
 """
 
 import importlib.util
