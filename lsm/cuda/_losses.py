@@ -18,8 +18,9 @@ the gradient multiplied by the reduction's ``scale``. Terms with ``q_c = 0`` cou
 - ``cross_entropy_columns``: one thread per column of the ``(outer, C, inner)`` view;
 - ``nll_loss``: one thread per item, ``loss = -w_t logp_t``.
 
-Both cross-entropy kernels read the logits in three passes (maximum, sums, gradient) and write
-each gradient element from the thread that read it, after every read of the group (the block
+Both cross-entropy kernels read the logits in three passes (maximum, exp-sum, gradient; a fourth
+for the sums of ``q_c`` with label smoothing or probability targets) and write each gradient
+element from the thread that read it, after every read of the group (the block
 synchronises first), so the gradient may be written over the logits.
 
 ``check_targets`` and ``check_weight`` validate on the device and report through a small
