@@ -26,7 +26,8 @@ synchronises first), so the gradient may be written over the logits.
 ``check_targets`` and ``check_weight`` validate on the device and report through a small
 ``status`` array (int64: the first bad target's flat position, or the item count when none; the
 number of bad weights) and ``total`` (float64: the weight of the counted targets), which the host
-copies back: a few bytes, the one synchronisation of a loss call with class-index targets.
+copies back: a few bytes, the one synchronisation of a loss call (with class-index targets or
+class weights).
 """
 
 import functools
