@@ -81,7 +81,8 @@ def backend_for(**operands):
     module
         :data:`HOST` (``lsm.cpu._launch``) for host arrays, whose functions take the canonical
         NumPy views; ``lsm.cuda._call`` for device arrays, whose ``softmax_family`` and
-        ``logsumexp`` take the public call's arguments.
+        ``logsumexp`` take the public call's arguments (the gradients and losses on device
+        arrays are in ``lsm.cuda._call_losses``, imported once this has succeeded).
 
     Raises
     ------
@@ -101,14 +102,3 @@ def backend_for(**operands):
             )
         on_gpu = on_gpu or _is_gpu_array(operand)
     return _gpu_backend(operands) if on_gpu else HOST
-
-
-def host_backend_for(func, **operands):
-    """:data:`HOST` for a function the GPU backend does not provide yet (the gradients and the
-    losses): as :func:`backend_for`, and ``NotImplementedError`` naming ``func`` for device arrays."""
-    if any(_is_gpu_array(operand) for operand in operands.values() if operand is not None):
-        raise NotImplementedError(
-            f"lsm.{func} has no GPU kernels yet (log_softmax, softmax and logsumexp do); "
-            "copy the arrays to the host explicitly to use the CPU kernels"
-        )
-    return backend_for(**operands)

@@ -4,7 +4,7 @@ import numpy as np
 
 from . import _plan
 from ._api import _finish
-from ._dispatch import host_backend_for, uses_dask
+from ._dispatch import HOST, backend_for, uses_dask
 
 
 def _backward_dtype(grad, y, func):
@@ -25,7 +25,11 @@ def _backward(func, grad, y, axis, out, where, log):
         from . import _dask_losses
 
         return _dask_losses.backward(func, grad, y, axis, out, where, log)
-    backend = host_backend_for(func, grad=grad, y=y, out=out, where=where)
+    backend = backend_for(grad=grad, y=y, out=out, where=where)
+    if backend is not HOST:
+        from .cuda import _call_losses
+
+        return _call_losses.softmax_backward(func, grad, y, axis, out, where, log)
     grad = _plan.as_input(grad, func, "grad")
     y = _plan.as_input(y, func, "y")
     if grad.shape != y.shape:
@@ -93,7 +97,7 @@ def log_softmax_backward(grad, y, axis=-1, *, out=None, where=None):
     ValueError
         If ``grad`` and ``y`` differ in shape, or for a bad ``out`` or ``where`` (as in
         :func:`lsm.log_softmax`).
-    TypeError, numpy.exceptions.AxisError, NotImplementedError
+    TypeError, numpy.exceptions.AxisError
         As for :func:`lsm.log_softmax`.
 
     Examples
@@ -140,7 +144,7 @@ def softmax_backward(grad, y, axis=-1, *, out=None, where=None):
 
     Raises
     ------
-    ValueError, TypeError, numpy.exceptions.AxisError, NotImplementedError
+    ValueError, TypeError, numpy.exceptions.AxisError
         As for :func:`log_softmax_backward`.
 
     Examples

@@ -6,7 +6,7 @@ import operator
 import numpy as np
 
 from . import _plan
-from ._dispatch import host_backend_for, uses_dask
+from ._dispatch import HOST, backend_for, uses_dask
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -33,14 +33,19 @@ def _check_smoothing(func, label_smoothing):
     return float(label_smoothing)
 
 
-def _plan_classes(func, logits, axis, name):
-    """The plan of ``logits`` with the single class axis ``axis`` (an int)."""
+def check_class_axis(func, axis, ndim, name):
+    """``axis`` as an int, for an input ``name`` of ``ndim`` dimensions (at least one)."""
     if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, numbers.Integral):
         raise TypeError(f"{func}: axis must be an integer (the class axis), got {axis!r}")
-    array = _plan.as_input(logits, func, name)
-    if array.ndim == 0:
+    if ndim == 0:
         raise ValueError(f"{func}: {name!r} must have at least one dimension (the classes), got a 0-d array")
-    return _plan.make_plan(func, array, int(axis), None)
+    return int(axis)
+
+
+def _plan_classes(func, logits, axis, name):
+    """The plan of ``logits`` with the single class axis ``axis`` (an int)."""
+    array = _plan.as_input(logits, func, name)
+    return _plan.make_plan(func, array, check_class_axis(func, axis, array.ndim, name), None)
 
 
 def _class_weight(func, weight, n_classes, dtype):
@@ -62,29 +67,43 @@ def _index_target(func, target, plan, ignore_index, class_weight, backend):
     """Class-index targets as int64 ``(outer, inner)``, checked, and the total weight they carry."""
     outer, n_classes, inner = plan.x.shape
     if target.shape != plan.kept_shape:
-        raise ValueError(
-            f"{func}: class-index 'target' must have shape {plan.kept_shape} (the input's shape without "
-            f"axis {plan.axes[0]}), got {target.shape}"
-        )
+        raise index_target_shape_error(func, target.shape, plan.kept_shape, plan.axes[0])
     index = np.ascontiguousarray(target, dtype=np.int64).reshape(outer, inner)
     position, total = backend.check_targets(index, n_classes, ignore_index, class_weight)
     if position >= 0:
         where = np.unravel_index(position, plan.kept_shape) if plan.kept_shape else ()
-        value = target.reshape(-1)[position]
-        raise IndexError(
-            f"{func}: target {value} at position {tuple(int(i) for i in where)} is out of range for "
-            f"{n_classes} classes (valid: 0 to {n_classes - 1}, or ignore_index={ignore_index})"
-        )
+        raise out_of_range(func, target.reshape(-1)[position], where, n_classes, ignore_index)
     return index, total
+
+
+def check_target_dtype(func, dtype):
+    """Class indices (integers) or probabilities (floats): anything else is a TypeError."""
+    if dtype.kind not in "iuf" and dtype.name != "bfloat16":
+        raise TypeError(
+            f"{func}: 'target' must hold integer class indices or floating probabilities, "
+            f"got dtype {dtype.name}"
+        )
+
+
+def out_of_range(func, value, where, n_classes, ignore_index):
+    """The IndexError for the class-index target ``value`` at index tuple ``where``."""
+    return IndexError(
+        f"{func}: target {value} at position {tuple(int(i) for i in where)} is out of range for "
+        f"{n_classes} classes (valid: 0 to {n_classes - 1}, or ignore_index={ignore_index})"
+    )
+
+
+def index_target_shape_error(func, shape, kept_shape, axis):
+    """The ValueError for class-index targets of ``shape`` where ``kept_shape`` is expected."""
+    return ValueError(
+        f"{func}: class-index 'target' must have shape {kept_shape} (the input's shape without "
+        f"axis {axis}), got {shape}"
+    )
 
 
 def _as_target_array(func, target):
     array = np.asarray(target)
-    if array.dtype.kind not in "iuf" and array.dtype.name != "bfloat16":
-        raise TypeError(
-            f"{func}: 'target' must hold integer class indices or floating probabilities, "
-            f"got dtype {array.dtype.name}"
-        )
+    check_target_dtype(func, array.dtype)
     return array
 
 
@@ -251,12 +270,17 @@ def fused_cross_entropy(
     gradient's own factor (``1 / total weight`` for a mean, else 1): a Dask block of a batch
     scales its gradient by the whole batch's total, in the kernel, so it is rounded once."""
     func = "cross_entropy"
-    backend = host_backend_for(func, logits=logits, target=target, weight=weight, grad_out=grad_out)
+    backend = backend_for(logits=logits, target=target, weight=weight, grad_out=grad_out)
     _check_reduction(func, reduction)
     smoothing = _check_smoothing(func, label_smoothing)
     ignore_index = _check_ignore_index(func, ignore_index)
     if grad_out is not None and not return_grad:
         raise ValueError(f"{func}: grad_out is only written with return_grad=True")
+    if backend is not HOST:
+        from .cuda import _call_losses
+
+        options = ignore_index, reduction, smoothing, return_grad, grad_out, grad_scale
+        return _call_losses.cross_entropy(logits, target, axis, weight, *options)
     plan = _plan_classes(func, logits, axis, "logits")
     outer, n_classes, inner = plan.x.shape
     class_weight = _class_weight(func, weight, n_classes, plan.dtype)
@@ -342,9 +366,13 @@ def nll_loss(logp, target, axis=-1, *, weight=None, ignore_index=-100, reduction
         return _dask_losses.losses(
             func, logp, target, axis, weight, ignore_index, reduction, 0.0, False, None
         )
-    backend = host_backend_for(func, logp=logp, target=target, weight=weight)
+    backend = backend_for(logp=logp, target=target, weight=weight)
     _check_reduction(func, reduction)
     ignore_index = _check_ignore_index(func, ignore_index)
+    if backend is not HOST:
+        from .cuda import _call_losses
+
+        return _call_losses.nll_loss(logp, target, axis, weight, ignore_index, reduction)
     plan = _plan_classes(func, logp, axis, "logp")
     outer, n_classes, inner = plan.x.shape
     class_weight = _class_weight(func, weight, n_classes, plan.dtype)

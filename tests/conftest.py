@@ -30,8 +30,9 @@ Backends:
 The simulator runs every CUDA thread as a Python thread, so a shared test body must stay tiny:
 each backend has an element budget (``max_elements``) that a call may not exceed, and a backend
 that cannot hold an input's dtype (bfloat16, non-native byte order on the GPU) deselects the
-test cases with such inputs. The GPU backend has no gradients or losses yet: tests marked
-``gradients`` are deselected for it.
+test cases with such inputs. Test cases marked ``heavy`` (comparisons with torch, the bulk of
+the option-by-dtype matrices) are deselected for a backend with a budget: the simulator checks
+every kernel path on the rest (the gradient and loss bodies take about a minute and a half there).
 """
 
 import importlib.util
@@ -77,12 +78,10 @@ class Backend:
         max_elements=None,
         sweeps=True,
         lazy=False,
-        gradients=True,
     ):
         self.name = name
         self.sweeps = sweeps  # whether the long generator sweeps run here (see sweep_backend)
         self.lazy = lazy  # lazy results: no out= or grad_out=
-        self.gradients = gradients  # whether lsm has the gradients and losses for this backend
         self._to_backend = to_backend  # (array, axes to keep in one chunk) -> backend array
         self._to_numpy = to_numpy
         self._result_types = result_types
@@ -104,9 +103,9 @@ class Backend:
     def _call(self, func, x, whole=(), **kwargs):
         if self.lazy and (kwargs.get("out") is not None or kwargs.get("grad_out") is not None):
             pytest.skip(f"{self.name}: results are lazy, out= and grad_out= do not apply")
-        for key in ARRAY_ARGUMENTS:
-            if isinstance(kwargs.get(key), np.ndarray):
-                kwargs[key] = self._move(kwargs[key], whole)
+        for key in ARRAY_ARGUMENTS:  # NumPy scalars too (a 0-d forward result as ``y``)
+            if isinstance(kwargs.get(key), (np.ndarray, np.generic)):
+                kwargs[key] = self._move(np.asarray(kwargs[key]), whole)
         # NumPy scalars too: a 0-d array on the backend
         moved = self._move(np.asarray(x), whole) if isinstance(x, (np.ndarray, np.generic)) else x
         if kwargs.get("grad_out") is x and x is not None:  # the gradient written over the logits
@@ -183,7 +182,6 @@ def _simulator_backend():
         (FakeCUDAArray,),
         accepts=_gpu_dtype,
         max_elements=2048,
-        gradients=False,
     )
 
 
@@ -203,7 +201,7 @@ def _cupy_backend():
         device = cupy.asarray(buffer)
         return cupy.ndarray(array.shape, array.dtype, device.data + start, array.strides)
 
-    return Backend("cuda", to_device, cupy.asnumpy, (cupy.ndarray,), accepts=_gpu_dtype, gradients=False)
+    return Backend("cuda", to_device, cupy.asnumpy, (cupy.ndarray,), accepts=_gpu_dtype)
 
 
 if SIMULATOR:
@@ -316,7 +314,7 @@ def _runs_here(item):
     params = item.callspec.params if hasattr(item, "callspec") else {}
     backend = params.get("backend", params.get("sweep_backend"))
     if backend is not None:
-        if item.get_closest_marker("gradients") is not None and not backend.gradients:
+        if item.get_closest_marker("heavy") is not None and backend.max_elements is not None:
             return False
         return all(backend.accepts(dtype) for dtype in _input_dtypes(item))
     return item.get_closest_marker("cuda_sim") is not None if SIMULATOR else True

@@ -5,7 +5,8 @@ code for compute capability 9.0, so type errors, unsupported operations and floa
 problems surface here, in the normal test run. (The simulator runs the kernels as plain Python
 and sees none of that.) Each kernel is compiled in two flavours: contiguous arrays without the
 optional operands, and arbitrarily strided arrays with every optional operand (``where``, ``b``,
-``sign``), which covers the code paths each None-check removes.
+``sign``; for the losses class weights, a gradient, and both kinds of target), which covers the
+code paths each None-check removes.
 """
 
 import pytest
@@ -14,7 +15,7 @@ pytest.importorskip("numba_cuda", reason="numba-cuda is not installed (pip insta
 
 from numba import types
 
-from lsm.cuda import _columns, _copy, _rows
+from lsm.cuda import _backward, _columns, _copy, _losses, _rows
 from lsm.cuda._numba import compile_ptx
 from lsm.cuda._reduce import WARP
 
@@ -52,7 +53,28 @@ def _signature(name, element, acc, layout):
         "rows_partials": (x, where, b, partials, types.int64),
         "logsumexp_rows_merge": (partials, lse, sign),
         "logsumexp_columns": (x, where, b, lse, sign),
+        "backward_rows": (x, x, where, x, types.boolean),
+        "backward_columns": (x, x, where, x, types.boolean),
     }[name]
+
+
+def _loss_signature(name, element, acc, layout):
+    """Argument types of loss kernel ``name``: layout "C" has class-index targets only, "A"
+    strided arrays with class weights, a gradient and both kinds of target."""
+    full = layout == "A"
+    rows = 2 if name.endswith("_rows") else 3
+
+    def array(dtype, ndim):
+        return types.Array(dtype, ndim, "A" if full else "C")
+
+    x, loss = array(element, rows), array(types.float64, rows - 1)
+    target = array(types.int32 if full else types.int64, rows - 1)
+    probs, grad = (array(element, rows), array(element, rows)) if full else (types.none, types.none)
+    weight = types.Array(acc, 1, "C") if full else types.none
+    options = (types.int64, types.float64, types.float64, types.float64)
+    if name.startswith("cross_entropy"):
+        return (x, target, probs, weight, *options, loss, grad)
+    return (x, target, weight, types.int64, loss)  # nll_loss
 
 
 ROW_KERNELS = [
@@ -65,9 +87,15 @@ ROW_KERNELS = [
     "logsumexp_rows_merge",
 ]
 COLUMN_KERNELS = ["softmax_columns", "logsumexp_columns"]
+BACKWARD_KERNELS = ["backward_rows", "backward_columns"]
+LOSS_KERNELS = ["cross_entropy_rows", "cross_entropy_columns", "nll_loss"]
 
 
 def _kernel(name, acc):
+    if name in BACKWARD_KERNELS:
+        return _backward.build(acc)[name]
+    if name in LOSS_KERNELS:
+        return _losses.build(acc)[name]
     kernels = _columns.build(acc) if name in COLUMN_KERNELS else _rows.build(acc, PER_LANE)
     return kernels[name]
 
@@ -84,6 +112,43 @@ def test_kernel_compiles(name, dtype, layout):
         # the row cache stays in registers (float64 with a mask and strides spills it to local
         # memory: 32 doubles per lane are too many registers for NVVM's taste)
         assert ".local" not in ptx or (dtype, layout) == ("float64", "A")
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("dtype", list(DTYPES))
+@pytest.mark.parametrize("name", BACKWARD_KERNELS)
+def test_backward_kernel_compiles(name, dtype, layout):
+    element, acc = DTYPES[dtype]
+    assert ".entry" in compile_ptx(_kernel(name, acc), _signature(name, element, acc, layout), CC)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("dtype", list(DTYPES))
+@pytest.mark.parametrize("name", LOSS_KERNELS)
+def test_loss_kernel_compiles(name, dtype, layout):
+    element, acc = DTYPES[dtype]
+    ptx = compile_ptx(_kernel(name, acc), _loss_signature(name, element, acc, layout), CC)
+    assert ".entry" in ptx
+    if name == "cross_entropy_rows":
+        assert "bar.sync" in ptx  # block reductions, and the barrier before the in-place gradient
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("target", ["int64", "int32", "uint8"])
+def test_check_kernels_compile(target, weighted):
+    """The device-side checks behind the IndexError for bad targets (atomics on int64 and
+    float64), the weight check, and the reduction of the per-item losses."""
+    weight = types.Array(types.float32, 1, "C") if weighted else types.none
+    status, total = types.Array(types.int64, 1, "C"), types.Array(types.float64, 1, "C")
+    targets = types.Array(getattr(types, target), 2, "A")
+    args = (targets, types.int64, types.int64, weight, status, total)
+    ptx = compile_ptx(_losses.check_targets, args, CC)
+    assert "atom" in ptx
+    if weighted:
+        assert ".entry" in compile_ptx(_losses.check_weight, (weight, status), CC)
+    for element in (types.float16, types.float64):
+        args = (total, types.float64, types.Array(element, 1, "A"))
+        assert ".entry" in compile_ptx(_losses.reduce_loss, args, CC)
 
 
 @pytest.mark.parametrize(

@@ -400,14 +400,30 @@ def test_import_does_not_pull_in_gpu_or_dask_modules():
     assert "loaded: []" in done.stdout
 
 
-def test_gradients_and_losses_refuse_gpu_arrays_clearly():
-    device = FakeCudaArray()
-    calls = [
-        lambda: lsm.log_softmax_backward(device, device),
-        lambda: lsm.softmax_backward(device, device),
-        lambda: lsm.cross_entropy(device, device),
-        lambda: lsm.nll_loss(device, device),
-    ]
-    for call in calls:
-        with pytest.raises(NotImplementedError, match="has no GPU kernels yet"):
-            call()
+GRADIENT_AND_LOSS_CALLS = {
+    "log_softmax_backward": lambda a, b: lsm.log_softmax_backward(a, b),
+    "softmax_backward": lambda a, b: lsm.softmax_backward(a, b),
+    "cross_entropy": lambda a, b: lsm.cross_entropy(a, b),
+    "nll_loss": lambda a, b: lsm.nll_loss(a, b),
+}
+
+
+@pytest.mark.parametrize("name", list(GRADIENT_AND_LOSS_CALLS))
+def test_gradients_and_losses_take_the_gpu_path(name):
+    """The gradients and losses dispatch device arrays like the forward functions: mixed with
+    host arrays is an error naming both sides; without a GPU, the same clear error."""
+    call = GRADIENT_AND_LOSS_CALLS[name]
+    with pytest.raises(TypeError, match=r"on the GPU but .* on the host"):
+        call(np.zeros(3), FakeCudaArray())
+    try:
+        import numba_cuda  # noqa: F401
+    except ImportError:
+        with pytest.raises(ImportError, match=r"lsm\[cuda\]"):
+            call(FakeCudaArray(), FakeCudaArray())
+        return
+    from lsm.cuda import _numba
+
+    if _numba.is_available():
+        pytest.skip("a CUDA GPU is present: the fake array's null pointer must not reach it")
+    with pytest.raises(RuntimeError, match="no CUDA GPU is available"):
+        call(FakeCudaArray(), FakeCudaArray())

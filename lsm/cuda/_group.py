@@ -147,6 +147,7 @@ def build(acc):
         "weight": weight,
         "add_term": add_term,
         "merge": merge,
+        "compensated_add": compensated_add,
         "compensated_total": compensated_total,
         "normaliser": normaliser,
         "softmax_value": softmax_value,

@@ -12,7 +12,7 @@ import itertools
 import numpy as np
 from numba import float32, float64
 
-from . import _columns, _config, _copy, _rows
+from . import _backward, _columns, _config, _copy, _losses, _rows
 from ._reduce import WARP
 
 
@@ -124,6 +124,87 @@ def logsumexp(x, where, b, lse, sign, stream, allocate):
     else:
         threads = _config.BLOCK_THREADS
         rows["logsumexp_rows_block"][_blocks(outer, 1), threads, stream](x, where, b, lse, sign)
+
+
+def softmax_backward(grad, y, where, out, log, stream):
+    """Fill ``out`` with the gradient of (log_)softmax (canonical ``(outer, n, inner)`` views):
+    one block per row, or one thread per column (see ``_backward``)."""
+    outer, n, inner = grad.shape
+    if outer * n * inner == 0:
+        return
+    kernels = _backward.build(_accumulation(out.dtype))
+    if inner > 1:
+        threads = _config.COLUMN_THREADS
+        kernels["backward_columns"][_blocks(outer * inner, threads), threads, stream](
+            grad.device(), y.device(), _device(where), out.device(), log
+        )
+    else:
+        args = _rows_device(grad), _rows_device(y), _rows_device(where), _rows_device(out), log
+        kernels["backward_rows"][_blocks(outer, 1), _config.BLOCK_THREADS, stream](*args)
+
+
+def _items_device(view):
+    """The ``(outer,)`` view of an ``(outer, 1)`` view, as a device array (None stays None)."""
+    return None if view is None else view.with_layout(view.shape[:1], view.strides[:1]).device()
+
+
+def cross_entropy(x, target, probs, class_weight, options, loss, grad, stream):
+    """Per-item cross-entropy of ``x`` (canonical view) into ``loss`` (float64 ``(outer, inner)``)
+    and its gradient times the scale into ``grad`` unless None (see ``_losses``); ``target``
+    (class indices, ``(outer, inner)``) or ``probs`` (like ``x``) is None, ``class_weight`` is a
+    1-d device array or None; ``options`` is ``(ignore_index, keep, spread, scale)``."""
+    outer, _, inner = x.shape
+    if outer * inner == 0:
+        return
+    kernels = _losses.build(_accumulation(x.dtype))
+    if inner > 1:
+        threads = _config.COLUMN_THREADS
+        args = (x.device(), _device(target), _device(probs), class_weight)
+        args += (*options, loss.device(), _device(grad))
+        kernels["cross_entropy_columns"][_blocks(outer * inner, threads), threads, stream](*args)
+    else:
+        args = (
+            _rows_device(x),
+            _items_device(target),
+            _rows_device(probs),
+            class_weight,
+            *options,
+            _items_device(loss),
+            _rows_device(grad),
+        )
+        kernels["cross_entropy_rows"][_blocks(outer, 1), _config.BLOCK_THREADS, stream](*args)
+
+
+def nll_loss(logp, target, class_weight, ignore_index, loss, stream):
+    """``loss = -w_t logp_t`` per item (``logp`` canonical, ``target`` and ``loss`` ``(outer, inner)``)."""
+    outer, _, inner = logp.shape
+    if outer * inner == 0:
+        return
+    threads = _config.COLUMN_THREADS
+    kernel = _losses.build(_accumulation(logp.dtype))["nll_loss"]
+    kernel[_blocks(outer * inner, threads), threads, stream](
+        logp.device(), target.device(), class_weight, ignore_index, loss.device()
+    )
+
+
+def check_targets(target, n_classes, ignore_index, class_weight, status, total, stream):
+    """Launch ``_losses.check_targets`` over the ``(outer, inner)`` view ``target``."""
+    items, threads = target.size, _config.COLUMN_THREADS
+    if items:
+        _losses.check_targets[_blocks(items, threads), threads, stream](
+            target.device(), n_classes, ignore_index, class_weight, status, total
+        )
+
+
+def check_weight(class_weight, status, stream):
+    threads = _config.COLUMN_THREADS
+    if class_weight.shape[0]:
+        _losses.check_weight[_blocks(class_weight.shape[0], threads), threads, stream](class_weight, status)
+
+
+def reduce_loss(loss, denominator, result, stream):
+    """``result[0] = sum(loss) / denominator`` for the 1-d float64 device array ``loss``."""
+    _losses.reduce_loss[_blocks(1, 1), _config.BLOCK_THREADS, stream](loss, float(denominator), result)
 
 
 def copy(src, dst, stream):

@@ -1,0 +1,88 @@
+"""CUDA kernels for the gradients of log_softmax and softmax (vector-Jacobian products).
+
+For a group with upstream gradient ``g`` and forward output ``y`` (the CPU contract,
+``lsm.cpu._backward``):
+
+.. math::
+
+    \\text{log\\_softmax:}\\quad dx_j = g_j - e^{y_j} \\sum_k g_k, \\qquad
+    \\text{softmax:}\\quad dx_j = y_j \\Bigl(g_j - \\sum_k g_k y_k\\Bigr)
+
+Elements outside a ``where`` mask take no part in the sum and get gradient 0 (a fully masked
+group is all zeros). Two kernels, each reading a group twice (the sum, then the output) and
+writing it once:
+
+- ``backward_rows``: one block per row of the ``(outer, n)`` view, threads striding over the
+  row, a block reduction for the sum;
+- ``backward_columns``: one thread per column of the ``(outer, n, inner)`` view, consecutive
+  threads on adjacent columns (coalesced), a compensated sum per thread.
+
+Every output element is written by the thread that read its inputs, after the group's sum is
+complete, so ``out`` may be ``grad`` or ``y`` (in place). Rows and columns are taken in
+grid-stride loops with 64-bit indices.
+"""
+
+import functools
+import math
+
+from numba import int64
+
+from . import _group, _reduce
+from ._numba import cuda
+from ._reduce import EXCHANGE, MAX_WARPS
+
+
+@functools.cache
+def build(acc):
+    """The backward kernels for accumulation type ``acc`` (float32 or float64)."""
+    g, r = _group.build(acc), _reduce.build(acc)
+    included, compensated_add, compensated_total = g["included"], g["compensated_add"], g["compensated_total"]
+    block_sum = r["block_sum"]
+    zero = acc(0)
+
+    @cuda.jit(device=True)
+    def sum_term(grad, y, index, log):
+        """``g_j`` (log_softmax) or ``g_j y_j`` (softmax)."""
+        return acc(grad[index]) if log else acc(grad[index]) * acc(y[index])
+
+    @cuda.jit(device=True)
+    def gradient_value(grad, y, index, total, log):
+        v = acc(y[index])
+        return acc(grad[index]) - math.exp(v) * total if log else v * (acc(grad[index]) - total)
+
+    @cuda.jit
+    def backward_rows(grad, y, where, out, log):
+        exchange = cuda.shared.array(EXCHANGE, acc)
+        scratch = cuda.shared.array(MAX_WARPS, acc)
+        rows, n = grad.shape
+        for row in range(int64(cuda.blockIdx.x), rows, cuda.gridDim.x):
+            total, compensation = zero, zero
+            for j in range(cuda.threadIdx.x, n, cuda.blockDim.x):
+                if included(where, None, (row, j)):
+                    term = sum_term(grad, y, (row, j), log)
+                    total, compensation = compensated_add(total, compensation, term)
+            total = block_sum(compensated_total(total, compensation), scratch, exchange)
+            for j in range(cuda.threadIdx.x, n, cuda.blockDim.x):
+                if included(where, None, (row, j)):
+                    out[row, j] = gradient_value(grad, y, (row, j), total, log)
+                else:
+                    out[row, j] = zero
+
+    @cuda.jit
+    def backward_columns(grad, y, where, out, log):
+        outer, n, inner = grad.shape
+        for column in range(cuda.grid(1), outer * inner, cuda.gridsize(1)):
+            o, i = column // inner, column % inner
+            total, compensation = zero, zero
+            for j in range(n):
+                if included(where, None, (o, j, i)):
+                    term = sum_term(grad, y, (o, j, i), log)
+                    total, compensation = compensated_add(total, compensation, term)
+            total = compensated_total(total, compensation)
+            for j in range(n):
+                if included(where, None, (o, j, i)):
+                    out[o, j, i] = gradient_value(grad, y, (o, j, i), total, log)
+                else:
+                    out[o, j, i] = zero
+
+    return {"backward_rows": backward_rows, "backward_columns": backward_columns}

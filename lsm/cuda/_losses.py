@@ -1,0 +1,247 @@
+"""CUDA kernels for cross-entropy (loss and gradient fused), the negative log-likelihood, the
+target and weight checks, and the reduction of per-item losses.
+
+Cross-entropy of one item follows the CPU contract (``lsm.cpu._losses``): with per-class
+coefficients ``q_c`` (``w_c eps / C + [c = t] keep w_t`` for a class index ``t``,
+``w_c (keep r_c + eps / C)`` for probabilities ``r``), ``m`` the largest logit,
+``S = sum_c exp(x_c - m)`` and ``Q = sum_c q_c``:
+
+.. math::
+
+    \\ell = Q \\log S - \\sum_c q_c (x_c - m), \\qquad
+    \\frac{\\partial \\ell}{\\partial x_c} = \\frac{e^{x_c - m}}{S} Q - q_c,
+
+the gradient multiplied by the reduction's ``scale``. Terms with ``q_c = 0`` count as 0 even at
+``x_c = -inf``; ignored items (``target == ignore_index``) get loss 0 and a zero gradient.
+
+- ``cross_entropy_rows``: one block per row of the ``(outer, C)`` view (block reductions);
+- ``cross_entropy_columns``: one thread per column of the ``(outer, C, inner)`` view;
+- ``nll_loss``: one thread per item, ``loss = -w_t logp_t``.
+
+Both cross-entropy kernels read the logits in three passes (maximum, exp-sum, gradient; a fourth
+for the sums of ``q_c`` with label smoothing or probability targets) and write each gradient
+element from the thread that read it, after every read of the group (the block
+synchronises first), so the gradient may be written over the logits.
+
+``check_targets`` and ``check_weight`` validate on the device and report through a small
+``status`` array (int64: the first bad target's flat position, or the item count when none; the
+number of bad weights) and ``total`` (float64: the weight of the counted targets), which the host
+copies back: a few bytes, the one synchronisation of a loss call (with class-index targets or
+class weights).
+"""
+
+import functools
+import math
+
+import numpy as np
+from numba import float64, int64
+
+from . import _group, _reduce
+from ._numba import cuda
+from ._reduce import EXCHANGE, MAX_WARPS
+
+
+@functools.cache
+def build(acc):
+    """The loss kernels for accumulation type ``acc`` (float32 or float64)."""
+    g, r = _group.build(acc), _reduce.build(acc)
+    weight, add_term, normaliser = g["weight"], g["add_term"], g["normaliser"]
+    compensated_add, compensated_total = g["compensated_add"], g["compensated_total"]
+    block_max, block_sum = r["block_max"], r["block_sum"]
+    lowest, zero, one = acc(-np.inf), acc(0), acc(1)
+
+    @cuda.jit(device=True)
+    def coefficient(probs, class_weight, index, c, keep, spread):
+        """``w_c (keep r_c + spread)``: ``q_c`` without the class-index term (``r = 0`` without
+        probability targets)."""
+        p = zero
+        if probs is not None:
+            p = acc(probs[index])
+        return weight(class_weight, c) * (keep * p + spread)
+
+    @cuda.jit(device=True)
+    def target_term(q, value, shift):
+        """``q (x - shift)``, 0 when ``q`` is 0 (even for an infinite ``x``)."""
+        return zero if q == 0 else q * (value - shift)
+
+    @cuda.jit(device=True)
+    def gradient_value(x, probs, class_weight, index, c, t, shift, inv_norm, scaled):
+        big_q, keep, spread, pick = scaled
+        p = math.exp(acc(x[index]) - shift) * inv_norm
+        q = coefficient(probs, class_weight, index, c, keep, spread)
+        if c == t:
+            q += pick
+        return p * big_q - q
+
+    @cuda.jit
+    def cross_entropy_rows(x, target, probs, class_weight, ignore_index, keep, spread, scale, loss, grad):
+        exchange = cuda.shared.array(EXCHANGE, acc)
+        scratch = cuda.shared.array(MAX_WARPS, acc)
+        rows, n = x.shape
+        keep_acc, spread_acc, s = acc(keep), acc(spread), acc(scale)
+        first, step = cuda.threadIdx.x, cuda.blockDim.x
+        for row in range(int64(cuda.blockIdx.x), rows, cuda.gridDim.x):
+            t = int64(-1)
+            if target is not None:
+                t = int64(target[row])
+            if t == ignore_index and target is not None:  # the same for the whole block
+                if first == 0:
+                    loss[row] = 0.0
+                if grad is not None:
+                    for c in range(first, n, step):
+                        grad[row, c] = zero
+                continue
+            m = lowest
+            for c in range(first, n, step):
+                value = acc(x[row, c])
+                m = value if value > m else m
+            m = block_max(m, scratch, exchange)
+            at_max, total, compensation = zero, zero, zero
+            for c in range(first, n, step):
+                at_max, total, compensation = add_term(acc(x[row, c]), one, m, at_max, total, compensation)
+            at_max = block_sum(at_max, scratch, exchange)
+            rest = block_sum(compensated_total(total, compensation), scratch, exchange)
+            shift, log_norm, inv_norm = normaliser(m, at_max, rest)
+            weighted, q_total = zero, zero
+            if probs is not None or spread != 0:
+                weighted_c, q_c = zero, zero
+                for c in range(first, n, step):
+                    q = coefficient(probs, class_weight, (row, c), c, keep_acc, spread_acc)
+                    weighted, weighted_c = compensated_add(
+                        weighted, weighted_c, target_term(q, acc(x[row, c]), shift)
+                    )
+                    q_total, q_c = compensated_add(q_total, q_c, q)
+                weighted = block_sum(compensated_total(weighted, weighted_c), scratch, exchange)
+                q_total = block_sum(compensated_total(q_total, q_c), scratch, exchange)
+            pick = zero
+            if target is not None:
+                pick = keep_acc * weight(class_weight, t)
+                weighted += target_term(pick, acc(x[row, t]), shift)
+                q_total += pick
+            if first == 0:
+                loss[row] = q_total * log_norm - weighted
+            cuda.syncthreads()  # every thread has read x[row, t] before the gradient overwrites it
+            if grad is not None:
+                scaled = (q_total * s, keep_acc * s, spread_acc * s, pick * s)
+                for c in range(first, n, step):
+                    value = gradient_value(x, probs, class_weight, (row, c), c, t, shift, inv_norm, scaled)
+                    grad[row, c] = value
+
+    @cuda.jit
+    def cross_entropy_columns(x, target, probs, class_weight, ignore_index, keep, spread, scale, loss, grad):
+        outer, n, inner = x.shape
+        keep_acc, spread_acc, s = acc(keep), acc(spread), acc(scale)
+        for column in range(cuda.grid(1), outer * inner, cuda.gridsize(1)):
+            o, i = column // inner, column % inner
+            t = int64(-1)
+            if target is not None:
+                t = int64(target[o, i])
+            if t == ignore_index and target is not None:
+                loss[o, i] = 0.0
+                if grad is not None:
+                    for c in range(n):
+                        grad[o, c, i] = zero
+                continue
+            m = lowest
+            for c in range(n):
+                value = acc(x[o, c, i])
+                m = value if value > m else m
+            at_max, total, compensation = zero, zero, zero
+            for c in range(n):
+                at_max, total, compensation = add_term(acc(x[o, c, i]), one, m, at_max, total, compensation)
+            shift, log_norm, inv_norm = normaliser(m, at_max, compensated_total(total, compensation))
+            weighted, q_total = zero, zero
+            if probs is not None or spread != 0:
+                weighted_c, q_c = zero, zero
+                for c in range(n):
+                    q = coefficient(probs, class_weight, (o, c, i), c, keep_acc, spread_acc)
+                    weighted, weighted_c = compensated_add(
+                        weighted, weighted_c, target_term(q, acc(x[o, c, i]), shift)
+                    )
+                    q_total, q_c = compensated_add(q_total, q_c, q)
+                weighted = compensated_total(weighted, weighted_c)
+                q_total = compensated_total(q_total, q_c)
+            pick = zero
+            if target is not None:
+                pick = keep_acc * weight(class_weight, t)
+                weighted += target_term(pick, acc(x[o, t, i]), shift)
+                q_total += pick
+            loss[o, i] = q_total * log_norm - weighted
+            if grad is not None:
+                scaled = (q_total * s, keep_acc * s, spread_acc * s, pick * s)
+                for c in range(n):
+                    value = gradient_value(x, probs, class_weight, (o, c, i), c, t, shift, inv_norm, scaled)
+                    grad[o, c, i] = value
+
+    @cuda.jit
+    def nll_loss(logp, target, class_weight, ignore_index, loss):
+        outer, _, inner = logp.shape
+        for item in range(cuda.grid(1), outer * inner, cuda.gridsize(1)):
+            o, i = item // inner, item % inner
+            t = int64(target[o, i])
+            value = 0.0
+            if t != ignore_index:
+                w = weight(class_weight, t)
+                if w != 0:
+                    value = -(w * acc(logp[o, t, i]))
+            loss[o, i] = value
+
+    return {
+        "cross_entropy_rows": cross_entropy_rows,
+        "cross_entropy_columns": cross_entropy_columns,
+        "nll_loss": nll_loss,
+    }
+
+
+@cuda.jit
+def check_targets(target, n_classes, ignore_index, class_weight, status, total):
+    """``status[0]``: the smallest flat position of a target neither ``ignore_index`` nor in
+    ``[0, n_classes)`` (preset to the item count); ``total[0]`` += the weights of the counted
+    targets (preset to 0; ``class_weight`` None counts 1 each)."""
+    outer, inner = target.shape
+    for item in range(cuda.grid(1), outer * inner, cuda.gridsize(1)):
+        t = int64(target[item // inner, item % inner])
+        if t == ignore_index:
+            continue
+        if t < 0 or t >= n_classes:
+            cuda.atomic.min(status, 0, item)
+        elif class_weight is None:
+            cuda.atomic.add(total, 0, 1.0)
+        else:
+            cuda.atomic.add(total, 0, float64(class_weight[t]))
+
+
+@cuda.jit
+def check_weight(class_weight, status):
+    """``status[1]`` += the number of class weights that are negative, infinite or NaN."""
+    for c in range(cuda.grid(1), class_weight.shape[0], cuda.gridsize(1)):
+        w = class_weight[c]
+        if not (w >= 0 and w < math.inf):
+            cuda.atomic.add(status, 1, 1)
+
+
+_block_sum64 = _reduce.build(float64)["block_sum"]
+_compensated_add64 = _group.build(float64)["compensated_add"]
+_compensated_total64 = _group.build(float64)["compensated_total"]
+
+
+@cuda.jit
+def reduce_loss(loss, denominator, result):
+    """``result[0] = sum(loss) / denominator`` (``denominator`` 1 for a sum), by block 0 (the
+    launch has ``MIN_BLOCKS`` blocks, see ``_config``); ``x / 0`` follows IEEE (0 / 0 is NaN: a
+    mean over nothing, as torch)."""
+    if cuda.blockIdx.x != 0:
+        return
+    exchange = cuda.shared.array(EXCHANGE, float64)
+    scratch = cuda.shared.array(MAX_WARPS, float64)
+    total, compensation = 0.0, 0.0
+    for item in range(cuda.threadIdx.x, loss.shape[0], cuda.blockDim.x):
+        total, compensation = _compensated_add64(total, compensation, loss[item])
+    total = _block_sum64(_compensated_total64(total, compensation), scratch, exchange)
+    if cuda.threadIdx.x == 0:
+        if denominator != 0:
+            result[0] = total / denominator
+        elif total == 0 or total != total:
+            result[0] = math.nan
+        else:
+            result[0] = math.copysign(math.inf, total)
