@@ -124,20 +124,15 @@ def first_line(error):
 def backends(gpu):
     """Which array backends lsm can run here: ``{name: (available, detail)}``."""
     found = {"cpu": (True, "Numba CPU kernels for NumPy arrays")}
-    has_cuda = importlib.util.find_spec("lsm.cuda") is not None
-    if not has_cuda:
-        found["cuda"] = (False, "this version of lsm has no CUDA backend")
-    elif gpu is None:
+    if gpu is None:
         found["cuda"] = (False, "no GPU found")
     else:
         found["cuda"] = (True, f"numba-cuda kernels on {gpu}")
     dask_version = installed_version("dask")
-    if importlib.util.find_spec("lsm.dask") is None:
-        found["dask"] = (False, "this version of lsm has no Dask backend")
-    elif dask_version is None:
-        found["dask"] = (False, "dask is not installed")
+    if dask_version is None:
+        found["dask"] = (False, "dask is not installed (pip install 'lsm[dask]')")
     else:
-        found["dask"] = (True, f"dask {dask_version}")
+        found["dask"] = (True, f"lazy graphs over the chunks' own backend (dask {dask_version})")
     return found
 
 
