@@ -125,6 +125,7 @@ def _index_target(func, target, logits, axis):
 def _weight_of_targets(target, weight, ignore_index):
     """Per item: the weight of its target class, 0 where ignored (out-of-range indices count 0
     here; the loss blocks raise for them)."""
+    weight = np.asarray(weight, like=target)  # on the block's device (NumPy or CuPy)
     classes = len(weight)
     valid = (target != ignore_index) & (target >= 0) & (target < classes)
     return np.where(valid, weight[np.where(valid, target, 0)], 0.0)
