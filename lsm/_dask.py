@@ -63,10 +63,11 @@ _thread_share = _ThreadShare()
 # --- arguments --------------------------------------------------------------------------------
 
 
-def _reject_out(func, out):
-    if out is not None:
+def reject(func, name, value):
+    """TypeError for an output argument (``out``, ``grad_out``) given with Dask arrays."""
+    if value is not None:
         raise TypeError(
-            f"{func}: out= is not supported for Dask arrays (results are lazy); "
+            f"{func}: {name}= is not supported for Dask arrays (results are lazy); "
             "store the result with dask.array.store or compute it"
         )
 
@@ -231,7 +232,7 @@ def _finalise_block(block, packed, where, *, log, result_dtype):
 
 def softmax_family(func, x, axis, dtype, out, where, log):
     """``log_softmax`` or ``softmax`` (``func``) of a Dask array: see the module docstring."""
-    _reject_out(func, out)
+    reject(func, "out", out)
     x = _input(func, x)
     result_dtype = _plan.result_dtype(x.dtype, dtype, func)
     axes = _plan.normalize_axes(axis, x.ndim)
@@ -266,7 +267,7 @@ def _weights(where, b):
 
 def logsumexp(x, axis, keepdims, b, return_sign, dtype, out, where):
     """``logsumexp`` of a Dask array: see the module docstring and :func:`lsm.logsumexp`."""
-    _reject_out("logsumexp", out)
+    reject("logsumexp", "out", out)
     x = _input("logsumexp", x)
     result_dtype = _plan.result_dtype(x.dtype, dtype, "logsumexp")
     axes = _plan.normalize_axes(axis, x.ndim)

@@ -21,18 +21,10 @@ import dask.array as da
 import numpy as np
 
 from . import _gradients, _losses, _plan
-from ._dask import _meta, _operand, _thread_share
+from ._dask import _meta, _operand, _thread_share, reject
 
 # Block functions take ``op`` and ``result_dtype``: map_blocks keeps ``func``, ``name`` and
 # ``dtype`` for itself.
-
-
-def _reject(func, name, value):
-    if value is not None:
-        raise TypeError(
-            f"{func}: {name}= is not supported for Dask arrays (results are lazy); "
-            "store the result with dask.array.store or compute it"
-        )
 
 
 # --- gradients --------------------------------------------------------------------------------
@@ -63,7 +55,7 @@ def _finalise_backward(grad, y, total, where, *, log, result_dtype):
 
 def backward(func, grad, y, axis, out, where, log):
     """``log_softmax_backward`` (``log``) or ``softmax_backward`` of Dask arrays."""
-    _reject(func, "out", out)
+    reject(func, "out", out)
     grad, y = da.asarray(grad), da.asarray(y)
     if grad.shape != y.shape:
         raise ValueError(
@@ -98,11 +90,7 @@ def backward(func, grad, y, axis, out, where, log):
 
 def _class_axis(func, logits, axis, name):
     """The class axis of Dask ``logits`` as a non-negative int, which must lie in one chunk."""
-    if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, (int, np.integer)):
-        raise TypeError(f"{func}: axis must be an integer (the class axis), got {axis!r}")
-    if logits.ndim == 0:
-        raise ValueError(f"{func}: {name!r} must have at least one dimension (the classes), got a 0-d array")
-    (axis,) = _plan.normalize_axes(int(axis), logits.ndim)
+    (axis,) = _plan.normalize_axes(_losses.check_class_axis(func, axis, logits.ndim, name), logits.ndim)
     if logits.numblocks[axis] != 1:
         raise ValueError(
             f"{func}: the class axis {axis} of {name!r} is split across {logits.numblocks[axis]} chunks; "
@@ -115,10 +103,7 @@ def _index_target(func, target, logits, axis):
     """Dask class-index ``target``, chunked like ``logits`` without the class axis."""
     kept_shape = logits.shape[:axis] + logits.shape[axis + 1 :]
     if target.shape != kept_shape:
-        raise ValueError(
-            f"{func}: class-index 'target' must have shape {kept_shape} (the input's shape without "
-            f"axis {axis}), got {target.shape}"
-        )
+        raise _losses.index_target_shape_error(func, target.shape, kept_shape, axis)
     return target.rechunk(logits.chunks[:axis] + logits.chunks[axis + 1 :])
 
 
@@ -170,7 +155,7 @@ def losses(
     func, logits, target, axis, weight, ignore_index, reduction, label_smoothing, return_grad, grad_out
 ):
     """``cross_entropy`` or ``nll_loss`` (``func``) of Dask ``logits``: see the module docstring."""
-    _reject(func, "grad_out", grad_out)
+    reject(func, "grad_out", grad_out)
     _losses._check_reduction(func, reduction)
     ignore_index = _losses._check_ignore_index(func, ignore_index)
     smoothing = _losses._check_smoothing(func, label_smoothing)
@@ -184,11 +169,7 @@ def losses(
     probabilities = target.dtype.kind == "f" or target.dtype.name == "bfloat16"
     if func == "nll_loss" and probabilities:
         raise TypeError(f"{func}: 'target' must hold integer class indices, got dtype {target.dtype.name}")
-    if not probabilities and target.dtype.kind not in "iu":
-        raise TypeError(
-            f"{func}: 'target' must hold integer class indices or floating probabilities, "
-            f"got dtype {target.dtype.name}"
-        )
+    _losses.check_target_dtype(func, target.dtype)
     if probabilities:
         if ignore_index != -100:
             raise ValueError(

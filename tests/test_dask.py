@@ -294,3 +294,29 @@ def test_threaded_scheduler_under_the_workqueue_layer():
     )
     assert done.returncode == 0, f"child exited with {done.returncode}:\n{done.stdout}\n{done.stderr}"
     assert "layer: workqueue" in done.stdout
+
+
+def test_gradient_and_loss_errors_name_the_problem():
+    logits = _random((6, 5))
+    split = da.from_array(logits, chunks=(3, 2))
+    whole = da.from_array(logits, chunks=(3, 5))
+    target = np.array([0, 1, 2, 3, 4, 0])
+    with pytest.raises(ValueError, match=r"class axis 1 of 'logits' is split across 3 chunks"):
+        lsm.cross_entropy(split, target)
+    with pytest.raises(TypeError, match="grad_out= is not supported for Dask"):
+        lsm.cross_entropy(whole, target, return_grad=True, grad_out=np.empty((6, 5)))
+    with pytest.raises(TypeError, match="out= is not supported for Dask"):
+        lsm.log_softmax_backward(whole, whole, out=np.empty((6, 5)))
+    with pytest.raises(ValueError, match=r"class-index 'target' must have shape \(6,\)"):
+        lsm.cross_entropy(whole, target[:4])
+    with pytest.raises(TypeError, match="'target' must hold integer class indices or floating"):
+        lsm.cross_entropy(whole, target.astype(bool))
+    with pytest.raises(TypeError, match="'target' must hold integer class indices"):
+        lsm.nll_loss(whole, target.astype(np.float64))
+    with pytest.raises(TypeError, match="axis must be an integer"):
+        lsm.nll_loss(whole, target, axis=1.0)
+    with pytest.raises(ValueError, match="'grad' has shape"):
+        lsm.softmax_backward(whole, whole[:, :4])
+    lazy = lsm.cross_entropy(whole, np.array([0, 1, 2, 3, 9, 0]))  # built without error
+    with pytest.raises(IndexError, match="target 9 at position"):
+        lazy.compute()
