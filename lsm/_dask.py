@@ -82,16 +82,13 @@ def _operand(func, operand, x, name, dtype=None):
     try:
         operand = da.broadcast_to(operand, x.shape)
     except ValueError as error:
-        raise ValueError(
-            f"{func}: {name!r} with shape {operand.shape} cannot be broadcast to the input shape {x.shape}"
-        ) from error
+        raise _plan.broadcast_error(func, name, operand.shape, x.shape) from error
     return operand.rechunk(x.chunks)
 
 
 def _input(func, x):
     x = da.asarray(x)
-    if x.dtype.kind not in "biuf" and x.dtype.name != "bfloat16":
-        raise TypeError(f"{func}: unsupported dtype {x.dtype.name} for argument 'x'")
+    _plan.check_input_dtype(func, x.dtype, "x")
     return x
 
 
@@ -123,10 +120,6 @@ def _pack(real, imag):
     return packed
 
 
-def _accumulation(dtype):
-    return np.float64 if dtype == np.float64 else np.float32
-
-
 def _chunk_sums(block, weights, axis):
     """``(m, shift, log|sum|, sign)`` of one chunk's part of every group (reduced axes kept).
 
@@ -137,7 +130,7 @@ def _chunk_sums(block, weights, axis):
     """
     where, b = (weights, None) if weights is None or weights.dtype == np.bool_ else (None, weights)
     included = where if b is None else (b != 0)
-    values = block.astype(_accumulation(block.dtype), copy=False)
+    values = block.astype(_plan.accumulation_dtype(block.dtype), copy=False)
     if values.size:
         candidates = values if included is None else np.where(included, values, -np.inf)
         top = candidates.max(axis=axis, keepdims=True)
@@ -218,7 +211,7 @@ def _finalise_block(block, packed, where, *, log, result_dtype):
     term lies in [0, log n]. A group whose maximum is not finite (NaN or +inf inside it, or
     nothing above -inf) gives NaN at its included positions, as in memory.
     """
-    accumulation = _accumulation(result_dtype)
+    accumulation = _plan.accumulation_dtype(result_dtype)
     top, log_sum = packed.real, packed.imag
     valid = np.isfinite(top) & np.isfinite(log_sum)
     value = block.astype(accumulation, copy=False) - np.where(valid, top, np.nan).astype(accumulation)
@@ -274,7 +267,7 @@ def logsumexp(x, axis, keepdims, b, return_sign, dtype, out, where):
     if x.ndim == 0:  # lsm treats a 0-d input as one element; its result stays 0-d
         x, axes, keepdims = x.reshape(1), (0,), False
     where = _operand("logsumexp", where, x, "where")
-    b = _operand("logsumexp", b, x, "b", dtype=_accumulation(result_dtype))
+    b = _operand("logsumexp", b, x, "b", dtype=_plan.accumulation_dtype(result_dtype))
     if _axes_in_one_chunk(x, axes):
         packed = da.map_blocks(
             _logsumexp_block,

@@ -51,7 +51,7 @@ def _plan_classes(func, logits, axis, name):
 def _class_weight(func, weight, n_classes, dtype):
     """``weight`` as a contiguous 1-d array of the accumulation type; ones when None (the kernels
     are compiled for one case only, and the cost of reading a cached weight row is negligible)."""
-    accumulation = np.float64 if dtype == np.float64 else np.float32
+    accumulation = _plan.accumulation_dtype(dtype)
     if weight is None:
         return np.ones(n_classes, dtype=accumulation)
     array = _plan.as_input(weight, func, "weight")

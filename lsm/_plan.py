@@ -100,6 +100,12 @@ def bfloat16_dtype():
     return np.dtype(ml_dtypes.bfloat16)
 
 
+def accumulation_dtype(dtype):
+    """The float type the kernels accumulate a result of dtype ``dtype`` in: float64 for float64,
+    float32 for every narrower float (float32, float16, bfloat16)."""
+    return np.dtype(np.float64 if dtype == np.float64 else np.float32)
+
+
 def result_dtype(x_dtype, dtype, func):
     """The result (and computation) dtype of ``func`` for an input of dtype ``x_dtype``.
 
@@ -131,9 +137,15 @@ def as_input(x, func, name="x"):
         array = np.asarray(x)
     except Exception as error:
         raise TypeError(f"{func}: argument {name!r} cannot be converted to an array: {error}") from error
-    if array.dtype.kind not in "biuf" and array.dtype.name != "bfloat16":
-        raise TypeError(f"{func}: unsupported dtype {array.dtype.name} for argument {name!r}")
+    check_input_dtype(func, array.dtype, name)
     return array
+
+
+def check_input_dtype(func, dtype, name):
+    """Raise the TypeError for an argument ``name`` whose dtype lsm cannot compute with (only
+    real floats, integers and bools are accepted)."""
+    if dtype.kind not in "biuf" and dtype.name != "bfloat16":
+        raise TypeError(f"{func}: unsupported dtype {dtype.name} for argument {name!r}")
 
 
 def normalize_axes(axis, ndim):
@@ -202,13 +214,19 @@ def _canonical_input(array, perm, shape3):
     return view
 
 
+def broadcast_error(func, name, operand_shape, shape):
+    """The ValueError for an operand ``name`` of ``operand_shape`` that does not broadcast to the
+    input shape ``shape``."""
+    return ValueError(
+        f"{func}: {name!r} with shape {operand_shape} cannot be broadcast to the input shape {shape}"
+    )
+
+
 def _broadcast(operand, shape, func, name):
     try:
         return np.broadcast_to(operand, shape)
     except ValueError as error:
-        raise ValueError(
-            f"{func}: {name!r} with shape {operand.shape} cannot be broadcast to the input shape {shape}"
-        ) from error
+        raise broadcast_error(func, name, operand.shape, shape) from error
 
 
 def make_plan(func, x, axis, dtype, where=None, b=None):
@@ -242,8 +260,7 @@ def make_plan(func, x, axis, dtype, where=None, b=None):
     b3 = None
     if b is not None:
         b = as_input(b, func, "b")
-        accumulation = np.float64 if out_dtype == np.float64 else np.float32
-        b = _broadcast(b.astype(accumulation, copy=False), x.shape, func, "b")
+        b = _broadcast(b.astype(accumulation_dtype(out_dtype), copy=False), x.shape, func, "b")
         b3 = _canonical_input(b.reshape(work_shape), perm, shape3)
 
     return Plan(x=x3, where=where3, b=b3, dtype=out_dtype, shape=x.shape, axes=axes, perm=perm)
