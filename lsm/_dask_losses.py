@@ -13,8 +13,9 @@ Imported only when a call receives a Dask array. Like ``lsm._dask`` for the forw
   gradient of a 'mean' is the blockwise gradient of the sum scaled by that total. The class axis
   must lie in one chunk (a clear error says how to rechunk otherwise).
 
-Out-of-range class indices raise ``IndexError`` when the graph is computed (the blocks check
-them), not when it is built.
+Out-of-range class indices raise ``IndexError`` when the graph is computed (a blockwise pass
+over the targets checks them, so the message names the position in the whole array), not when
+it is built.
 """
 
 import dask.array as da
@@ -99,20 +100,39 @@ def _class_axis(func, logits, axis, name):
     return axis
 
 
-def _index_target(func, target, logits, axis):
-    """Dask class-index ``target``, chunked like ``logits`` without the class axis."""
+def _checked_targets(target, *, op, n_classes, ignore_index, block_info=None):
+    """The class-index ``target`` block, unchanged, once no index in it is out of range.
+
+    The in-memory loss call on a block would also raise, but would name the position within the
+    block; ``block_info`` gives the block's place, so the ``IndexError`` names the position in
+    the whole target.
+    """
+    bad = (target != ignore_index) & ((target < 0) | (target >= n_classes))
+    if bad.any():
+        position = np.unravel_index(int(np.argmax(bad)), bad.shape)  # the block's first, in C order
+        location = block_info[0]["array-location"]  # (start, stop) of the block along each axis
+        where = tuple(start + index for (start, _), index in zip(location, position, strict=True))
+        raise _losses.out_of_range(op, target[position].item(), where, n_classes, ignore_index)
+    return target
+
+
+def _index_target(func, target, logits, axis, ignore_index):
+    """Dask class-index ``target``, chunked like ``logits`` without the class axis, its blocks
+    checked for out-of-range indices when computed."""
     kept_shape = logits.shape[:axis] + logits.shape[axis + 1 :]
     if target.shape != kept_shape:
         raise _losses.index_target_shape_error(func, target.shape, kept_shape, axis)
-    return target.rechunk(logits.chunks[:axis] + logits.chunks[axis + 1 :])
+    target = target.rechunk(logits.chunks[:axis] + logits.chunks[axis + 1 :])
+    return target.map_blocks(
+        _checked_targets, op=func, n_classes=logits.shape[axis], ignore_index=ignore_index, meta=target._meta
+    )
 
 
 def _weight_of_targets(target, weight, ignore_index):
-    """Per item: the weight of its target class, 0 where ignored (out-of-range indices count 0
-    here; the loss blocks raise for them)."""
+    """Per item: the weight of its target class, 0 where ignored (``target`` is checked, so every
+    other index is in range)."""
     weight = np.asarray(weight, like=target)  # on the block's device (NumPy or CuPy)
-    classes = len(weight)
-    valid = (target != ignore_index) & (target >= 0) & (target < classes)
+    valid = target != ignore_index
     return np.where(valid, weight[np.where(valid, target, 0)], 0.0)
 
 
@@ -183,7 +203,7 @@ def losses(
         target = target.rechunk(logits.chunks)
         denominator = np.float64(np.prod(target.shape[:axis] + target.shape[axis + 1 :]))
     else:
-        target = _index_target(func, target, logits, axis)
+        target = _index_target(func, target, logits, axis, ignore_index)
         denominator = da.map_blocks(
             _weight_of_targets, target, class_weight.astype(np.float64), ignore_index, dtype=np.float64
         ).sum()

@@ -318,5 +318,20 @@ def test_gradient_and_loss_errors_name_the_problem():
     with pytest.raises(ValueError, match="'grad' has shape"):
         lsm.softmax_backward(whole, whole[:, :4])
     lazy = lsm.cross_entropy(whole, np.array([0, 1, 2, 3, 9, 0]))  # built without error
-    with pytest.raises(IndexError, match="target 9 at position"):
+    with pytest.raises(IndexError, match=r"target 9 at position \(4,\) is out of range for 5 classes"):
         lazy.compute()
+
+
+@pytest.mark.parametrize("call", ["cross_entropy", "cross_entropy_grad", "nll_loss"])
+def test_out_of_range_target_names_its_position_in_the_whole_array(call):
+    # classes on axis 1; the bad target lies in block (1, 1) of the target, at (1, 1) within it
+    logits = da.from_array(_random((4, 5, 6)), chunks=(2, 5, 3))
+    target = np.zeros((4, 6), dtype=np.int64)
+    target[0, 0] = -100  # ignored, not out of range
+    target[3, 4] = -1
+    if call == "nll_loss":
+        lazy = lsm.nll_loss(logits, target, axis=1, reduction="none")
+    else:
+        lazy = lsm.cross_entropy(logits, target, axis=1, return_grad=call == "cross_entropy_grad")
+    with pytest.raises(IndexError, match=r"target -1 at position \(3, 4\) is out of range for 5 classes"):
+        da.compute(lazy)
