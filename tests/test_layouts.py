@@ -15,6 +15,7 @@ from adversarial import BFLOAT16
 from reference import assert_close, ref_log_softmax, ref_logsumexp, ref_softmax
 
 import lsm
+from lsm.cpu._kernels import CHUNK_ELEMENTS, SHORT_ROW
 from lsm.cpu._launch import PARALLEL_MIN_ELEMENTS
 
 nan, inf = np.nan, np.inf
@@ -199,6 +200,30 @@ def test_column_tiles(name, shape, dtype):
     where = np.random.default_rng(3).random(shape) < 0.7
     where[..., :, 5 % inner] = False  # one fully masked column
     check(name, x, axis, where=where)
+
+
+# --- the short-row kernel: rows of up to SHORT_ROW elements, in chunks of CHUNK_ELEMENTS ---------
+
+SHORT_ROW_SHAPES = [(5000, 1), (3000, 3), (600, 31), (300, SHORT_ROW), (200, SHORT_ROW + 1), (7, 5)]
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("shape", SHORT_ROW_SHAPES, ids=["x".join(map(str, s)) for s in SHORT_ROW_SHAPES])
+@pytest.mark.parametrize("dtype", ALL_FLOATS, ids=ALL_FLOAT_IDS)
+def test_short_rows(name, shape, dtype):
+    x = data(shape, F64, seed=shape[-1])
+    rows_per_chunk = max(1, CHUNK_ELEMENTS // shape[1])
+    for row in (0, rows_per_chunk - 1, rows_per_chunk, shape[0] - 1):  # specials at chunk edges
+        if row < shape[0]:
+            x[row, row % shape[1]] = [nan, inf, -inf, 100.0][row % 4]
+    x = x.astype(dtype)
+    check(name, x, -1)
+    where = np.random.default_rng(6).random(shape) < 0.7
+    where[min(rows_per_chunk, shape[0] - 1)] = False  # one fully masked row
+    check(name, x, -1, where=where)
+    if name == "logsumexp":
+        b = np.random.default_rng(7).uniform(0.5, 2.0, shape)
+        check(name, x, -1, b=b, keepdims=True)
 
 
 # --- large inputs: the parallel kernels ---------------------------------------------------------

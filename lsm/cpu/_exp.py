@@ -58,8 +58,9 @@ _OVERFLOW_64 = 710.0  # e^710 is above the largest float64
 @njit(cache=True)
 def exp32(x):
     """``e^x`` for a float32 ``x``, vectorisable (see the module docstring)."""
-    clamped = x if x > _UNDERFLOW_32 else _UNDERFLOW_32  # NaN clamps too; restored below
-    clamped = clamped if clamped < _OVERFLOW_32 else _OVERFLOW_32
+    # Written so that a NaN passes through both clamps (see the module docstring).
+    clamped = _UNDERFLOW_32 if _UNDERFLOW_32 > x else x
+    clamped = _OVERFLOW_32 if _OVERFLOW_32 < clamped else clamped
     k = np.floor(clamped * _LOG2E_32 + np.float32(0.5))
     r = (clamped - k * _LN2_HI_32) - k * _LN2_LO_32
     c0, c1, c2, c3, c4, c5 = _POLY_32
@@ -69,10 +70,7 @@ def exp32(x):
     half = k_int >> np.int32(1)
     first = f32_from_bits(np.uint32((half + np.int32(127)) << np.int32(23)))
     second = f32_from_bits(np.uint32((k_int - half + np.int32(127)) << np.int32(23)))
-    y = y * first * second
-    y = np.float32(0.0) if x <= _UNDERFLOW_32 else y
-    y = np.float32(np.inf) if x >= _OVERFLOW_32 else y
-    return y if x == x else x
+    return y * first * second
 
 
 @njit(cache=True)

@@ -20,18 +20,38 @@ import numpy as np
 from numba import njit, prange
 
 from ._exp import fast_exp
+from ._log import fast_log
 from ._optional import included, put
-from ._scalar import load, store, to_acc
-from ._stats import row_max, row_sums, tile_stats
+from ._scalar import acc_empty, load, store, to_acc
+from ._stats import row_max, row_sums, short_row_stats, tile_stats
 
 COLUMN_TILE = 64  # columns per task in the column kernels
+SHORT_ROW = 64  # rows up to this long go through the chunked short-row kernels
+CHUNK_ELEMENTS = 8192  # elements per chunk of short rows (its scratch stays in L1/L2 cache)
 
 
 @njit(cache=True)
 def _log_a_plus_r(a, r):
-    """``log(a + r) = log(a) + log1p(r / a)`` for ``a > 0``; one libm call when ``a == 1``, the
-    usual case of a single maximum without weights."""
+    """``log(a + r)`` for ``a > 0`` and ``|r| <= a``, as ``log(a) + log1p(r / a)`` so that a tiny
+    ``r`` keeps its relative accuracy (libm; any weights, however small or large)."""
     return math.log1p(r) if a == 1 else math.log(a) + math.log1p(r / a)
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _log_count_plus_rest(a, r):
+    """``log(a + r)`` for ``a >= 1``, ``r >= 0`` and ``a + r`` finite, the sums of a group without
+    weights (``a`` counts its maxima); plain arithmetic, so a loop over groups vectorises.
+
+    ``r > a``: ``log(a + r) >= log 2``, so rounding ``a + r`` costs under an ulp of the result.
+    Otherwise ``log(a) + log1p(q)`` with ``q = r / a``, and ``log1p(q) = log(u) q / (u - 1)`` for
+    ``u = 1 + q`` rounded, which keeps a tiny ``q``'s relative accuracy (Goldberg, 1991).
+    """
+    if r > a:
+        return fast_log(a + r)
+    q = r / a
+    u = 1 + q
+    log1p_q = q if u == 1 else fast_log(u) * (q / (u - 1))
+    return log1p_q if a == 1 else fast_log(a) + log1p_q
 
 
 @njit(cache=True)
@@ -43,10 +63,29 @@ def _normaliser(x, m, at_max, rest):
     A group containing NaN or +inf, or whose included elements are all -inf (``m = -inf``), gets
     a NaN shift, so every included output of it is NaN as the contract requires.
     """
-    if not abs(m) < np.inf or rest != rest:
+    if not _normalisable(m, rest):
         nan = to_acc(np.nan, x)
         return nan, nan, nan
-    return m, _log_a_plus_r(at_max, rest), 1 / (at_max + rest)
+    return m, _log_count_plus_rest(at_max, rest), 1 / (at_max + rest)
+
+
+@njit(cache=True, inline="always")
+def _normalisable(m, rest):
+    """Whether a group has finite outputs: no NaN or +inf in it, and an included element above -inf."""
+    return abs(m) < np.inf and rest == rest
+
+
+@njit(cache=True, error_model="numpy")  # IEEE division: see _log
+def _chunk_normalisers(x, m, at_max, rest, log):
+    """``_normaliser`` for a chunk of rows, in place: ``m`` becomes the shift and ``at_max`` the
+    log normaliser (log_softmax) or the inverse one (softmax). Only the one used is computed: a
+    logarithm per row is a good part of the cost of a short row."""
+    nan = to_acc(np.nan, x)
+    for r in range(m.shape[0]):
+        valid = _normalisable(m[r], rest[r])
+        norm = _log_count_plus_rest(at_max[r], rest[r]) if log else 1 / (at_max[r] + rest[r])
+        m[r] = m[r] if valid else nan
+        at_max[r] = norm if valid else nan
 
 
 @njit(cache=True, inline="always")
@@ -80,6 +119,21 @@ def _softmax_row(x, where, out, exps, o, log):
 
 
 @njit(cache=True)
+def _softmax_chunk(x, where, out, r0, r1, log):
+    """(log_)softmax of the short rows ``x[r0:r1]`` (see ``_stats.short_row_stats``)."""
+    exps = acc_empty((r1 - r0, x.shape[1]), x)
+    shift, norm, rest = short_row_stats(x, where, None, r0, r1, exps)
+    _chunk_normalisers(x, shift, norm, rest, log)
+    masked = to_acc(-np.inf if log else 0.0, x)
+    for r in range(r1 - r0):
+        row, row_exps, out_row = x[r0 + r], exps[r], out[r0 + r]
+        row_where = None if where is None else where[r0 + r]
+        for j in range(row.shape[0]):
+            value = load(row[j]) - shift[r] - norm[r] if log else row_exps[j] * norm[r]
+            out_row[j] = store(value if included(row_where, None, j) else masked, out_row)
+
+
+@njit(cache=True)
 def _softmax_tile(x, where, out, o, i0, i1, log):
     m, at_max, rest = tile_stats(x, where, None, o, i0, i1)
     width = i1 - i0
@@ -95,6 +149,13 @@ def _softmax_tile(x, where, out, o, i0, i1, log):
             out_j[t] = _softmax_value(values, where_j, out_j, t, shift[t], log_norm[t], inv_norm[t], log)
 
 
+@njit(cache=True, inline="always")
+def _usual_group(m, at_max, rest):
+    """Whether ``_log_count_plus_rest`` applies: finite ``m``, ``A >= 1``, ``R >= 0``, ``A + R`` finite
+    (always so without weights, unless the group holds NaN or infinities or nothing)."""
+    return abs(m) < np.inf and at_max >= 1 and rest >= 0 and at_max + rest < np.inf
+
+
 @njit(cache=True)
 def _logsumexp_group(x, m, at_max, rest):
     """``(log|S|, sign(S))`` of ``S = e^m (A + R)`` for one group, from its statistics.
@@ -103,6 +164,8 @@ def _logsumexp_group(x, m, at_max, rest):
     two in magnitude: the ratio lies in [-1, 1], so nothing overflows, and when ``R`` is tiny
     next to ``A`` (one dominant term) its contribution keeps full relative accuracy.
     """
+    if _usual_group(m, at_max, rest):
+        return m + _log_count_plus_rest(at_max, rest), to_acc(1.0, x)
     nan = to_acc(np.nan, x)
     zero = to_acc(0.0, x)
     if m != m or at_max != at_max or rest != rest:  # NaN in x or in the weights
@@ -143,6 +206,21 @@ def _logsumexp_row(x, where, b, lse, sign, o):
     _store_logsumexp(lse, sign, o, value, value_sign)
 
 
+@njit(cache=True, error_model="numpy")  # IEEE division: see _log
+def _logsumexp_chunk(x, where, b, lse, sign, r0, r1):
+    exps = acc_empty((r1 - r0, x.shape[1]), x)
+    m, at_max, rest = short_row_stats(x, where, b, r0, r1, exps)
+    values = np.empty_like(m)
+    for r in range(r1 - r0):  # vectorised: the usual groups, without branches or libm calls
+        values[r] = m[r] + _log_count_plus_rest(at_max[r], rest[r])
+    for r in range(r1 - r0):
+        if _usual_group(m[r], at_max[r], rest[r]):
+            value, value_sign = values[r], to_acc(1.0, x)
+        else:
+            value, value_sign = _logsumexp_group(x, m[r], at_max[r], rest[r])
+        _store_logsumexp(lse, sign, r0 + r, value, value_sign)
+
+
 @njit(cache=True)
 def _logsumexp_tile(x, where, b, lse, sign, o, i0, i1):
     m, at_max, rest = tile_stats(x, where, b, o, i0, i1)
@@ -164,6 +242,22 @@ def _tile_count(outer, inner):
     return outer * ((inner + COLUMN_TILE - 1) // COLUMN_TILE)
 
 
+@njit(cache=True)
+def _chunk_rows(n):
+    return max(1, CHUNK_ELEMENTS // max(n, 1))
+
+
+@njit(cache=True)
+def _chunk_count(rows, n):
+    return (rows + _chunk_rows(n) - 1) // _chunk_rows(n)
+
+
+@njit(cache=True)
+def _chunk_bounds(chunk, rows, n):
+    r0 = np.int64(chunk) * _chunk_rows(n)  # prange indices can be unsigned: keep int64 arithmetic
+    return r0, min(r0 + _chunk_rows(n), rows)
+
+
 # --- drivers: softmax / log_softmax; rows take (outer, n) views, columns (outer, n, inner) ----
 # Row drivers take ``exps``: ``out`` itself when softmax may keep its exponentials there (no mask,
 # and out holds the accumulation type, so nothing is rounded twice), else None.
@@ -179,6 +273,20 @@ def softmax_rows_serial(x, where, out, exps, log):
 def softmax_rows_parallel(x, where, out, exps, log):
     for o in prange(x.shape[0]):
         _softmax_row(x, where, out, exps, o, log)
+
+
+@njit(cache=True)
+def softmax_short_rows_serial(x, where, out, log):
+    for chunk in range(_chunk_count(x.shape[0], x.shape[1])):
+        r0, r1 = _chunk_bounds(chunk, x.shape[0], x.shape[1])
+        _softmax_chunk(x, where, out, r0, r1, log)
+
+
+@njit(cache=True, parallel=True)
+def softmax_short_rows_parallel(x, where, out, log):
+    for chunk in prange(_chunk_count(x.shape[0], x.shape[1])):
+        r0, r1 = _chunk_bounds(chunk, x.shape[0], x.shape[1])
+        _softmax_chunk(x, where, out, r0, r1, log)
 
 
 @njit(cache=True)
@@ -208,6 +316,20 @@ def logsumexp_rows_serial(x, where, b, lse, sign):
 def logsumexp_rows_parallel(x, where, b, lse, sign):
     for o in prange(x.shape[0]):
         _logsumexp_row(x, where, b, lse, sign, o)
+
+
+@njit(cache=True)
+def logsumexp_short_rows_serial(x, where, b, lse, sign):
+    for chunk in range(_chunk_count(x.shape[0], x.shape[1])):
+        r0, r1 = _chunk_bounds(chunk, x.shape[0], x.shape[1])
+        _logsumexp_chunk(x, where, b, lse, sign, r0, r1)
+
+
+@njit(cache=True, parallel=True)
+def logsumexp_short_rows_parallel(x, where, b, lse, sign):
+    for chunk in prange(_chunk_count(x.shape[0], x.shape[1])):
+        r0, r1 = _chunk_bounds(chunk, x.shape[0], x.shape[1])
+        _logsumexp_chunk(x, where, b, lse, sign, r0, r1)
 
 
 @njit(cache=True)

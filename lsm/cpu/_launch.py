@@ -76,6 +76,10 @@ def softmax(x, where, out, log):
     """Fill ``out`` with (log_)softmax of the canonical view ``x`` along axis 1."""
     if x.shape[2] == 1:
         x, where, out = _rows(x), _rows(where), _rows(out)
+        if x.shape[1] <= _kernels.SHORT_ROW:
+            kernels = _kernels.softmax_short_rows_serial, _kernels.softmax_short_rows_parallel
+            _run(*kernels, x.size, x, where, out, log)
+            return
         exps = out if _keeps_exps(x, where, out, log) else None
         _run(_kernels.softmax_rows_serial, _kernels.softmax_rows_parallel, x.size, x, where, out, exps, log)
     else:
@@ -85,7 +89,10 @@ def softmax(x, where, out, log):
 
 def logsumexp(x, where, b, lse, sign):
     """Fill ``lse`` (and ``sign`` unless None) with logsumexp of ``x`` along axis 1."""
-    if x.shape[2] == 1:
+    if x.shape[2] == 1 and x.shape[1] <= _kernels.SHORT_ROW:
+        kernels = _kernels.logsumexp_short_rows_serial, _kernels.logsumexp_short_rows_parallel
+        x, where, b, lse, sign = _rows(x), _rows(where), _rows(b), _rows(lse), _rows(sign)
+    elif x.shape[2] == 1:
         kernels = _kernels.logsumexp_rows_serial, _kernels.logsumexp_rows_parallel
         x, where, b, lse, sign = _rows(x), _rows(where), _rows(b), _rows(lse), _rows(sign)
     else:

@@ -149,6 +149,10 @@ def store(v, like):
     """Round an accumulator value to the element type of the array ``like``."""
 
 
+def acc_empty(shape, like):
+    """An uninitialised array of ``shape`` in the accumulation type of the array ``like``."""
+
+
 @overload(load, inline="always")
 def _load_overload(v):
     if v == types.float64:
@@ -181,3 +185,10 @@ def _to_acc_overload(value, like):
     if like.dtype == types.float64:
         return lambda value, like: np.float64(value)
     return lambda value, like: np.float32(value)
+
+
+@overload(acc_empty, inline="always")
+def _acc_empty_overload(shape, like):
+    if like.dtype == types.float64:
+        return lambda shape, like: np.empty(shape, dtype=np.float64)
+    return lambda shape, like: np.empty(shape, dtype=np.float32)

@@ -35,7 +35,7 @@ from numba import njit, types
 from numba.extending import overload
 
 from ._exp import fast_exp
-from ._optional import included, put, weight, weight_if
+from ._optional import included, weight, weight_if
 from ._scalar import f32_from_bits, f32_to_bits, f64_from_bits, f64_to_bits, load, to_acc
 
 ROW_BLOCK = 256  # row elements per vectorised block sum
@@ -115,7 +115,7 @@ def row_max(row, where, b):
 
 
 @njit(cache=True, fastmath=_SUM_FASTMATH)
-def _block_sums(block, where, b, m, exps):
+def _fused_block_sums(block, where, b, m):
     # Takes a slice rather than (start, stop) bounds: indices from range(len) are known to be
     # non-negative, which spares the negative-index fix-up that stops LLVM from vectorising.
     at_max = to_acc(0.0, block)
@@ -125,10 +125,20 @@ def _block_sums(block, where, b, m, exps):
             v = load(block[j])
             w = weight(b, block, j)
             term = fast_exp(v - m)
-            put(exps, j, term)
             at_max += weight_if(b, block, j, v == m)
             rest += to_acc(0.0, block) if v == m else w * term
     return at_max, rest
+
+
+@njit(cache=True)
+def _block_sums(block, where, b, m, exps):
+    if exps is None:
+        return _fused_block_sums(block, where, b, m)
+    # Kept exponentials: a plain elementwise loop, then the sums of what it stored (a store in
+    # the summing loop costs more than a second, cache-resident read).
+    for j in range(block.shape[0]):
+        exps[j] = fast_exp(load(block[j]) - m)
+    return _sums_of_exps(block, where, b, m, exps)
 
 
 @njit(cache=True)
@@ -153,6 +163,57 @@ def row_sums(row, where, b, m, exps=None):
         at_max += block_at_max
         total, compensation = compensated_add(total, compensation, block_rest)
     return at_max, compensated_total(total, compensation)
+
+
+@njit(cache=True, fastmath=_SUM_FASTMATH)
+def _sums_of_exps(row, where, b, m, exps):
+    """``(A, R)`` of ``row`` from its exponentials ``exps[j] = exp(x_j - m)``, already computed."""
+    at_max = to_acc(0.0, row)
+    rest = to_acc(0.0, row)
+    for j in range(row.shape[0]):
+        if included(where, b, j):
+            v = load(row[j])
+            at_max += weight_if(b, row, j, v == m)
+            rest += to_acc(0.0, row) if v == m else weight(b, row, j) * exps[j]
+    return at_max, rest
+
+
+@njit(cache=True)
+def _exp_in_place(values):
+    for k in range(values.shape[0]):
+        values[k] = fast_exp(values[k])
+
+
+@njit(cache=True)
+def short_row_stats(x, where, b, r0, r1, exps):
+    """``(m, A, R)`` of the short rows ``x[r0:r1]`` as arrays, and ``exps[r] = exp(x[r0 + r] - m_r)``.
+
+    A row of a few dozen elements is too short for a vector loop over it to pay: the loop's setup,
+    its scalar remainder and the horizontal sum at its end cost more than its exponentials. So the
+    rows of a chunk go through each step together: every maximum, then every shifted row into
+    ``exps`` (a ``(rows, n)`` scratch), then *one* loop of exponentials over the whole chunk, which
+    vectorises at full width whatever the row length, then the per-row sums of those.
+    """
+    rows = r1 - r0
+    m = np.empty(rows, dtype=exps.dtype)
+    for r in range(rows):
+        m[r] = row_max(x[r0 + r], _row(where, r0 + r), _row(b, r0 + r))
+    for r in range(rows):
+        row, shifted = x[r0 + r], exps[r]
+        for j in range(row.shape[0]):
+            shifted[j] = load(row[j]) - m[r]
+    _exp_in_place(exps.reshape(-1))
+    at_max = np.empty_like(m)
+    rest = np.empty_like(m)
+    for r in range(rows):
+        at_max[r], rest[r] = _sums_of_exps(x[r0 + r], _row(where, r0 + r), _row(b, r0 + r), m[r], exps[r])
+    return m, at_max, rest
+
+
+@njit(cache=True)
+def _row(operand, o):
+    """``operand[o]``, or None for an absent operand."""
+    return None if operand is None else operand[o]
 
 
 @njit(cache=True)
