@@ -193,5 +193,5 @@ def test_startup_parses_the_child_output_and_summarises_runs():
     assert "cold_s" not in info and info["rounds"] == 3
     entry = json.loads(json.dumps(startup.entry(info)))
     assert entry["stats"]["rounds"] == 3 and entry["extra_info"]["measure"] == "startup"
-    table = startup.markdown([info])
+    table = startup.startup_table([info])
     assert "| logsumexp | float32 8x32 | 0.200 | 0.200 | 0.400 | 1.000 | - | yes |" in table

@@ -29,7 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .cases import OPS, make_cases, shape_id
-from .results import timed_cases
+from .report import describe_run, markdown
+from .results import load, timed_cases
 
 # (shape, axis) of goals 1, 2, 3 and 5: 8,388,608 elements each, 32 MB in float32.
 GOAL_INPUTS = (
@@ -179,6 +180,10 @@ class Row:
     target: str
     met: str
 
+    def cells(self):
+        ratio = "-" if self.ratio is None else f"{self.ratio:.2f}"
+        return [self.goal, self.case, self.lsm, self.peer, ratio, self.target, self.met]
+
 
 def _target(goal):
     unit = " s" if goal.peer == "cold compile" else ""
@@ -314,13 +319,7 @@ def goal_table(doc):
     if not rows:
         return "(no goal case measured)"
     headers = ["goal", "case", "lsm", "peer", "ratio", "target", "met"]
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    for row in rows:
-        ratio = "-" if row.ratio is None else f"{row.ratio:.2f}"
-        lines.append(
-            f"| {row.goal} | {row.case} | {row.lsm} | {row.peer} | {ratio} | {row.target} | {row.met} |"
-        )
-    lines.append("")
+    lines = [markdown(headers, [row.cells() for row in rows]), ""]
     for goal in GOALS:
         judged = [row for row in rows if row.goal == goal.number and row.met != "-"]
         if judged:
@@ -332,9 +331,6 @@ def goal_table(doc):
 def main(argv=None):
     """``scripts/bench_goals.py RESULTS.json``: print the goal table of a results file."""
     import argparse
-
-    from .report import describe_run
-    from .results import load
 
     parser = argparse.ArgumentParser(
         prog="bench_goals.py",

@@ -50,6 +50,13 @@ def implementations(doc):
     return _order(names, [PRIMARY, "lsm_alloc", "lsm_in_place"])
 
 
+def markdown(headers, rows):
+    """A markdown table of ``rows`` (sequences of cells) under ``headers``."""
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(map(str, row)) + " |" for row in rows]
+    return "\n".join(lines)
+
+
 def markdown_table(doc):
     """The results as a markdown table (see the module docstring)."""
     rows = _rows(doc)
@@ -57,7 +64,7 @@ def markdown_table(doc):
         return "(no timed cases)"
     impls = implementations(doc)
     headers = ["op", "backend", "dtype", "shape", "axis", "copy GB/s", *impls, "lsm / best peer"]
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines = []
     for (backend, op, dtype, shape, axis), by_impl in rows.items():
         copy = next(iter(by_impl.values()))["copy_gbps"]
         cells = [op, backend, dtype, shape_id(shape), str(axis), f"{copy:.1f}"]
@@ -70,8 +77,8 @@ def markdown_table(doc):
             cells.append(f"{by_impl[PRIMARY]['gbps'] / peers[best]:.2f} ({best})")
         else:
             cells.append("-")
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        lines.append(cells)
+    return markdown(headers, lines)
 
 
 def describe_run(doc):

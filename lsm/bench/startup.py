@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from .cases import OPS, shape_id
+from .report import markdown
 from .timing import summarize
 
 SHAPE = (8, 32)  # small: the serial kernels, which is what a first call on little data compiles
@@ -141,11 +142,11 @@ def entry(info):
     }
 
 
-def markdown(infos):
+def startup_table(infos):
     """The startup table: one row per op's :func:`startup_info`."""
     headers = ["op", "input", "import lsm (s)", "first call (s)", "import + call (s)", "process (s)"]
     headers += ["cold: import + call (s)", f"warm <= {TARGET_S:g} s"]
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    rows = []
     for info in infos:
         cold = info.get("cold_s")
         cells = [
@@ -158,8 +159,8 @@ def markdown(infos):
             "-" if cold is None else f"{cold:.2f}",
             "yes" if info["warm_s"] <= TARGET_S else "no",
         ]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        rows.append(cells)
+    return markdown(headers, rows)
 
 
 def main(argv=None):
@@ -181,7 +182,7 @@ def main(argv=None):
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
     infos = [measure(op, args.repeats, not args.no_cold, tuple(args.shape)) for op in args.op]
-    print(markdown(infos))
+    print(startup_table(infos))
     if args.json:
         Path(args.json).write_text(json.dumps(infos, indent=1) + "\n", encoding="utf-8")
         print(f"\nwrote {args.json}", file=sys.stderr)
