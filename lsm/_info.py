@@ -18,7 +18,7 @@ import numpy as np
 from . import __version__
 
 # Top-level modules reported as optional packages, in the order printed.
-OPTIONAL_MODULES = ("scipy", "ml_dtypes", "torch", "cupy", "numba_cuda", "dask", "matplotlib", "tqdm")
+OPTIONAL_MODULES = ("scipy", "ml_dtypes", "torch", "jax", "cupy", "numba_cuda", "dask", "matplotlib", "tqdm")
 
 
 def cpu_model():

@@ -3,6 +3,7 @@
 import dataclasses
 import itertools
 import json
+import os
 import statistics
 
 import numpy as np
@@ -21,7 +22,7 @@ from lsm.bench.cases import (
     reference,
     shapes_of,
 )
-from lsm.bench.runner import CopyNormaliser, prepare, throughput
+from lsm.bench.runner import CopyNormaliser, prepare, throughput, traced_peak
 from lsm.bench.sweep import run_sweep
 
 CPU = BACKENDS["cpu"]
@@ -236,3 +237,43 @@ def test_measure_together_interleaves_the_rounds_of_its_calls():
     assert len(measured["a"][0]) == len(measured["b"][0]) == 3
     one_pass = ["a"] * (1 + a_calls) + ["b"] * (1 + b_calls)  # an untimed call opens each round
     assert order[-3 * len(one_pass) :] == one_pass * 3
+
+
+def test_jax_keeps_the_dtype_and_reduces_any_axis():
+    pytest.importorskip("jax")
+    for dtype in ("float16", "float64"):
+        x = make_input((4, 6, 5), dtype)
+        for op in ("log_softmax", "logsumexp"):
+            case = Case(op, "cpu", dtype, x.shape, 1, "jax")
+            prepared = prepare(CPU, case, x)
+            check_result(case, CPU.to_host(prepared.call()), reference(case, x))
+    assert prepared.info == {"xla_flags": os.environ.get("XLA_FLAGS", "")}
+
+
+@pytest.mark.parametrize("op", ["softmax_backward", "cross_entropy"])
+def test_in_place_cases_overwrite_their_own_copy_of_the_input(op):
+    x = make_input((10, 100), "float32")
+    case = Case(op, "cpu", "float32", x.shape, -1, "lsm_in_place")
+    prepared = prepare(CPU, case, x)
+    result = prepared.call()
+    assert np.shares_memory(result, prepared.x) and not np.shares_memory(result, x)
+    check_result(case, result, reference(case, x))
+
+
+def test_traced_peak_counts_what_a_call_allocates():
+    assert traced_peak(lambda: np.ones(2**20, dtype=np.uint8)) >= 2**20
+    assert traced_peak(lambda: None) < 2**16
+
+
+def test_benchmarks_time_lsm_after_the_peers_of_its_group():
+    from benchmarks.conftest import CASES, parametrize
+
+    class Metafunc:
+        def parametrize(self, name, ids):
+            self.ids = ids
+
+    cases = make_cases(CPU, ops=["softmax"], dtypes=["float32"], shapes=[(10, 100)], impls=["lsm", "numpy"])
+    metafunc = Metafunc()
+    parametrize(metafunc, cases)
+    assert [CASES[case_id].impl for case_id in metafunc.ids] == ["numpy", "lsm", "numpy", "lsm"]
+    assert [CASES[case_id].axis for case_id in metafunc.ids] == [-1, -1, 0, 0]

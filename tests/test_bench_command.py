@@ -64,6 +64,11 @@ def test_bench_json_has_pytest_benchmarks_layout(results):
         assert info["gbps"] == pytest.approx(info["bytes_moved"] / stats["median"] / 1e9)
         assert info["fraction_of_copy"] == pytest.approx(info["gbps"] / info["copy_gbps"])
         assert bench["group"] == f"{info['op']} cpu {info['dtype']} 10x100 axis={info['axis']}"
+    by_name = {bench["name"]: bench["extra_info"] for bench in results["benchmarks"]}
+    lsm = by_name["softmax-cpu-float32-10x100-axis0-lsm"]
+    numpy = by_name["softmax-cpu-float32-10x100-axis0-numpy"]
+    assert lsm["ratio_to_numpy"] == pytest.approx(lsm["gbps"] / numpy["gbps"])
+    assert lsm["traced_peak_bytes"] >= 0 and "traced_peak_bytes" not in numpy
 
 
 def test_bench_writes_a_png_and_a_markdown_table(sweep):

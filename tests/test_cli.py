@@ -87,7 +87,7 @@ def test_import_lsm_loads_no_gpu_plotting_or_benchmark_module():
     code = (
         "import sys, lsm; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in "
-        "('cupy', 'torch', 'matplotlib', 'tqdm') or m.startswith(('numba.cuda', 'lsm.bench'))))"
+        "('cupy', 'torch', 'jax', 'matplotlib', 'tqdm') or m.startswith(('numba.cuda', 'lsm.bench'))))"
     )
     completed = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300

@@ -6,11 +6,12 @@ an input, the same-run normaliser of every throughput. Each lists its implementa
 :class:`Implementation` rows below name the :class:`lsm.bench.cases.Op` family they use and the
 library that provides it. Adding a backend is one class and one entry in :data:`BACKENDS`.
 
-Nothing here imports CuPy or torch until a benchmark on them is prepared.
+Nothing here imports CuPy, torch or jax until a benchmark on them is prepared.
 """
 
 import importlib
 import importlib.util
+import os
 from dataclasses import dataclass
 
 import numba
@@ -25,13 +26,22 @@ class Implementation:
     """One implementation: a family of :class:`lsm.bench.cases.Op` provided by ``module``."""
 
     name: str
-    family: str  # the Op attribute: lsm, lsm_alloc, naive, special, torch or torch_out
+    family: str  # the Op attribute: lsm, lsm_alloc, lsm_in_place, naive, special, torch, torch_out, jax
     module: str  # what is imported and handed to the family's callable
     description: str
 
     @property
     def uses_torch(self):
         return self.module == "torch"
+
+    @property
+    def uses_jax(self):
+        return self.module == "jax"
+
+    @property
+    def in_place(self):
+        """Whether each call overwrites its first operand (which then must be its own copy)."""
+        return self.family == "lsm_in_place"
 
     def supports(self, op):
         return getattr(op, self.family) is not None
@@ -52,6 +62,7 @@ class Backend:
 
     name = ""
     implementations_table = ()  # every implementation this backend knows, installed or not
+    traces_memory = False  # whether tracemalloc sees its arrays (lsm.bench.runner.traced_peak)
 
     def unavailable(self):
         """Why this backend cannot run here (one line), or None when it can."""
@@ -76,6 +87,32 @@ class Backend:
     def to_torch(self, array):
         """A torch tensor sharing ``array``'s memory (or a writeable copy of a read-only input)."""
         raise NotImplementedError
+
+    def to_jax(self, array):
+        """A jax array on this backend's device holding ``array``'s values."""
+        raise NotImplementedError
+
+    def peer_arrays(self, implementation, operands, out):
+        """``(operands, out)`` as the implementation's library takes them.
+
+        torch gets tensors; jax gets jax arrays (made here, outside the timed call) and no
+        ``out``, since its arrays are immutable; the others take the backend's arrays.
+        """
+        if implementation.uses_torch:
+            return tuple(map(self.to_torch, operands)), self.to_torch(out)
+        if implementation.uses_jax:
+            return tuple(map(self.to_jax, operands)), None
+        return operands, out
+
+    def implementation_info(self, implementation, module):
+        """Facts about a loaded implementation's library for ``extra_info``: its threads."""
+        if implementation.uses_torch:
+            return {"torch_threads": module.get_num_threads()}
+        if implementation.uses_jax:
+            # XLA has no thread-count setting once loaded; XLA_FLAGS, set before the run, is what
+            # limits it ("--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1": one).
+            return {"xla_flags": os.environ.get("XLA_FLAGS", "")}
+        return {}
 
     def empty(self, shape, dtype):
         raise NotImplementedError
@@ -110,12 +147,15 @@ class CpuBackend(Backend):
     """NumPy arrays; the copy is a Numba ``parallel=True`` loop on as many threads as lsm uses."""
 
     name = "cpu"
+    traces_memory = True
     implementations_table = (
         Implementation("lsm", "lsm", "lsm", "lsm.<op>(x, out=...)"),
         Implementation("lsm_alloc", "lsm_alloc", "lsm", "lsm.<op>(x), allocating its result"),
+        Implementation("lsm_in_place", "lsm_in_place", "lsm", "lsm.<op>(x, out=x): over its first operand"),
         Implementation("numpy", "naive", "numpy", "textbook NumPy: max, subtract, exp, sum, log"),
         Implementation("scipy", "special", "scipy.special", "scipy.special.<op> (allocates)"),
         *_torch_implementations("CPU"),
+        Implementation("jax", "jax", "jax", "jax.jit(jax.nn.<op> / jax.scipy.special.<op>), axis static"),
     )
 
     def unavailable(self):
@@ -125,6 +165,9 @@ class CpuBackend(Backend):
         module = super().load(implementation)
         if implementation.uses_torch:
             module.set_num_threads(numba.get_num_threads())  # both libraries on the same threads
+        if implementation.uses_jax:
+            # jax rounds float64 arrays to float32 unless 64-bit types are enabled
+            module.config.update("jax_enable_x64", True)
         return module
 
     def to_device(self, array):
@@ -139,6 +182,11 @@ class CpuBackend(Backend):
         import torch
 
         return torch.from_numpy(array if array.flags.writeable else array.copy())
+
+    def to_jax(self, array):
+        import jax
+
+        return jax.device_put(array)
 
     def empty(self, shape, dtype):
         return np.empty(shape, dtype=dtype)

@@ -12,6 +12,8 @@ Inputs are seeded standard normal logits times 4 (softmax outputs then span many
 magnitude), read-only, so every implementation reads the same unmodified array.
 """
 
+import functools
+import importlib
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -64,9 +66,10 @@ class Op:
         The textbook version written against an array module (NumPy or CuPy), into ``out``
         where the module allows it. In float64 on NumPy it is also the oracle that every
         implementation's result is checked against.
-    lsm, lsm_alloc, special, torch, torch_out : callable or None
-        lsm writing into ``out``; lsm allocating; ``scipy.special``-style; torch's public
-        (allocating) function; torch writing into ``out``.
+    lsm, lsm_alloc, lsm_in_place, special, torch, torch_out, jax : callable or None
+        lsm writing into ``out``; lsm allocating; lsm writing over its first operand;
+        ``scipy.special``-style; torch's public (allocating) function; torch writing into
+        ``out``; jax's function, jitted.
     inputs : callable
         ``inputs(x, axis)``: the operand tuple built from the seeded input ``x`` (NumPy).
     """
@@ -77,9 +80,11 @@ class Op:
     naive: Callable
     lsm: Callable | None = None
     lsm_alloc: Callable | None = None
+    lsm_in_place: Callable | None = None
     special: Callable | None = None
     torch: Callable | None = None
     torch_out: Callable | None = None
+    jax: Callable | None = None
     inputs: Callable = field(default=_single_input)
 
     def result_shape(self, shape, axis):
@@ -164,6 +169,24 @@ def _torch_cross_entropy_grad(torch, args, axis, out):
     return leaf.grad
 
 
+@functools.cache
+def _jitted(path):
+    """The jax function at ``path`` (``"jax.nn.softmax"``) under ``jax.jit``, its ``axis`` static."""
+    import jax
+
+    module, _, name = path.rpartition(".")
+    return jax.jit(getattr(importlib.import_module(module), name), static_argnames="axis")
+
+
+def _jax(path):
+    """The ``jax`` family calling the jitted function at ``path``.
+
+    jax dispatches asynchronously: the call waits for its result, or a timing would see only the
+    dispatch. Compiled versions are cached per input shape, dtype and axis by ``jax.jit`` itself.
+    """
+    return lambda jax, args, axis, out: _jitted(path)(*args, axis=axis).block_until_ready()
+
+
 # torch's out= variants: ``torch._log_softmax(x, dim, half_to_float, out=)`` and ``torch._softmax``
 # are the kernels behind the public functions; ``torch.logsumexp`` takes ``out=`` itself.
 OPS = {
@@ -179,6 +202,7 @@ OPS = {
             special=lambda special, args, axis, out: special.log_softmax(*args, axis=axis),
             torch=lambda torch, args, axis, out: torch.log_softmax(*args, axis),
             torch_out=lambda torch, args, axis, out: torch._log_softmax(*args, axis, False, out=out),
+            jax=_jax("jax.nn.log_softmax"),
         ),
         Op(
             "softmax",
@@ -190,6 +214,7 @@ OPS = {
             special=lambda special, args, axis, out: special.softmax(*args, axis=axis),
             torch=lambda torch, args, axis, out: torch.softmax(*args, axis),
             torch_out=lambda torch, args, axis, out: torch._softmax(*args, axis, False, out=out),
+            jax=_jax("jax.nn.softmax"),
         ),
         Op(
             "logsumexp",
@@ -200,6 +225,7 @@ OPS = {
             special=lambda special, args, axis, out: special.logsumexp(*args, axis=axis),
             torch=lambda torch, args, axis, out: torch.logsumexp(*args, axis),
             torch_out=lambda torch, args, axis, out: torch.logsumexp(*args, axis, out=out),
+            jax=_jax("jax.scipy.special.logsumexp"),
         ),
         Op(
             "log_softmax_backward",
@@ -208,6 +234,7 @@ OPS = {
             naive=lambda xp, args, axis, out: _naive_log_softmax_backward(xp, *args, axis, out),
             lsm=lambda lsm, args, axis, out: lsm.log_softmax_backward(*args, axis=axis, out=out),
             lsm_alloc=lambda lsm, args, axis, out: lsm.log_softmax_backward(*args, axis=axis),
+            lsm_in_place=lambda lsm, args, axis, out: lsm.log_softmax_backward(*args, axis=axis, out=args[0]),
             torch_out=lambda torch, args, axis, out: torch._log_softmax_backward_data(
                 *args, axis, args[1].dtype, out=out
             ),
@@ -220,6 +247,7 @@ OPS = {
             naive=lambda xp, args, axis, out: _naive_softmax_backward(xp, *args, axis, out),
             lsm=lambda lsm, args, axis, out: lsm.softmax_backward(*args, axis=axis, out=out),
             lsm_alloc=lambda lsm, args, axis, out: lsm.softmax_backward(*args, axis=axis),
+            lsm_in_place=lambda lsm, args, axis, out: lsm.softmax_backward(*args, axis=axis, out=args[0]),
             torch_out=lambda torch, args, axis, out: torch._softmax_backward_data(
                 *args, axis, args[1].dtype, grad_input=out
             ),
@@ -235,6 +263,10 @@ OPS = {
                 *args, axis=axis, return_grad=True, grad_out=out
             )[1],
             lsm_alloc=lambda lsm, args, axis, out: lsm.cross_entropy(*args, axis=axis, return_grad=True)[1],
+            # the gradient over the logits: nothing of their size is allocated
+            lsm_in_place=lambda lsm, args, axis, out: lsm.cross_entropy(
+                *args, axis=axis, return_grad=True, grad_out=args[0]
+            )[1],
             torch=_torch_cross_entropy_grad,
             inputs=_class_targets,
         ),
@@ -301,22 +333,30 @@ def shapes_of(sizes):
     return [shape for size in sorted(SHAPES) if size in sizes for shape in SHAPES[size]]
 
 
-def make_cases(backend, ops=None, dtypes=None, shapes=None, axes=None, impls=None):
+def make_cases(backend, ops=None, dtypes=None, shapes=None, axes=None, impls=None, inputs=None):
     """The cases of ``backend`` (a :class:`lsm.bench.backends.Backend`) within the given choices.
 
     Each argument is a collection of allowed values (None: all; ``shapes`` defaults to every
-    shape of :data:`SHAPES`, in the order given). Cases are ordered input by input (shape, then
-    dtype), so one input array serves every case of a shape and dtype in a row.
+    shape of :data:`SHAPES`, in the order given, each reduced along every axis of :data:`AXES`).
+    ``inputs``, ``(shape, axis)`` pairs, replaces ``shapes`` and ``axes`` where a shape has axes
+    of its own (the middle axis of a 3-d array, axis 0 of one shape only). Cases are ordered
+    input by input (shape, then dtype), so one input array serves every case of a shape and
+    dtype in a row.
     """
     ops = list(OPS) if ops is None else [name for name in OPS if name in ops]
+    if inputs is None:
+        shapes = shapes_of(SHAPES) if shapes is None else shapes
+        inputs = [(shape, axis) for shape in shapes for axis in AXES if axes is None or axis in axes]
+    axes_of = {}  # shape -> its axes, in first-seen order: a shape's cases stay together
+    for shape, axis in inputs:
+        axes_of.setdefault(tuple(shape), {})[axis] = None
     return [
-        Case(op, backend.name, dtype, tuple(shape), axis, implementation.name)
-        for shape in (shapes_of(SHAPES) if shapes is None else shapes)
+        Case(op, backend.name, dtype, shape, axis, implementation.name)
+        for shape, shape_axes in axes_of.items()
         for dtype in DTYPES
         if dtypes is None or dtype in dtypes
         for op in ops
-        for axis in AXES
-        if axes is None or axis in axes
+        for axis in shape_axes
         for implementation in backend.implementations
         if (impls is None or implementation.name in impls) and implementation.supports(OPS[op])
     ]
@@ -369,9 +409,8 @@ def check_result(case, result, expected):
     if result.dtype != np.dtype(case.dtype) or result.shape != expected.shape:
         raise AssertionError(f"got {result.dtype} {result.shape}, expected {case.dtype} {expected.shape}")
     scale = max(1.0, float(np.max(np.abs(expected), initial=0.0)))
-    with np.errstate(invalid="ignore"):  # inf - inf where both are -inf: equal, masked below
-        error = np.abs(result.astype(np.float64) - expected)
-    error[result == expected] = 0.0
+    with np.errstate(invalid="ignore"):  # inf - inf where both are -inf: equal, so no error
+        error = np.where(result == expected, 0.0, np.abs(result.astype(np.float64) - expected))
     worst = float(np.max(error, initial=0.0)) / scale
     if not worst <= CHECK_TOLERANCE[case.dtype]:  # also catches NaN
         raise AssertionError(

@@ -3,8 +3,8 @@
 The table has one row per input (op, backend, dtype, shape, axis) and one column per
 implementation, each cell ``fraction of copy (GB/s)``, then lsm's speed over the fastest peer
 measured beside it. The plot has one panel per op and dtype: fraction of copy against the input
-shape (ordered by size), one colour per implementation, solid for the last axis and dashed for
-the first; the dotted line at 1 is the copy itself.
+shape (ordered by size), one colour per implementation, solid for the last axis, dashed for the
+first and dash-dotted for the second; the dotted line at 1 is the copy itself.
 """
 
 from pathlib import Path
@@ -47,7 +47,14 @@ def _rows(doc):
 def implementations(doc):
     """The implementation names in ``doc``: lsm's first, then the peers alphabetically."""
     names = {info["impl"] for info in timed_cases(doc).values()}
-    return _order(names, [PRIMARY, "lsm_alloc"])
+    return _order(names, [PRIMARY, "lsm_alloc", "lsm_in_place"])
+
+
+def markdown(headers, rows):
+    """A markdown table of ``rows`` (sequences of cells) under ``headers``."""
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(map(str, row)) + " |" for row in rows]
+    return "\n".join(lines)
 
 
 def markdown_table(doc):
@@ -57,7 +64,7 @@ def markdown_table(doc):
         return "(no timed cases)"
     impls = implementations(doc)
     headers = ["op", "backend", "dtype", "shape", "axis", "copy GB/s", *impls, "lsm / best peer"]
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines = []
     for (backend, op, dtype, shape, axis), by_impl in rows.items():
         copy = next(iter(by_impl.values()))["copy_gbps"]
         cells = [op, backend, dtype, shape_id(shape), str(axis), f"{copy:.1f}"]
@@ -70,8 +77,8 @@ def markdown_table(doc):
             cells.append(f"{by_impl[PRIMARY]['gbps'] / peers[best]:.2f} ({best})")
         else:
             cells.append("-")
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        lines.append(cells)
+    return markdown(headers, lines)
 
 
 def describe_run(doc):
@@ -103,7 +110,8 @@ def plot(doc, path):
     panels = list(dict.fromkeys((backend, op) for backend, op, *_ in rows))  # in the table's order
     dtypes = _order({dtype for _, _, dtype, *_ in rows}, list(DTYPES))
     colours = {impl: f"C{i}" for i, impl in enumerate(impls)}
-    styles = {-1: "-", 0: "--"}
+    styles = {-1: "-", 0: "--", 1: "-."}  # the goal cases reduce the middle axis of a 3-d input too
+    axis_names = {-1: "last axis", 0: "axis 0", 1: "axis 1"}
 
     figure = Figure(figsize=(4.6 * len(dtypes) + 1.0, 3.6 * len(panels) + 1.2), layout="constrained")
     axes = figure.subplots(len(panels), len(dtypes), squeeze=False, sharey=True)
@@ -134,11 +142,13 @@ def plot(doc, path):
         if col == 0:
             ax.set_ylabel("throughput / copy")
     handles = [Line2D([], [], color=colours[impl], marker="o", markersize=3, label=impl) for impl in impls]
+    present = {key[4] for key in rows}
     handles += [
-        Line2D([], [], color="black", linestyle="-", label="last axis"),
-        Line2D([], [], color="black", linestyle="--", label="axis 0"),
-        Line2D([], [], color="grey", linestyle=":", label="memory copy"),
+        Line2D([], [], color="black", linestyle=style, label=axis_names[axis])
+        for axis, style in styles.items()
+        if axis in present
     ]
+    handles.append(Line2D([], [], color="grey", linestyle=":", label="memory copy"))
     figure.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 6), fontsize=9)
     figure.suptitle(
         f"Throughput as a fraction of a same-run memory copy (higher is better)\n{describe_run(doc)}",
@@ -147,13 +157,15 @@ def plot(doc, path):
     figure.savefig(path, dpi=110)
 
 
-def write_report(doc, folder, stem, with_plot=True):
-    """Write ``<stem>.md`` (and ``<stem>.png``) into ``folder``; return the paths written."""
+def write_report(doc, folder, stem, with_plot=True, table=None):
+    """Write ``<stem>.md`` (``table``, by default :func:`markdown_table`'s) and ``<stem>.png``
+    into ``folder``; return the paths written."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    table = folder / f"{stem}.md"
-    table.write_text(f"Measured on {describe_run(doc)}.\n\n{markdown_table(doc)}\n", encoding="utf-8")
-    written = [table]
+    text = markdown_table(doc) if table is None else table
+    markdown = folder / f"{stem}.md"
+    markdown.write_text(f"Measured on {describe_run(doc)}.\n\n{text}\n", encoding="utf-8")
+    written = [markdown]
     if with_plot:
         picture = folder / f"{stem}.png"
         plot(doc, picture)

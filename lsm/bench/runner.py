@@ -11,11 +11,14 @@ Shared by ``lsm bench`` (which times with :mod:`lsm.bench.timing`) and the pytes
   (:class:`CopyNormaliser`);
 - ``fraction_of_copy = gbps / copy_gbps``: the figure that carries across machines. On the CPU,
   ``serial_copy_gbps`` and ``fraction_of_serial_copy`` refer to a single-threaded ``np.copyto``;
-- the same from the fastest round instead of the median: ``best_gbps``, ``best_fraction_of_copy``.
+- the same from the fastest round instead of the median: ``best_gbps``, ``best_fraction_of_copy``;
+- ``traced_peak_bytes`` (lsm's cases): the most memory NumPy held at once during one call, beyond
+  what it held before (:func:`traced_peak`), which shows a full-size temporary.
 """
 
+import tracemalloc
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .cases import OPS, reference
 from .timing import TimingOptions, measure, summarize
@@ -24,10 +27,12 @@ from .timing import TimingOptions, measure, summarize
 @dataclass
 class Prepared:
     """A case ready to run: ``call()`` computes it; ``x`` is its input as a backend array (the
-    one the copy normaliser copies, also for torch cases)."""
+    one the copy normaliser copies, also for torch and jax cases); ``info``: facts about the
+    implementation's library for ``extra_info``."""
 
     call: Callable
     x: object
+    info: dict = field(default_factory=dict)
 
 
 def prepare(backend, case, x_host):
@@ -35,15 +40,40 @@ def prepare(backend, case, x_host):
     op = OPS[case.op]
     implementation = next(impl for impl in backend.implementations if impl.name == case.impl)
     module = backend.load(implementation)
-    operands = tuple(backend.to_device(array) for array in op.inputs(x_host, case.axis))
+    host_operands = op.inputs(x_host, case.axis)
+    if implementation.in_place:  # every call overwrites it: a copy, not the shared read-only input
+        host_operands = (host_operands[0].copy(), *host_operands[1:])
+    operands = tuple(backend.to_device(array) for array in host_operands)
     out = backend.empty(op.result_shape(x_host.shape, case.axis), x_host.dtype)
     x = operands[0]
-    if implementation.uses_torch:
-        operands = tuple(backend.to_torch(array) for array in operands)
-        out = backend.to_torch(out)
+    operands, out = backend.peer_arrays(implementation, operands, out)
     compute = getattr(op, implementation.family)
     axis = case.axis
-    return Prepared(call=lambda: compute(module, operands, axis, out), x=x)
+    return Prepared(
+        call=lambda: compute(module, operands, axis, out),
+        x=x,
+        info=backend.implementation_info(implementation, module),
+    )
+
+
+def traced_peak(call):
+    """Bytes of the most memory NumPy and Python held at once during one ``call()``, above the start.
+
+    tracemalloc sees NumPy's array allocations (a full-size temporary shows as its size), not
+    what Numba's kernels allocate inside themselves or what a device allocates.
+    """
+    already = tracemalloc.is_tracing()
+    if not already:
+        tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        start, _ = tracemalloc.get_traced_memory()
+        call()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        if not already:
+            tracemalloc.stop()
+    return peak - start
 
 
 class References:

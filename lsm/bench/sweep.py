@@ -1,5 +1,9 @@
 """``lsm bench``: run a sweep of the comparison table, print the table, write JSON, markdown and PNG.
 
+``lsm bench --goals`` runs the cases of issue 3's speed goals instead (:mod:`lsm.bench.goals`),
+measures the startup cost in fresh processes (:mod:`lsm.bench.startup`) and prints the
+goal-by-goal table.
+
 Each case is warmed up (compiling lsm's kernels on a cold cache) and its result checked against
 a float64 NumPy oracle (inputs up to :data:`CHECK_MAX_ELEMENTS`); then the implementations of one
 op, input and axis are timed together with a copy of the input, in interleaved rounds
@@ -15,11 +19,13 @@ import sys
 import textwrap
 from pathlib import Path
 
+from . import startup
 from .backends import BACKENDS
 from .cases import DTYPES, OPS, SHAPES, InputCache, check_result, make_cases, shapes_of
+from .goals import STARTUP_OPS, goal_cases, goal_table
 from .report import markdown_table, write_report
 from .results import document, entry, write
-from .runner import References, copy_bandwidths, prepare, throughput
+from .runner import References, copy_bandwidths, prepare, throughput, traced_peak
 from .timing import TimingOptions, measure_together, summarize
 
 DEFAULT_MAX_SIZE = 10**7  # the default sweep; --large adds 1e8 (several GB of memory)
@@ -40,6 +46,7 @@ examples:
   lsm bench --quick                      about half a minute on 2 cores
   lsm bench --op softmax --dtype float32 --size 1e6 1e7
   lsm bench --large --out results/       up to 1e8 elements (several GB of memory)
+  lsm bench --goals                      issue 3's goal cases and the goal-by-goal table
   lsm bench --backend cuda               CuPy arrays on the GPU (needs CuPy and a GPU)
 """
 
@@ -79,7 +86,8 @@ def add_arguments(parser):
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="a short sweep: shapes 100x100 and 1000x1000, 3 rounds and about 0.02 s per case",
+        help="a short sweep: shapes 100x100 and 1000x1000, 3 rounds and about 0.02 s per case "
+        "(with --goals: the short timing only)",
     )
     parser.add_argument(
         "--op", nargs="+", choices=list(OPS), metavar="OP", help=f"ops: {' '.join(OPS)} (default: all)"
@@ -112,6 +120,12 @@ def add_arguments(parser):
         "--axis", nargs="+", type=int, choices=[-1, 0], metavar="AXIS", help="-1 (rows) and/or 0 (columns)"
     )
     parser.add_argument("--large", action="store_true", help="also run 1e8 elements (several GB of memory)")
+    parser.add_argument(
+        "--goals",
+        action="store_true",
+        help="the cases of issue 3's speed goals (their own shapes and axes; --large adds 1e8 and "
+        "1 GiB), startup in fresh processes, and the goal-by-goal table; CPU only",
+    )
     parser.add_argument(
         "--time", type=_positive(float), metavar="S", help="timing budget per case in seconds"
     )
@@ -194,7 +208,8 @@ def run_sweep(backend, cases, options, progress):
     """Run ``cases``; return ``(entries, skipped, failed)`` (the last two: lists of (id, reason)).
 
     The implementations of one op, input and axis (a group) and a copy of that input are timed
-    together in interleaved rounds. ``progress(groups)`` yields the groups (lists of cases) in turn.
+    together in interleaved rounds; each records ``ratio_to_<impl>``, its GB/s over every other
+    implementation's of the group. ``progress(groups)`` yields the groups (lists of cases) in turn.
     """
     inputs = InputCache()
     references = References()
@@ -215,19 +230,36 @@ def run_sweep(backend, cases, options, progress):
         calls = {**{case.id: prepared.call for case, prepared in ready.items()}, **copies}
         measured = measure_together(calls, options, backend.synchronise)
         copy_figures = {name: copy_bandwidths(x, summarize(*measured[name])) for name in copies}
-        for case in ready:
-            stats = summarize(*measured[case.id])
+        stats = {case: summarize(*measured[case.id]) for case in ready}
+        speeds = {case.impl: case.bytes_moved / stats[case]["median"] / 1e9 for case in ready}
+        for case, prepared in ready.items():
             extra = {
                 **case.describe(),
                 **backend.info(),
-                **throughput(case, stats["median"], stats["min"], copy_figures),
+                **prepared.info,
+                **throughput(case, stats[case]["median"], stats[case]["min"], copy_figures),
             }
-            if case.impl.startswith("torch"):
-                import torch
-
-                extra["torch_threads"] = torch.get_num_threads()
-            entries.append(entry(case, stats, extra, options.as_options()))
+            extra.update(
+                {
+                    f"ratio_to_{impl}": speeds[case.impl] / gbps
+                    for impl, gbps in speeds.items()
+                    if impl != case.impl
+                }
+            )
+            if case.impl.startswith("lsm") and backend.traces_memory:
+                extra["traced_peak_bytes"] = traced_peak(prepared.call)
+            entries.append(entry(case, stats[case], extra, options.as_options()))
     return entries, skipped, failed
+
+
+def _startup_entries(ops, stream):
+    """Results entries of goal 8: each startup op (of ``ops``, None: all) in fresh processes."""
+    chosen = [op for op in STARTUP_OPS if ops is None or op in ops]
+    if chosen:
+        print(
+            f"lsm bench: timing import and first call of {', '.join(chosen)} in fresh processes", file=stream
+        )
+    return [startup.entry(startup.measure(op)) for op in chosen]
 
 
 def run(args):
@@ -246,7 +278,13 @@ def run(args):
             file=stderr,
         )
         return 2
-    cases = make_cases(backend, args.op, args.dtype, _selected_shapes(args), args.axis, args.impl)
+    if args.goals and (args.size or args.axis or backend.name != "cpu"):
+        print("lsm bench: error: --goals picks its own shapes and axes, on the CPU", file=stderr)
+        return 2
+    if args.goals:
+        cases = goal_cases(backend, args.large, args.op, args.dtype, args.impl)
+    else:
+        cases = make_cases(backend, args.op, args.dtype, _selected_shapes(args), args.axis, args.impl)
     if not cases:
         print(
             "lsm bench: error: no case matches these options (is the implementation installed?)", file=stderr
@@ -268,22 +306,28 @@ def run(args):
 
     load_at_start = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     entries, skipped, failed = run_sweep(backend, cases, options, progress)
+    timed = len(entries)
+    if args.goals:
+        entries += _startup_entries(args.op, stderr)
     doc = document(entries)
     if load_at_start is not None:
         doc["machine_info"]["load_average_at_start"] = round(load_at_start, 2)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    stem = f"lsm-bench-{backend.name}"
+    stem = f"lsm-{'goals' if args.goals else 'bench'}-{backend.name}"
     write(doc, out / f"{stem}.json")
     written = [out / f"{stem}.json"]
+    table = goal_table(doc) if args.goals else markdown_table(doc)
     if entries:
-        written += write_report(doc, out, stem, with_plot=not args.no_plot)
-    print(markdown_table(doc), file=stdout)
+        # the goal table first, then every case with all its peers
+        full = f"{table}\n\n{markdown_table(doc)}" if args.goals else table
+        written += write_report(doc, out, stem, with_plot=not args.no_plot, table=full)
+    print(table, file=stdout)
     for case_id, why in skipped:
         print(f"skipped {case_id}: {why}", file=stdout)
     for case_id, why in failed:
         print(f"FAILED {case_id}: {textwrap.shorten(why, 300)}", file=stdout)
-    print(f"{len(entries)} cases timed, {len(skipped)} skipped, {len(failed)} failed", file=stdout)
+    print(f"{timed} cases timed, {len(skipped)} skipped, {len(failed)} failed", file=stdout)
     for path in written:
         print(f"wrote {path}", file=stdout)
     return 1 if failed else 0
