@@ -35,7 +35,7 @@ from numba import njit, types
 from numba.extending import overload
 
 from ._exp import fast_exp
-from ._optional import included, weight, weight_if
+from ._optional import included, put, weight, weight_if
 from ._scalar import f32_from_bits, f32_to_bits, f64_from_bits, f64_to_bits, load, to_acc
 
 ROW_BLOCK = 256  # row elements per vectorised block sum
@@ -115,7 +115,7 @@ def row_max(row, where, b):
 
 
 @njit(cache=True, fastmath=_SUM_FASTMATH)
-def _fused_block_sums(block, where, b, m):
+def _block_sums(block, where, b, m, exps):
     # Takes a slice rather than (start, stop) bounds: indices from range(len) are known to be
     # non-negative, which spares the negative-index fix-up that stops LLVM from vectorising.
     at_max = to_acc(0.0, block)
@@ -125,20 +125,10 @@ def _fused_block_sums(block, where, b, m):
             v = load(block[j])
             w = weight(b, block, j)
             term = fast_exp(v - m)
+            put(exps, j, term)
             at_max += weight_if(b, block, j, v == m)
             rest += to_acc(0.0, block) if v == m else w * term
     return at_max, rest
-
-
-@njit(cache=True)
-def _block_sums(block, where, b, m, exps):
-    if exps is None:
-        return _fused_block_sums(block, where, b, m)
-    # Kept exponentials: a plain elementwise loop, then the sums of what it stored (a store in
-    # the summing loop costs more than a second, cache-resident read).
-    for j in range(block.shape[0]):
-        exps[j] = fast_exp(load(block[j]) - m)
-    return _sums_of_exps(block, where, b, m, exps)
 
 
 @njit(cache=True)
