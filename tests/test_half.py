@@ -26,12 +26,31 @@ def _convert(func, values, out):
     return out
 
 
-def _half_to_f32_all(bits):
-    return _convert(_scalar.half_bits_to_f32, bits, np.empty(bits.size, dtype=np.float32))
+# The float16 conversions exist twice: bit-level arithmetic, and the hardware instructions
+# (F16C) where the CPU has them. Every float16 conversion test runs on each.
+HALF_CONVERSIONS = {
+    "bits": (_scalar.half_bits_to_f32, _scalar.f32_to_half_bits),
+    "f16c": (_scalar.half_bits_to_f32_f16c, _scalar.f32_to_half_bits_f16c),
+}
 
 
-def _f32_to_half_all(values):
-    return _convert(_scalar.f32_to_half_bits, values, np.empty(values.size, dtype=np.uint16))
+@pytest.fixture(params=list(HALF_CONVERSIONS))
+def half_conversions(request):
+    if request.param == "f16c" and not _scalar.HAS_F16C:
+        pytest.skip("this CPU has no F16C instructions")
+    return HALF_CONVERSIONS[request.param]
+
+
+@pytest.fixture
+def half_to_f32_all(half_conversions):
+    to_f32 = half_conversions[0]
+    return lambda bits: _convert(to_f32, bits, np.empty(bits.size, dtype=np.float32))
+
+
+@pytest.fixture
+def f32_to_half_all(half_conversions):
+    to_half = half_conversions[1]
+    return lambda values: _convert(to_half, values, np.empty(values.size, dtype=np.uint16))
 
 
 def _bf16_to_f32_all(bits):
@@ -153,29 +172,29 @@ def _f32_range(lo_bits, hi_bits):
 ALL_BITS = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16)
 
 
-def test_half_bits_to_f32_exhaustive():
-    got = _half_to_f32_all(ALL_BITS)
+def test_half_bits_to_f32_exhaustive(half_to_f32_all):
+    got = half_to_f32_all(ALL_BITS)
     expected = ALL_BITS.view(np.float16).astype(np.float32)
     _assert_same_f32(got, expected)
     assert np.isnan(got).sum() == 2 * 1023  # every NaN pattern (nonzero mantissa, both signs)
 
 
-def test_f32_to_half_bits_roundtrips_every_half():
+def test_f32_to_half_bits_roundtrips_every_half(f32_to_half_all):
     values = ALL_BITS.view(np.float16).astype(np.float32)
-    got = _f32_to_half_all(values)
+    got = f32_to_half_all(values)
     finite = ~np.isnan(values)
     np.testing.assert_array_equal(got[finite], ALL_BITS[finite])
     assert np.isnan(got.view(np.float16)[~finite].astype(np.float32)).all()
 
 
-def test_f32_to_half_bits_ties_to_even_and_neighbours():
+def test_f32_to_half_bits_ties_to_even_and_neighbours(f32_to_half_all):
     values = _ties_and_neighbours(ALL_BITS.view(np.float16))
-    _assert_same_16bit(_f32_to_half_all(values), _cast(values, np.float16), values)
+    _assert_same_16bit(f32_to_half_all(values), _cast(values, np.float16), values)
 
 
-def test_f32_to_half_bits_special_values_and_overflow():
+def test_f32_to_half_bits_special_values_and_overflow(f32_to_half_all):
     values = _special_f32()
-    got = _f32_to_half_all(values)
+    got = f32_to_half_all(values)
     _assert_same_16bit(got, _cast(values, np.float16), values)
     halves = got.view(np.float16)
     assert halves[values == np.float32(65520.0)] == np.inf  # the tie above 65504 rounds to inf
@@ -183,7 +202,7 @@ def test_f32_to_half_bits_special_values_and_overflow():
     assert np.signbit(halves[1]) and halves[1] == 0  # -0.0 keeps its sign
 
 
-def test_f32_to_half_bits_subnormal_and_boundary_ranges():
+def test_f32_to_half_bits_subnormal_and_boundary_ranges(f32_to_half_all):
     values = np.concatenate(
         [
             # float32 subnormals and tiny normals: all round to +-0 or the smallest half subnormals
@@ -194,22 +213,22 @@ def test_f32_to_half_bits_subnormal_and_boundary_ranges():
             _f32_range(0x477FE000 - 0x4000, 0x47800000 + 0x4000),  # overflow threshold
         ]
     )
-    _assert_same_16bit(_f32_to_half_all(values), _cast(values, np.float16), values)
+    _assert_same_16bit(f32_to_half_all(values), _cast(values, np.float16), values)
 
 
-def test_f32_to_half_bits_subnormal_grid():
+def test_f32_to_half_bits_subnormal_grid(f32_to_half_all):
     # every half subnormal scaled by every fraction k/8 of its spacing: many exact ties
     units = np.arange(0, 1025, dtype=np.float64)
     fractions = np.arange(8, dtype=np.float64) / 8
     values = ((units[:, None] + fractions[None, :]) * 2.0**-24).ravel().astype(np.float32)
     values = np.concatenate([values, -values])
-    _assert_same_16bit(_f32_to_half_all(values), _cast(values, np.float16), values)
+    _assert_same_16bit(f32_to_half_all(values), _cast(values, np.float16), values)
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-def test_f32_to_half_bits_random_bit_patterns(seed):
+def test_f32_to_half_bits_random_bit_patterns(seed, f32_to_half_all):
     values = _random_f32(seed)
-    _assert_same_16bit(_f32_to_half_all(values), _cast(values, np.float16), values)
+    _assert_same_16bit(f32_to_half_all(values), _cast(values, np.float16), values)
 
 
 # --- bfloat16 --------------------------------------------------------------------------------

@@ -11,6 +11,8 @@ everything else); ``store(v, like)`` rounds an accumulator value to the element 
 array ``like`` (round to nearest, ties to even, as NumPy's ``astype`` does).
 """
 
+import llvmlite.binding
+import numba
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
@@ -137,6 +139,63 @@ def f32_to_bfloat16_bits(f):
     return np.int16(np.uint16(out & np.uint32(0xFFFF)))
 
 
+def _target_has_f16c():
+    """Whether the CPU Numba compiles for converts float16 in hardware (x86's F16C extension).
+
+    Honours ``NUMBA_CPU_NAME`` / ``NUMBA_CPU_FEATURES`` (a portable build for a generic CPU gets
+    the bit-level conversions above), else asks LLVM about the host.
+    """
+    if numba.config.CPU_FEATURES is not None:
+        return "+f16c" in numba.config.CPU_FEATURES.split(",")
+    if numba.config.CPU_NAME not in (None, "host"):
+        return False
+    return bool(llvmlite.binding.get_host_cpu_features().get("f16c", False))
+
+
+@intrinsic
+def _fpext_half(typingctx, bits):
+    """float16 bits (uint16) -> float32 through LLVM's ``fpext half``: one ``vcvtph2ps`` with F16C."""
+    if bits != types.uint16:
+        raise TypingError("_fpext_half expects uint16 bits")
+
+    def codegen(context, builder, signature, args):
+        return builder.fpext(builder.bitcast(args[0], ir.HalfType()), ir.FloatType())
+
+    return types.float32(types.uint16), codegen
+
+
+@intrinsic
+def _fptrunc_half(typingctx, value):
+    """float32 -> float16 bits (uint16) through LLVM's ``fptrunc`` (round to nearest, ties to even):
+    one ``vcvtps2ph`` with F16C."""
+    if value != types.float32:
+        raise TypingError("_fptrunc_half expects a float32")
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(builder.fptrunc(args[0], ir.HalfType()), ir.IntType(16))
+
+    return types.uint16(types.float32), codegen
+
+
+@njit(cache=True)
+def half_bits_to_f32_f16c(h):
+    """``half_bits_to_f32`` in hardware; only for CPUs with F16C (see ``HAS_F16C``)."""
+    return _fpext_half(h)
+
+
+@njit(cache=True)
+def f32_to_half_bits_f16c(f):
+    """``f32_to_half_bits`` in hardware; only for CPUs with F16C (see ``HAS_F16C``)."""
+    return _fptrunc_half(f)
+
+
+# Without F16C, LLVM would turn fpext/fptrunc of half into calls to runtime functions that
+# Numba's JIT does not provide: the kernels use the hardware conversions only where they exist.
+HAS_F16C = _target_has_f16c()
+_half_to_f32 = half_bits_to_f32_f16c if HAS_F16C else half_bits_to_f32
+_f32_to_half = f32_to_half_bits_f16c if HAS_F16C else f32_to_half_bits
+
+
 def load(v):
     """Widen one stored element to the accumulation type."""
 
@@ -160,7 +219,7 @@ def _load_overload(v):
     if v == types.float32:
         return lambda v: v
     if v == types.uint16:
-        return lambda v: half_bits_to_f32(v)
+        return lambda v: _half_to_f32(v)
     if v == types.int16:
         return lambda v: bfloat16_bits_to_f32(v)
     raise TypingError(f"lsm kernels cannot load elements of type {v}")
@@ -174,7 +233,7 @@ def _store_overload(v, like):
     if element == types.float32:
         return lambda v, like: np.float32(v)
     if element == types.uint16:
-        return lambda v, like: f32_to_half_bits(np.float32(v))
+        return lambda v, like: _f32_to_half(np.float32(v))
     if element == types.int16:
         return lambda v, like: f32_to_bfloat16_bits(np.float32(v))
     raise TypingError(f"lsm kernels cannot store elements of type {element}")
