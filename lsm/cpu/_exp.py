@@ -14,6 +14,12 @@ precision, ``e^r`` from a polynomial (Cephes' minimax polynomial in float32, the
 to degree 13 in float64), and ``2^k`` written straight into the exponent bits as two factors
 ``2^(k//2) 2^(k - k//2)``, so results near overflow and in the subnormal range come out right.
 
+Special inputs need no code of their own: ``x`` is first clamped to a range just beyond the
+overflow and underflow limits, where that scaling alone rounds to ``+inf`` or 0, and the clamps
+are written (``limit if limit > x else x``) so that a NaN passes through them and makes the
+result NaN. Every operation of the loop body counts: selects after the polynomial cost about a
+sixth of its time.
+
 Accuracy, checked against ``np.exp`` in float64 by ``tests/test_exp.py`` over the whole float32
 input range and a float64 sweep: relative error below the type's machine epsilon (``2^-23`` in
 float32, ``2^-52`` in float64; the largest measured is 0.69 and 0.67 of it) wherever the result
@@ -76,8 +82,8 @@ def exp32(x):
 @njit(cache=True)
 def exp64(x):
     """``e^x`` for a float64 ``x``, vectorisable (see the module docstring)."""
-    clamped = x if x > _UNDERFLOW_64 else _UNDERFLOW_64
-    clamped = clamped if clamped < _OVERFLOW_64 else _OVERFLOW_64
+    clamped = _UNDERFLOW_64 if _UNDERFLOW_64 > x else x  # a NaN passes through, as in exp32
+    clamped = _OVERFLOW_64 if _OVERFLOW_64 < clamped else clamped
     k = np.floor(clamped * _LOG2E_64 + 0.5)
     r = (clamped - k * _LN2_HI_64) - k * _LN2_LO_64
     # Taylor series of e^r to degree 13: the remainder is below 2^-60 for |r| <= ln(2) / 2
@@ -98,10 +104,7 @@ def exp64(x):
     half = k_int >> np.int64(1)
     first = f64_from_bits((half + np.int64(1023)) << np.int64(52))
     second = f64_from_bits((k_int - half + np.int64(1023)) << np.int64(52))
-    y = y * first * second
-    y = 0.0 if x <= _UNDERFLOW_64 else y
-    y = np.inf if x >= _OVERFLOW_64 else y
-    return y if x == x else x
+    return y * first * second
 
 
 def fast_exp(x):
