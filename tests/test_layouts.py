@@ -9,13 +9,14 @@ A NaN, a +inf and a -inf are planted in single groups so that a group mapped to 
 shows up.
 """
 
+import numba
 import numpy as np
 import pytest
 from adversarial import BFLOAT16
 from reference import assert_close, ref_log_softmax, ref_logsumexp, ref_softmax
 
 import lsm
-from lsm.cpu._kernels import CHUNK_ELEMENTS, SHORT_ROW
+from lsm.cpu._kernels import SHORT_ROW, chunk_rows
 from lsm.cpu._launch import PARALLEL_MIN_ELEMENTS
 
 nan, inf = np.nan, np.inf
@@ -202,7 +203,7 @@ def test_column_tiles(name, shape, dtype):
     check(name, x, axis, where=where)
 
 
-# --- the short-row kernel: rows of up to SHORT_ROW elements, in chunks of CHUNK_ELEMENTS ---------
+# --- the short-row kernel: rows of up to SHORT_ROW elements, in chunks of rows --------------------
 
 SHORT_ROW_SHAPES = [(5000, 1), (3000, 3), (600, 31), (300, SHORT_ROW), (200, SHORT_ROW + 1), (7, 5)]
 
@@ -212,7 +213,7 @@ SHORT_ROW_SHAPES = [(5000, 1), (3000, 3), (600, 31), (300, SHORT_ROW), (200, SHO
 @pytest.mark.parametrize("dtype", ALL_FLOATS, ids=ALL_FLOAT_IDS)
 def test_short_rows(name, shape, dtype):
     x = data(shape, F64, seed=shape[-1])
-    rows_per_chunk = max(1, CHUNK_ELEMENTS // shape[1])
+    rows_per_chunk = chunk_rows(*shape, numba.get_num_threads())
     for row in (0, rows_per_chunk - 1, rows_per_chunk, shape[0] - 1):  # specials at chunk edges
         if row < shape[0]:
             x[row, row % shape[1]] = [nan, inf, -inf, 100.0][row % 4]

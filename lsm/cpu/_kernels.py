@@ -27,7 +27,7 @@ from ._stats import row_max, row_sums, short_row_stats, tile_stats
 
 COLUMN_TILE = 64  # columns per task in the column kernels
 SHORT_ROW = 64  # rows up to this long go through the chunked short-row kernels
-CHUNK_ELEMENTS = 8192  # elements per chunk of short rows (its scratch stays in L1/L2 cache)
+CHUNK_ELEMENTS = 32768  # elements per chunk of short rows: a scratch of 128-256 KB, in L2 cache
 
 
 @njit(cache=True)
@@ -242,20 +242,20 @@ def _tile_count(outer, inner):
     return outer * ((inner + COLUMN_TILE - 1) // COLUMN_TILE)
 
 
-@njit(cache=True)
-def _chunk_rows(n):
-    return max(1, CHUNK_ELEMENTS // max(n, 1))
+def chunk_rows(rows, n, threads):
+    """Rows per chunk of short rows: ``CHUNK_ELEMENTS`` elements, but at least one chunk per thread."""
+    return max(1, min(CHUNK_ELEMENTS // max(n, 1), -(-rows // threads)))
 
 
 @njit(cache=True)
-def _chunk_count(rows, n):
-    return (rows + _chunk_rows(n) - 1) // _chunk_rows(n)
+def _chunk_count(rows, per_chunk):
+    return (rows + per_chunk - 1) // per_chunk
 
 
 @njit(cache=True)
-def _chunk_bounds(chunk, rows, n):
-    r0 = np.int64(chunk) * _chunk_rows(n)  # prange indices can be unsigned: keep int64 arithmetic
-    return r0, min(r0 + _chunk_rows(n), rows)
+def _chunk_bounds(chunk, rows, per_chunk):
+    r0 = np.int64(chunk) * per_chunk  # prange indices can be unsigned: keep int64 arithmetic
+    return r0, min(r0 + per_chunk, rows)
 
 
 # --- drivers: softmax / log_softmax; rows take (outer, n) views, columns (outer, n, inner) ----
@@ -276,16 +276,16 @@ def softmax_rows_parallel(x, where, out, exps, log):
 
 
 @njit(cache=True)
-def softmax_short_rows_serial(x, where, out, log):
-    for chunk in range(_chunk_count(x.shape[0], x.shape[1])):
-        r0, r1 = _chunk_bounds(chunk, x.shape[0], x.shape[1])
+def softmax_short_rows_serial(x, where, out, log, per_chunk):
+    for chunk in range(_chunk_count(x.shape[0], per_chunk)):
+        r0, r1 = _chunk_bounds(chunk, x.shape[0], per_chunk)
         _softmax_chunk(x, where, out, r0, r1, log)
 
 
 @njit(cache=True, parallel=True)
-def softmax_short_rows_parallel(x, where, out, log):
-    for chunk in prange(_chunk_count(x.shape[0], x.shape[1])):
-        r0, r1 = _chunk_bounds(chunk, x.shape[0], x.shape[1])
+def softmax_short_rows_parallel(x, where, out, log, per_chunk):
+    for chunk in prange(_chunk_count(x.shape[0], per_chunk)):
+        r0, r1 = _chunk_bounds(chunk, x.shape[0], per_chunk)
         _softmax_chunk(x, where, out, r0, r1, log)
 
 
@@ -319,16 +319,16 @@ def logsumexp_rows_parallel(x, where, b, lse, sign):
 
 
 @njit(cache=True)
-def logsumexp_short_rows_serial(x, where, b, lse, sign):
-    for chunk in range(_chunk_count(x.shape[0], x.shape[1])):
-        r0, r1 = _chunk_bounds(chunk, x.shape[0], x.shape[1])
+def logsumexp_short_rows_serial(x, where, b, lse, sign, per_chunk):
+    for chunk in range(_chunk_count(x.shape[0], per_chunk)):
+        r0, r1 = _chunk_bounds(chunk, x.shape[0], per_chunk)
         _logsumexp_chunk(x, where, b, lse, sign, r0, r1)
 
 
 @njit(cache=True, parallel=True)
-def logsumexp_short_rows_parallel(x, where, b, lse, sign):
-    for chunk in prange(_chunk_count(x.shape[0], x.shape[1])):
-        r0, r1 = _chunk_bounds(chunk, x.shape[0], x.shape[1])
+def logsumexp_short_rows_parallel(x, where, b, lse, sign, per_chunk):
+    for chunk in prange(_chunk_count(x.shape[0], per_chunk)):
+        r0, r1 = _chunk_bounds(chunk, x.shape[0], per_chunk)
         _logsumexp_chunk(x, where, b, lse, sign, r0, r1)
 
 

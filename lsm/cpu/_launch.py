@@ -57,6 +57,11 @@ def _rows(array):
     return None if array is None else array[..., 0]
 
 
+def _chunk_rows(x):
+    """Rows per chunk for the short-row kernels on the 2-d row view ``x``."""
+    return _kernels.chunk_rows(x.shape[0], x.shape[1], numba.get_num_threads())
+
+
 def _keeps_exps(x, where, out, log):
     """Whether softmax may keep its exponentials in ``out`` and rescale them there: no mask, an
     output in the accumulation type (so nothing is rounded twice), and not in place (writing
@@ -78,7 +83,7 @@ def softmax(x, where, out, log):
         x, where, out = _rows(x), _rows(where), _rows(out)
         if x.shape[1] <= _kernels.SHORT_ROW:
             kernels = _kernels.softmax_short_rows_serial, _kernels.softmax_short_rows_parallel
-            _run(*kernels, x.size, x, where, out, log)
+            _run(*kernels, x.size, x, where, out, log, _chunk_rows(x))
             return
         exps = out if _keeps_exps(x, where, out, log) else None
         _run(_kernels.softmax_rows_serial, _kernels.softmax_rows_parallel, x.size, x, where, out, exps, log)
@@ -89,12 +94,13 @@ def softmax(x, where, out, log):
 
 def logsumexp(x, where, b, lse, sign):
     """Fill ``lse`` (and ``sign`` unless None) with logsumexp of ``x`` along axis 1."""
-    if x.shape[2] == 1 and x.shape[1] <= _kernels.SHORT_ROW:
-        kernels = _kernels.logsumexp_short_rows_serial, _kernels.logsumexp_short_rows_parallel
+    if x.shape[2] == 1:
         x, where, b, lse, sign = _rows(x), _rows(where), _rows(b), _rows(lse), _rows(sign)
-    elif x.shape[2] == 1:
+        if x.shape[1] <= _kernels.SHORT_ROW:
+            kernels = _kernels.logsumexp_short_rows_serial, _kernels.logsumexp_short_rows_parallel
+            _run(*kernels, x.size, x, where, b, lse, sign, _chunk_rows(x))
+            return
         kernels = _kernels.logsumexp_rows_serial, _kernels.logsumexp_rows_parallel
-        x, where, b, lse, sign = _rows(x), _rows(where), _rows(b), _rows(lse), _rows(sign)
     else:
         kernels = _kernels.logsumexp_columns_serial, _kernels.logsumexp_columns_parallel
     _run(*kernels, x.size, x, where, b, lse, sign)
