@@ -6,7 +6,13 @@ Every public call reaches these kernels in canonical form (see ``lsm._plan``): t
 with threads taking tiles of ``COLUMN_TILE`` adjacent columns so that every pass reads memory in
 order along the contiguous inner axis.
 
-Each kernel exists twice: ``*_parallel`` (``prange`` over rows or tiles) and ``*_serial`` for
+Rows of up to ``SHORT_ROW`` elements take a third path: threads take chunks of rows, and each
+step (maxima, shifted rows, exponentials, sums, normalisers, outputs) runs over the whole chunk
+before the next (``_stats.short_row_stats``). A vector loop over 32 elements spends more on its
+setup, remainder and horizontal sum than on its work, and one row's steps depend on each other;
+a chunk's exponentials run as one long loop, and its per-row logarithms vectorise (``_log``).
+
+Each kernel exists twice: ``*_parallel`` (``prange`` over rows, chunks or tiles) and ``*_serial`` for
 inputs too small to pay for waking the thread pool. The two drivers are separate functions, not
 one function compiled twice, so Numba's on-disk cache never mixes them up.
 
