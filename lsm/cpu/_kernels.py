@@ -29,6 +29,7 @@ from ._exp import fast_exp
 from ._log import fast_log
 from ._optional import included, put
 from ._scalar import acc_empty, load, store, to_acc
+from ._staging import worker_share
 from ._stats import row_max, row_sums, short_row_stats, tile_stats
 
 COLUMN_TILE = 64  # columns per task in the column kernels
@@ -108,20 +109,21 @@ def _softmax_value(x, where, out, index, shift, log_norm, inv_norm, log):
 
 
 @njit(cache=True)
-def _softmax_row(x, where, out, exps, o, log):
+def _softmax_row(x, where, out, kept, o, log):
     row = x[o]
     row_where = None if where is None else where[o]
     out_row = out[o]
     m = row_max(row, row_where, None)
-    # with exps (which is out), softmax keeps each exp(x - m) of the sum and rescales it below
-    at_max, rest = row_sums(row, row_where, None, m, None if exps is None else out_row)
+    # with ``kept`` (out's row, or a scratch row), softmax keeps each exp(x - m) of the sum and
+    # rescales it below instead of exponentiating again
+    at_max, rest = row_sums(row, row_where, None, m, kept)
     shift, log_norm, inv_norm = _normaliser(x, m, at_max, rest)
-    if exps is None:
+    if kept is None:
         for j in range(row.shape[0]):
             out_row[j] = _softmax_value(row, row_where, out_row, j, shift, log_norm, inv_norm, log)
     else:
         for j in range(row.shape[0]):
-            out_row[j] = out_row[j] * inv_norm
+            out_row[j] = store(kept[j] * inv_norm, out_row)
 
 
 @njit(cache=True)
@@ -265,20 +267,35 @@ def _chunk_bounds(chunk, rows, per_chunk):
 
 
 # --- drivers: softmax / log_softmax; rows take (outer, n) views, columns (outer, n, inner) ----
-# Row drivers take ``exps``: ``out`` itself when softmax may keep its exponentials there (no mask,
-# and out holds the accumulation type, so nothing is rounded twice), else None.
+# Row drivers take ``keep`` (softmax keeps its exponentials in ``out`` and rescales them there:
+# no mask, an output in the accumulation type, not in place) and ``buffers`` (None, or one scratch
+# row per worker in the accumulation type, where softmax keeps them when ``out`` cannot).
 
 
 @njit(cache=True)
-def softmax_rows_serial(x, where, out, exps, log):
+def softmax_rows_serial(x, where, out, keep, buffers, log):
     for o in range(x.shape[0]):
-        _softmax_row(x, where, out, exps, o, log)
+        if buffers is not None:
+            _softmax_row(x, where, out, buffers[0], o, log)
+        elif keep:
+            _softmax_row(x, where, out, out[o], o, log)
+        else:
+            _softmax_row(x, where, out, None, o, log)
 
 
 @njit(cache=True, parallel=True)
-def softmax_rows_parallel(x, where, out, exps, log):
-    for o in prange(x.shape[0]):
-        _softmax_row(x, where, out, exps, o, log)
+def softmax_rows_parallel(x, where, out, keep, buffers, log):
+    if buffers is not None:
+        for worker in prange(buffers.shape[0]):
+            start, stop = worker_share(x.shape[0], buffers.shape[0], worker)
+            for o in range(start, stop):
+                _softmax_row(x, where, out, buffers[worker], o, log)
+    elif keep:
+        for o in prange(x.shape[0]):
+            _softmax_row(x, where, out, out[o], o, log)
+    else:
+        for o in prange(x.shape[0]):
+            _softmax_row(x, where, out, None, o, log)
 
 
 @njit(cache=True)

@@ -22,6 +22,9 @@ from . import _backward, _kernels, _losses
 # saves. scripts/measure_overhead.py puts the crossover between 1,024 elements (rows of 32) and
 # 4,096 (rows of 1,024) on 2 cores; see benchmarks/RESULTS.md.
 PARALLEL_MIN_ELEMENTS = 4096
+# Softmax keeps its exponentials in per-worker scratch rows (rather than computing them twice)
+# only while the rows together stay this small.
+EXPS_BUFFER_BYTES = 32 * 2**20
 
 
 class _ParallelGate:
@@ -69,12 +72,25 @@ def _keeps_exps(x, where, out, log):
     return not log and where is None and out.dtype in _ACCUMULATION_TYPES and not np.may_share_memory(x, out)
 
 
+def _exps_buffers(x):
+    """One scratch row per worker for softmax's exponentials when ``out`` cannot hold them (a
+    16-bit output, or in place), unless those rows would take more than ``EXPS_BUFFER_BYTES``."""
+    workers = _workers(x.size)
+    dtype = np.dtype(np.float64) if x.dtype == np.float64 else np.dtype(np.float32)
+    if workers * x.shape[1] * dtype.itemsize > EXPS_BUFFER_BYTES:
+        return None
+    return np.empty((workers, x.shape[1]), dtype=dtype)
+
+
+def _workers(size):
+    return 1 if size < PARALLEL_MIN_ELEMENTS else numba.get_num_threads()
+
+
 def _staging_buffers(source, out):
     """One staging row per thread when ``out`` shares memory with ``source`` (see ``_staging``)."""
     if out is None or not np.may_share_memory(source, out):
         return None
-    workers = 1 if source.size < PARALLEL_MIN_ELEMENTS else numba.get_num_threads()
-    return np.empty((workers, out.shape[1]), dtype=out.dtype)
+    return np.empty((_workers(source.size), out.shape[1]), dtype=out.dtype)
 
 
 def softmax(x, where, out, log):
@@ -85,8 +101,10 @@ def softmax(x, where, out, log):
             kernels = _kernels.softmax_short_rows_serial, _kernels.softmax_short_rows_parallel
             _run(*kernels, x.size, x, where, out, log, _chunk_rows(x))
             return
-        exps = out if _keeps_exps(x, where, out, log) else None
-        _run(_kernels.softmax_rows_serial, _kernels.softmax_rows_parallel, x.size, x, where, out, exps, log)
+        keep = _keeps_exps(x, where, out, log)
+        buffers = None if keep or log or where is not None else _exps_buffers(x)
+        kernels = _kernels.softmax_rows_serial, _kernels.softmax_rows_parallel
+        _run(*kernels, x.size, x, where, out, keep, buffers, log)
     else:
         kernels = _kernels.softmax_columns_serial, _kernels.softmax_columns_parallel
         _run(*kernels, x.size, x, where, out, log)
