@@ -109,21 +109,27 @@ def _softmax_value(x, where, out, index, shift, log_norm, inv_norm, log):
 
 
 @njit(cache=True)
-def _softmax_row(x, where, out, kept, o, log):
+def _softmax_row(x, where, out, keep, buffer, o, log):
     row = x[o]
     row_where = None if where is None else where[o]
     out_row = out[o]
     m = row_max(row, row_where, None)
-    # with ``kept`` (out's row, or a scratch row), softmax keeps each exp(x - m) of the sum and
-    # rescales it below instead of exponentiating again
-    at_max, rest = row_sums(row, row_where, None, m, kept)
+    # softmax may keep each exp(x - m) of the sum, in out's row (``keep``) or a scratch row
+    # (``buffer``), and rescale it below instead of exponentiating again
+    if keep:
+        at_max, rest = row_sums(row, row_where, None, m, out_row)
+    else:
+        at_max, rest = row_sums(row, row_where, None, m, buffer)
     shift, log_norm, inv_norm = _normaliser(x, m, at_max, rest)
-    if kept is None:
+    if keep:  # written in place, as one array: a second name for out's row would cost LLVM's
+        for j in range(row.shape[0]):  # overlap check its vector loop
+            out_row[j] = out_row[j] * inv_norm
+    elif buffer is not None:
         for j in range(row.shape[0]):
-            out_row[j] = _softmax_value(row, row_where, out_row, j, shift, log_norm, inv_norm, log)
+            out_row[j] = store(buffer[j] * inv_norm, out_row)
     else:
         for j in range(row.shape[0]):
-            out_row[j] = store(kept[j] * inv_norm, out_row)
+            out_row[j] = _softmax_value(row, row_where, out_row, j, shift, log_norm, inv_norm, log)
 
 
 @njit(cache=True)
@@ -274,28 +280,21 @@ def _chunk_bounds(chunk, rows, per_chunk):
 
 @njit(cache=True)
 def softmax_rows_serial(x, where, out, keep, buffers, log):
+    buffer = None if buffers is None else buffers[0]
     for o in range(x.shape[0]):
-        if buffers is not None:
-            _softmax_row(x, where, out, buffers[0], o, log)
-        elif keep:
-            _softmax_row(x, where, out, out[o], o, log)
-        else:
-            _softmax_row(x, where, out, None, o, log)
+        _softmax_row(x, where, out, keep, buffer, o, log)
 
 
 @njit(cache=True, parallel=True)
 def softmax_rows_parallel(x, where, out, keep, buffers, log):
-    if buffers is not None:
+    if buffers is None:
+        for o in prange(x.shape[0]):
+            _softmax_row(x, where, out, keep, None, o, log)
+    else:
         for worker in prange(buffers.shape[0]):
             start, stop = worker_share(x.shape[0], buffers.shape[0], worker)
             for o in range(start, stop):
-                _softmax_row(x, where, out, buffers[worker], o, log)
-    elif keep:
-        for o in prange(x.shape[0]):
-            _softmax_row(x, where, out, out[o], o, log)
-    else:
-        for o in prange(x.shape[0]):
-            _softmax_row(x, where, out, None, o, log)
+                _softmax_row(x, where, out, keep, buffers[worker], o, log)
 
 
 @njit(cache=True)
