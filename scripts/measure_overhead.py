@@ -84,19 +84,36 @@ def overhead_rows(repeats):
 
 
 def kernel_calls(op, x2):
-    """``(serial, parallel)`` no-argument calls of ``op``'s row kernels on the 2-D rows ``x2``."""
+    """``(serial, parallel)`` no-argument calls of ``op``'s row kernels on the 2-D rows ``x2``:
+    the short-row (chunked) kernels for rows of up to ``SHORT_ROW`` elements, as
+    ``lsm/cpu/_launch.py`` picks them."""
+    rows, cols = x2.shape
+    short = cols <= _kernels.SHORT_ROW
+    chunks = (_kernels.chunk_rows(rows, cols, 1), _kernels.chunk_rows(rows, cols, numba.get_num_threads()))
     if op == "logsumexp":
-        lse = np.empty(x2.shape[0], dtype=x2.dtype)
+        lse = np.empty(rows, dtype=x2.dtype)
+        if short:
+            serial, parallel = _kernels.logsumexp_short_rows_serial, _kernels.logsumexp_short_rows_parallel
+            return (
+                lambda: serial(x2, None, None, lse, None, chunks[0]),
+                lambda: parallel(x2, None, None, lse, None, chunks[1]),
+            )
         return (
             lambda: _kernels.logsumexp_rows_serial(x2, None, None, lse, None),
             lambda: _kernels.logsumexp_rows_parallel(x2, None, None, lse, None),
         )
     out2 = np.empty_like(x2)
     log = op == "log_softmax"
-    exps = None if log else out2  # as lsm/cpu/_launch.py passes them
+    if short:
+        serial, parallel = _kernels.softmax_short_rows_serial, _kernels.softmax_short_rows_parallel
+        return (
+            lambda: serial(x2, None, out2, log, chunks[0]),
+            lambda: parallel(x2, None, out2, log, chunks[1]),
+        )
+    keep = not log  # softmax keeps its exponentials in out, as lsm/cpu/_launch.py lets it
     return (
-        lambda: _kernels.softmax_rows_serial(x2, None, out2, exps, log),
-        lambda: _kernels.softmax_rows_parallel(x2, None, out2, exps, log),
+        lambda: _kernels.softmax_rows_serial(x2, None, out2, keep, None, log),
+        lambda: _kernels.softmax_rows_parallel(x2, None, out2, keep, None, log),
     )
 
 
