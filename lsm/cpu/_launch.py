@@ -16,6 +16,7 @@ import threading
 import numba
 import numpy as np
 
+from .._plan import accumulation_dtype
 from . import _backward, _kernels, _losses
 
 # Below this many elements a call runs on the calling thread: waking the pool costs more than it
@@ -76,7 +77,7 @@ def _exps_buffers(x):
     """One scratch row per worker for softmax's exponentials when ``out`` cannot hold them (a
     16-bit output, or in place), unless those rows would take more than ``EXPS_BUFFER_BYTES``."""
     workers = _workers(x.size)
-    dtype = np.dtype(np.float64) if x.dtype == np.float64 else np.dtype(np.float32)
+    dtype = accumulation_dtype(x.dtype)  # a 16-bit view (uint16/int16) accumulates in float32
     if workers * x.shape[1] * dtype.itemsize > EXPS_BUFFER_BYTES:
         return None
     return np.empty((workers, x.shape[1]), dtype=dtype)
