@@ -2,10 +2,13 @@
 
 A test that takes the ``backend`` fixture calls ``backend.log_softmax(x, ...)`` (and ``softmax``,
 ``logsumexp``, ``log_softmax_backward``, ``softmax_backward``, ``cross_entropy``, ``nll_loss``)
-with NumPy arguments: the backend moves the first argument and the array keywords named in
-``ARRAY_ARGUMENTS`` to its own kind of array (keeping their memory layout; ``grad_out=x`` becomes
-the moved ``x`` itself), calls lsm, checks that every result is of that kind, and hands NumPy
-results back for comparison with the references.
+with NumPy arguments: the backend moves the first argument, ``out`` and the array keywords named
+in ``ARRAY_ARGUMENTS`` to its own kind of array (keeping their memory layout and read-only flag;
+``out=x`` and ``grad_out=x`` become the moved ``x`` itself), calls lsm, checks that every result
+is of that kind (and that ``out`` is returned), and hands NumPy results back for comparison with
+the references. Arguments that are already the backend's arrays pass through as they are: a test
+that needs arrays sharing memory moves one buffer (``backend.move``), takes views of it, and reads
+it back with ``backend.to_numpy``.
 
 Backends:
 
@@ -78,10 +81,12 @@ class Backend:
         max_elements=None,
         sweeps=True,
         lazy=False,
+        gpu=False,
     ):
         self.name = name
         self.sweeps = sweeps  # whether the long generator sweeps run here (see sweep_backend)
         self.lazy = lazy  # lazy results: no out= or grad_out=
+        self.gpu = gpu  # device arrays: numbers only (no objects, strings or dates)
         self._to_backend = to_backend  # (array, axes to keep in one chunk) -> backend array
         self._to_numpy = to_numpy
         self._result_types = result_types
@@ -92,7 +97,8 @@ class Backend:
         """Whether this backend's arrays can hold ``dtype``."""
         return self._accepts is None or self._accepts(np.dtype(dtype))
 
-    def _move(self, array, whole=()):
+    def move(self, array, whole=()):
+        """``array`` as this backend's array, with its layout (``whole``: axes kept in one chunk)."""
         if self.max_elements is not None:
             assert array.size <= self.max_elements, (
                 f"{self.name}: a shared test body passed {array.size} elements; keep them within "
@@ -100,20 +106,28 @@ class Backend:
             )
         return self._to_backend(array, whole)
 
+    def to_numpy(self, array):
+        """This backend's ``array`` (computed, if lazy) as NumPy."""
+        return self._to_numpy(array)
+
     def _call(self, func, x, whole=(), **kwargs):
         if self.lazy and (kwargs.get("out") is not None or kwargs.get("grad_out") is not None):
             pytest.skip(f"{self.name}: results are lazy, out= and grad_out= do not apply")
         for key in ARRAY_ARGUMENTS:  # NumPy scalars too (a 0-d forward result as ``y``)
             if isinstance(kwargs.get(key), (np.ndarray, np.generic)):
-                kwargs[key] = self._move(np.asarray(kwargs[key]), whole)
+                kwargs[key] = self.move(np.asarray(kwargs[key]), whole)
         # NumPy scalars too: a 0-d array on the backend
-        moved = self._move(np.asarray(x), whole) if isinstance(x, (np.ndarray, np.generic)) else x
-        if kwargs.get("grad_out") is x and x is not None:  # the gradient written over the logits
-            kwargs["grad_out"] = moved
+        moved = self.move(np.asarray(x), whole) if isinstance(x, (np.ndarray, np.generic)) else x
+        for key in ("out", "grad_out"):  # the result written over the input
+            if kwargs.get(key) is x and x is not None:
+                kwargs[key] = moved
+        if isinstance(kwargs.get("out"), np.ndarray) and kwargs["out"] is not x:
+            kwargs["out"] = self.move(kwargs["out"], whole)
         result = func(moved, **kwargs)
         parts = result if isinstance(result, tuple) else (result,)
         for part in parts:
             assert isinstance(part, self._result_types), f"{self.name}: got {type(part)}"
+        assert kwargs.get("out") is None or parts[0] is kwargs["out"], f"{self.name}: out= not returned"
         converted = tuple(self._to_numpy(part) for part in parts)
         return converted if isinstance(result, tuple) else converted[0]
 
@@ -173,7 +187,10 @@ def _simulator_backend():
             return cuda.to_device(np.ascontiguousarray(array))
         buffer, start = same_layout_bytes(array)
         first = buffer[start : start + array.dtype.itemsize].view(array.dtype)
-        return FakeCUDAArray(np.lib.stride_tricks.as_strided(first, array.shape, array.strides))
+        view = np.lib.stride_tricks.as_strided(first, array.shape, array.strides)
+        if not array.flags.writeable:  # a read-only out= stays read-only
+            view.flags.writeable = False
+        return FakeCUDAArray(view)
 
     return Backend(
         "cuda-sim",
@@ -182,6 +199,7 @@ def _simulator_backend():
         (FakeCUDAArray,),
         accepts=_gpu_dtype,
         max_elements=2048,
+        gpu=True,
     )
 
 
@@ -201,7 +219,7 @@ def _cupy_backend():
         device = cupy.asarray(buffer)
         return cupy.ndarray(array.shape, array.dtype, device.data + start, array.strides)
 
-    return Backend("cuda", to_device, cupy.asnumpy, (cupy.ndarray,), accepts=_gpu_dtype)
+    return Backend("cuda", to_device, cupy.asnumpy, (cupy.ndarray,), accepts=_gpu_dtype, gpu=True)
 
 
 if SIMULATOR:
