@@ -32,7 +32,7 @@ import pytest
 
 import lsm
 from benchmarks.conftest import benchmarks_enabled
-from lsm.bench.cases import SEED
+from lsm.bench.table import SEED
 
 distributed = pytest.importorskip("distributed")
 da = pytest.importorskip("dask.array")

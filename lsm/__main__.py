@@ -22,12 +22,6 @@ def _run_info(args):
     return 0
 
 
-def _run_bench(args):
-    from .bench.sweep import run
-
-    return run(args)
-
-
 def build_parser():
     """The argument parser of the ``lsm`` command and its subcommands."""
     parser = argparse.ArgumentParser(prog="lsm", description=DESCRIPTION)
@@ -51,22 +45,20 @@ def build_parser():
     info_parser.add_argument("--json", action="store_true", help="print the facts as JSON")
     info_parser.set_defaults(handler=_run_info)
 
-    from .bench.sweep import add_arguments
-
-    bench_parser = commands.add_parser(
-        "bench",
-        help="benchmark sweep: throughput against a memory copy and peers, JSON + table + plot",
-        description="Time lsm and its peers over op x dtype x size x axis, each case as a fraction\n"
-        "of a same-run memory copy of its input. Prints a markdown table and writes\n"
-        "lsm-bench-<backend>.json (pytest-benchmark's layout), .md and .png into --out.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    # Listed here for `lsm --help` only: main hands `lsm bench ...` to lsm.bench.cli, which parses
+    # its own options, so that demo and info never import lsm.bench.
+    commands.add_parser(
+        "bench", help="benchmark sweep: throughput against a memory copy and peers, JSON + table + plot"
     )
-    add_arguments(bench_parser)
-    bench_parser.set_defaults(handler=_run_bench)
     return parser
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"]:
+        from .bench.cli import main as bench
+
+        return bench(argv[1:])
     args = build_parser().parse_args(argv)
     return args.handler(args)
 

@@ -8,8 +8,10 @@
 #   gpu.txt          nvidia-smi's view of the device
 #   tests.txt        the GPU tests: compile_ptx of every kernel, the shared test bodies on CuPy
 #                    arrays (the "cuda" backend), and the dispatch tests
-#   gpu_bench.json   every measurement (CUDA events, median of repeats)
-#   gpu_bench.md     the table for benchmarks/RESULTS.md
+#   bench.log        lsm bench --backend cuda: every op and dtype on CuPy arrays, sizes up to
+#                    1e7 elements (pass --large for 1e8), beside a same-run device copy,
+#                    cupyx.scipy.special and torch; the table for benchmarks/RESULTS.md
+#   lsm-bench-cuda.json, .md, .png   its results (pytest-benchmark's layout), table and plot
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-$PWD/gpu-results}"
@@ -26,5 +28,5 @@ python -c "from numba import cuda; assert cuda.is_available(), 'no CUDA GPU visi
 status=0
 python -m pytest tests -q -p no:cacheprovider -k "cuda or gpu or device" 2>&1 | tee "$OUT/tests.txt" || status=$?
 
-python scripts/gpu_bench.py --out "$OUT" "$@" 2>&1 | tee "$OUT/bench.log"
+python -m lsm bench --backend cuda --out "$OUT" "$@" 2>&1 | tee "$OUT/bench.log"
 exit "$status"

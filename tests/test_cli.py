@@ -50,7 +50,7 @@ def test_main_requires_a_command(capsys):
         (["info"], ["--json", "threading layer", "GPU"]),
         (
             ["bench"],
-            ["--quick", "--op", "--dtype", "--backend", "--out", "torch_out", "cupyx", "bench_compare.py"],
+            ["--quick", "--op", "--dtype", "--backend", "--out", "torch_out", "cupyx", "lsm.bench.compare"],
         ),
     ],
 )

@@ -1,11 +1,10 @@
-"""The regression gate: compare two results case by case on copy-normalised throughput.
+"""The regression gate: compare two ``lsm bench`` results case by case on copy-normalised throughput.
 
-``python scripts/bench_compare.py BASELINE.json CURRENT.json [--threshold 10%]`` reads two
-results (``lsm bench`` or ``pytest --benchmark-json`` output), matches cases by their
-``extra_info`` (op, backend, dtype, shape, axis, impl), and compares ``fraction_of_copy``: each
-run's throughput as a fraction of a memory copy timed in the same run, so a baseline stays
-comparable when the machine is busier or a little different. A case regresses when its
-figure falls by more than the threshold (current < (1 - threshold) x baseline).
+``python -m lsm.bench.compare BASELINE.json CURRENT.json [--threshold 10%]`` matches the cases
+of two results by their ``extra_info`` (op, backend, dtype, shape, axis, impl) and compares
+``fraction_of_copy``: each run's throughput as a fraction of a memory copy timed in the same
+run, so a baseline stays comparable when the machine is busier or a little different. A case
+regresses when its figure falls by more than the threshold (current < (1 - threshold) x baseline).
 
 Exit status: 0 when nothing regressed, 1 naming each regressed case, 2 when the inputs cannot
 be compared (unreadable file, bad threshold, no case in common). Cases in only one of the two
@@ -16,8 +15,8 @@ import argparse
 import sys
 from dataclasses import dataclass
 
+from .engine import load, timed_cases
 from .report import describe_run
-from .results import load, timed_cases
 
 FIGURES = ("fraction_of_copy", "best_fraction_of_copy")
 
@@ -47,25 +46,23 @@ class Comparison:
 
 def compare(baseline, current, threshold, figure="fraction_of_copy", impls=None):
     """Compare two results documents (see the module docstring)."""
-    before = {
-        key: info for key, info in timed_cases(baseline).items() if impls is None or info["impl"] in impls
-    }
-    after = {
-        key: info for key, info in timed_cases(current).items() if impls is None or info["impl"] in impls
-    }
-    changes = {key: (before[key][figure], after[key][figure]) for key in before if key in after}
-    regressed = sorted(
-        (key for key, (old, new) in changes.items() if new < (1 - threshold) * old),
-        key=lambda key: changes[key][1] / changes[key][0],
-    )
-    improved = sorted(
-        (key for key, (old, new) in changes.items() if new > old / (1 - threshold)),
-        key=lambda key: -changes[key][1] / changes[key][0],
-    )
+
+    def cases(doc):
+        return {
+            key: info[figure]
+            for key, info in timed_cases(doc).items()
+            if impls is None or info["impl"] in impls
+        }
+
+    before, after = cases(baseline), cases(current)
+    changes = {key: (before[key], after[key]) for key in before if key in after}
+    ratio = {key: new / old for key, (old, new) in changes.items()}
     return Comparison(
         changes=changes,
-        regressed=regressed,
-        improved=improved,
+        regressed=sorted((key for key in changes if ratio[key] < 1 - threshold), key=ratio.get),
+        improved=sorted(
+            (key for key in changes if ratio[key] > 1 / (1 - threshold)), key=lambda key: -ratio[key]
+        ),
         only_baseline=sorted(set(before) - set(after)),
         only_current=sorted(set(after) - set(before)),
     )
@@ -73,14 +70,15 @@ def compare(baseline, current, threshold, figure="fraction_of_copy", impls=None)
 
 def machine_differences(baseline, current):
     """Machine facts that differ between the runs (the figures then compare less well)."""
-    keys = ("cpu_model", "cpu_count", "numba_threading_layer", "numba_num_threads", "gpu")
     old, new = baseline.get("machine_info", {}), current.get("machine_info", {})
-    return [f"{key}: {old.get(key)} -> {new.get(key)}" for key in keys if old.get(key) != new.get(key)]
-
-
-def _line(key, change):
-    old, new = change
-    return f"  {key}: {old:.3f} -> {new:.3f} ({100 * (new / old - 1):+.1f}%)"
+    facts = {
+        "cpu": lambda machine: machine.get("cpu", {}).get("brand_raw"),
+        "cpu count": lambda machine: machine.get("cpu", {}).get("count"),
+        "numba threading layer": lambda machine: machine.get("numba_threading_layer"),
+        "numba threads": lambda machine: machine.get("numba_num_threads"),
+        "gpu": lambda machine: machine.get("gpu"),
+    }
+    return [f"{name}: {fact(old)} -> {fact(new)}" for name, fact in facts.items() if fact(old) != fact(new)]
 
 
 def report(comparison, threshold, figure, stream):
@@ -89,21 +87,25 @@ def report(comparison, threshold, figure, stream):
         f"{len(comparison.changes)} cases compared on {figure}, threshold {100 * threshold:g}%", file=stream
     )
     sections = (
-        ("REGRESSED", comparison.regressed, True),
-        ("improved", comparison.improved, True),
-        ("only in the baseline (ignored)", comparison.only_baseline, False),
-        ("only in the current run (ignored)", comparison.only_current, False),
+        ("REGRESSED", comparison.regressed),
+        ("improved", comparison.improved),
+        ("only in the baseline (ignored)", comparison.only_baseline),
+        ("only in the current run (ignored)", comparison.only_current),
     )
-    for title, keys, with_change in sections:
+    for title, keys in sections:
         if keys:
             print(f"{title} ({len(keys)}):", file=stream)
-            for key in keys:
-                print(_line(key, comparison.changes[key]) if with_change else f"  {key}", file=stream)
+        for key in keys:
+            if key in comparison.changes:
+                old, new = comparison.changes[key]
+                print(f"  {key}: {old:.3f} -> {new:.3f} ({100 * (new / old - 1):+.1f}%)", file=stream)
+            else:
+                print(f"  {key}", file=stream)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
-        prog="bench_compare.py",
+        prog="python -m lsm.bench.compare",
         description="Fail when a case's copy-normalised throughput fell by more than a threshold.",
         epilog=__doc__.split("\n\n", 1)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -119,25 +121,26 @@ def main(argv=None):
     )
     parser.add_argument("--impl", nargs="+", metavar="IMPL", help="only these implementations (e.g. lsm)")
     args = parser.parse_args(argv)
-    stream = sys.stdout
     try:
         threshold = parse_threshold(args.threshold)
         baseline, current = load(args.baseline), load(args.current)
     except (ValueError, OSError) as error:
         parser.error(str(error))
-    print(f"baseline: {args.baseline}: {describe_run(baseline)}", file=stream)
-    print(f"current:  {args.current}: {describe_run(current)}", file=stream)
+    print(f"baseline: {args.baseline}: {describe_run(baseline)}")
+    print(f"current:  {args.current}: {describe_run(current)}")
     for difference in machine_differences(baseline, current):
-        print(f"warning: different machine: {difference}", file=stream)
+        print(f"warning: different machine: {difference}")
     comparison = compare(baseline, current, threshold, args.figure, args.impl)
-    report(comparison, threshold, args.figure, stream)
+    report(comparison, threshold, args.figure, sys.stdout)
     if not comparison.changes:
-        print("error: no timed case in common", file=stream)
+        print("error: no timed case in common")
         return 2
     if comparison.regressed:
-        print(
-            f"FAILED: {len(comparison.regressed)} cases regressed by more than {args.threshold}", file=stream
-        )
+        print(f"FAILED: {len(comparison.regressed)} cases regressed by more than {args.threshold}")
         return 1
-    print("OK: no case regressed", file=stream)
+    print("OK: no case regressed")
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
