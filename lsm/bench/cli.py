@@ -73,7 +73,7 @@ def build_parser():
     """The argument parser of ``lsm bench``."""
     implementations = [impl for backend in BACKENDS.values() for impl in backend.implementations_table]
     lines = [
-        f"  {backend.name:<5} {impl.name:<12} {impl.description}"
+        f"  {backend.name:<5} {impl.name:<13} {impl.description}"
         for backend in BACKENDS.values()
         for impl in backend.implementations_table
     ]

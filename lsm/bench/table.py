@@ -141,6 +141,11 @@ def _class_targets(x, axis):
     return x, target.reshape(kept)
 
 
+def _lsm_cross_entropy_grad(lsm, args, axis, **grad_out):
+    """lsm's fused mean cross-entropy and its gradient; the gradient is the result."""
+    return lsm.cross_entropy(*args, axis=axis, return_grad=True, **grad_out)[1]
+
+
 def _torch_cross_entropy_grad(torch, args, axis, out):
     """torch's forward and backward (autograd), the classes moved to dim 1 as torch expects."""
     logits, target = args
@@ -240,16 +245,12 @@ OPS = {
         passes=2,  # reads the logits, writes their gradient (the targets are one per row)
         reduces=False,
         impls={
-            "lsm": lambda lsm, args, axis, out: lsm.cross_entropy(
-                *args, axis=axis, return_grad=True, grad_out=out
-            )[1],
-            "lsm_alloc": lambda lsm, args, axis, out: lsm.cross_entropy(*args, axis=axis, return_grad=True)[
-                1
-            ],
+            "lsm": lambda lsm, args, axis, out: _lsm_cross_entropy_grad(lsm, args, axis, grad_out=out),
+            "lsm_alloc": lambda lsm, args, axis, out: _lsm_cross_entropy_grad(lsm, args, axis),
             # the gradient over the logits: nothing of their size is allocated
-            "lsm_in_place": lambda lsm, args, axis, out: lsm.cross_entropy(
-                *args, axis=axis, return_grad=True, grad_out=args[0]
-            )[1],
+            "lsm_in_place": lambda lsm, args, axis, out: _lsm_cross_entropy_grad(
+                lsm, args, axis, grad_out=args[0]
+            ),
             "numpy": lambda xp, args, axis, out: _naive_cross_entropy_grad(xp, *args, axis, out),
             "torch": _torch_cross_entropy_grad,
         },
