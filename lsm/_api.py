@@ -1,43 +1,6 @@
-"""The public functions: validate, plan, dispatch, return. Kernels live in the backends."""
+"""The forward functions: their documentation, and one pipeline call each (see ``lsm._pipeline``)."""
 
-import numpy as np
-
-from . import _plan
-from ._dispatch import HOST, backend_for, uses_dask
-
-
-def _finish(result, out):
-    """NumPy reductions return scalars for 0-d results; an explicit ``out`` is returned as is."""
-    if out is not None:
-        return out
-    return result[()] if result.ndim == 0 else result
-
-
-def _softmax_family(func, x, axis, dtype, out, where, log):
-    if uses_dask(x, out, where):
-        from . import _dask
-
-        return _dask.softmax_family(func, x, axis, dtype, out, where, log)
-    backend = backend_for(x=x, out=out, where=where)
-    if backend is not HOST:
-        return backend.softmax_family(func, x, axis, dtype, out, where, log)
-    plan = _plan.make_plan(func, x, axis, dtype, where=where)
-    if out is None:
-        result = np.empty(plan.shape, dtype=plan.dtype)
-    else:
-        _plan.check_out(func, out, plan.shape, plan.dtype, [x, where], alias=x)
-        result = out
-    target = plan.storage_view(_plan.as_storage(result, plan.dtype))
-    direct = target is not None
-    if not direct:  # an out= whose strides do not fit the view: compute, then copy in
-        target = np.empty(plan.x.shape, dtype=_plan.storage_dtype(plan.dtype))
-    backend.softmax(plan.x, plan.where, target, log)
-    if not direct:
-        permuted = result.reshape(plan.work_shape)
-        if plan.perm is not None:
-            permuted = permuted.transpose(plan.perm)
-        permuted[...] = target.view(plan.dtype).reshape(permuted.shape)
-    return _finish(result, out)
+from ._dispatch import pipeline_for
 
 
 def log_softmax(x, axis=-1, *, dtype=None, out=None, where=None):
@@ -107,7 +70,8 @@ def log_softmax(x, axis=-1, *, dtype=None, out=None, where=None):
     ...     bool(np.isinf(np.log(lsm.softmax(x))[0]))
     True
     """
-    return _softmax_family("log_softmax", x, axis, dtype, out, where, log=True)
+    pipeline = pipeline_for("log_softmax", x=x, out=out, where=where)
+    return pipeline.softmax("log_softmax", x, axis, dtype, out, where, log=True)
 
 
 def softmax(x, axis=-1, *, dtype=None, out=None, where=None):
@@ -157,7 +121,8 @@ def softmax(x, axis=-1, *, dtype=None, out=None, where=None):
     >>> lsm.softmax(np.array([0., np.log(3.)]))
     array([0.25, 0.75])
     """
-    return _softmax_family("softmax", x, axis, dtype, out, where, log=False)
+    pipeline = pipeline_for("softmax", x=x, out=out, where=where)
+    return pipeline.softmax("softmax", x, axis, dtype, out, where, log=False)
 
 
 def logsumexp(x, axis=None, *, keepdims=False, b=None, return_sign=False, dtype=None, out=None, where=None):
@@ -228,38 +193,5 @@ def logsumexp(x, axis=None, *, keepdims=False, b=None, return_sign=False, dtype=
     >>> round(float(value), 6), float(sign)
     (1.541325, -1.0)
     """
-    if uses_dask(x, out, where, b):
-        from . import _dask
-
-        return _dask.logsumexp(x, axis, keepdims, b, return_sign, dtype, out, where)
-    backend = backend_for(x=x, out=out, where=where, b=b)
-    if backend is not HOST:
-        return backend.logsumexp(x, axis, keepdims, b, return_sign, dtype, out, where)
-    plan = _plan.make_plan("logsumexp", x, axis, dtype, where=where, b=b)
-    kept = plan.kept_shape
-    shape = (
-        tuple(1 if axis in plan.axes else size for axis, size in enumerate(plan.work_shape))
-        if keepdims
-        else kept
-    )
-    if not plan.shape:  # a 0-d input reduces to a 0-d result, with or without keepdims
-        shape = ()
-    if out is None:
-        result = np.empty(shape, dtype=plan.dtype)
-    else:
-        _plan.check_out("logsumexp", out, shape, plan.dtype, [x, where, b])
-        result = out
-    lse = plan.reduced_view(_plan.as_storage(result, plan.dtype))
-    direct = lse is not None
-    if not direct:
-        lse = np.empty(plan.x.shape[::2], dtype=_plan.storage_dtype(plan.dtype))
-    sign = np.empty(kept, dtype=plan.dtype) if return_sign else None
-    sign_view = None if sign is None else plan.reduced_view(_plan.as_storage(sign, plan.dtype))
-    backend.logsumexp(plan.x, plan.where, plan.b, lse, sign_view)
-    if not direct:  # copy into the kept axes of out (squeezing keepdims' axes is always a view)
-        kept_out = result.squeeze(axis=plan.axes) if keepdims and plan.shape else result
-        kept_out[...] = lse.view(plan.dtype).reshape(kept)
-    result = _finish(result, out)
-    if return_sign:
-        return result, _finish(sign.reshape(shape), None)
-    return result
+    pipeline = pipeline_for("logsumexp", x=x, out=out, where=where, b=b)
+    return pipeline.logsumexp(x, axis, keepdims, b, return_sign, dtype, out, where)

@@ -1,60 +1,6 @@
-"""The gradients of log_softmax and softmax: validate, plan, dispatch, return."""
+"""The gradients of log_softmax and softmax: their documentation, and one pipeline call each."""
 
-import numpy as np
-
-from . import _plan
-from ._api import _finish
-from ._dispatch import HOST, backend_for, uses_dask
-
-
-def _backward_dtype(grad, y, func):
-    """The computation dtype: the promotion of the two inputs' float dtypes (ints count as float64)."""
-    dtypes = [_plan.result_dtype(array.dtype, None, func) for array in (grad, y)]
-    if dtypes[0] == dtypes[1]:
-        return dtypes[0]
-    try:
-        return _plan.result_dtype(np.promote_types(*dtypes), None, func)
-    except TypeError as error:  # bfloat16 against float16: no common type
-        raise TypeError(
-            f"{func}: 'grad' ({dtypes[0]}) and 'y' ({dtypes[1]}) have no common dtype; convert one"
-        ) from error
-
-
-def _backward(func, grad, y, axis, out, where, log):
-    if uses_dask(grad, y, out, where):
-        from . import _dask_losses
-
-        return _dask_losses.backward(func, grad, y, axis, out, where, log)
-    backend = backend_for(grad=grad, y=y, out=out, where=where)
-    if backend is not HOST:
-        from .cuda import _call_losses
-
-        return _call_losses.softmax_backward(func, grad, y, axis, out, where, log)
-    grad = _plan.as_input(grad, func, "grad")
-    y = _plan.as_input(y, func, "y")
-    if grad.shape != y.shape:
-        raise ValueError(
-            f"{func}: 'grad' has shape {grad.shape} but 'y' has shape {y.shape}; they must match"
-        )
-    plan = _plan.make_plan(func, y, axis, _backward_dtype(grad, y, func), where=where)
-    grad3 = _plan.canonical_operand(plan, grad, func, "grad")
-    if out is None:
-        result = np.empty(plan.shape, dtype=plan.dtype)
-    else:
-        alias = grad if np.may_share_memory(out, grad) else y
-        _plan.check_out(func, out, plan.shape, plan.dtype, [grad, y, where], alias=alias)
-        result = out
-    target = plan.storage_view(_plan.as_storage(result, plan.dtype))
-    direct = target is not None
-    if not direct:  # an out= whose strides do not fit the view: compute, then copy in
-        target = np.empty(plan.x.shape, dtype=_plan.storage_dtype(plan.dtype))
-    backend.softmax_backward(grad3, plan.x, plan.where, target, log)
-    if not direct:
-        permuted = result.reshape(plan.work_shape)
-        if plan.perm is not None:
-            permuted = permuted.transpose(plan.perm)
-        permuted[...] = target.view(plan.dtype).reshape(permuted.shape)
-    return _finish(result, out)
+from ._dispatch import pipeline_for
 
 
 def log_softmax_backward(grad, y, axis=-1, *, out=None, where=None):
@@ -109,7 +55,8 @@ def log_softmax_backward(grad, y, axis=-1, *, out=None, where=None):
     >>> lsm.log_softmax_backward(g, y).round(5).tolist()
     [1.0, -0.00484, -0.01315, -0.2641, -0.71791]
     """
-    return _backward("log_softmax_backward", grad, y, axis, out, where, log=True)
+    pipeline = pipeline_for("log_softmax_backward", grad=grad, y=y, out=out, where=where)
+    return pipeline.softmax_backward("log_softmax_backward", grad, y, axis, out, where, log=True)
 
 
 def softmax_backward(grad, y, axis=-1, *, out=None, where=None):
@@ -154,4 +101,5 @@ def softmax_backward(grad, y, axis=-1, *, out=None, where=None):
     >>> lsm.softmax_backward(np.array([1., 0.]), y).tolist()  # d y[0] / d x
     [0.1875, -0.1875]
     """
-    return _backward("softmax_backward", grad, y, axis, out, where, log=False)
+    pipeline = pipeline_for("softmax_backward", grad=grad, y=y, out=out, where=where)
+    return pipeline.softmax_backward("softmax_backward", grad, y, axis, out, where, log=False)

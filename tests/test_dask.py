@@ -23,7 +23,7 @@ import lsm
 da = pytest.importorskip("dask.array")
 from reference import assert_close, ref_log_softmax, ref_logsumexp, ref_softmax  # noqa: E402
 
-from lsm import _dask  # noqa: E402
+from lsm.dask import _blocks  # noqa: E402
 
 FUNCS = ("log_softmax", "softmax")
 
@@ -239,7 +239,7 @@ def test_thread_share_splits_numba_threads_between_concurrent_tasks():
     inside, barrier = [], threading.Barrier(2)
 
     def task():
-        with _dask._thread_share():
+        with _blocks.thread_share():
             barrier.wait()  # both tasks are inside before either reads its share
             inside.append(numba.get_num_threads())
             barrier.wait()
@@ -252,7 +252,7 @@ def test_thread_share_splits_numba_threads_between_concurrent_tasks():
     assert len(inside) == 2
     # the first task entered alone (every thread), the second beside it (half of them)
     assert sorted(inside) == [max(1, total // 2), total]
-    with _dask._thread_share():  # alone, a task gets every thread
+    with _blocks.thread_share():  # alone, a task gets every thread
         assert numba.get_num_threads() == total
     assert numba.get_num_threads() == before
 

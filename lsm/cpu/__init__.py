@@ -1,5 +1,8 @@
-"""The CPU backend: Numba kernels over NumPy arrays (entry points in ``_launch``)."""
+"""The CPU backend: Numba kernels over NumPy arrays (the backend object in ``_backend``)."""
 
+from ._backend import BACKEND
 from ._cache import refresh
 
 refresh()
+
+__all__ = ["BACKEND"]

@@ -1,6 +1,4 @@
-"""Dask arrays: the public functions as lazy task graphs over lsm's in-memory calls.
-
-Imported only when a call receives a Dask array, so ``import lsm`` never imports Dask.
+"""log_softmax, softmax and logsumexp of Dask arrays: task graphs over the in-memory pipeline.
 
 Two kinds of graph, chosen by the chunking of the reduced axes:
 
@@ -15,92 +13,16 @@ Two kinds of graph, chosen by the chunking of the reduced axes:
   softmax from :math:`\\log S`. The reduced axis is never gathered into one chunk.
 
 Blocks may be NumPy arrays (lsm's CPU kernels) or CuPy arrays (its GPU kernels): the block
-functions call the public lsm functions and NumPy functions, which dispatch on the block type.
-
-Threads: a block task runs lsm's parallel CPU kernels on its share of Numba's threads, Numba's
-thread count divided by the number of lsm block tasks running at that moment in the process
-(``numba.set_num_threads`` is per calling thread). One task alone uses every thread; the
-threaded scheduler's concurrent tasks split them instead of oversubscribing the cores.
+functions run the in-memory pipeline on the block's backend, and NumPy functions, which
+dispatch on the block type.
 """
 
-import contextlib
-import threading
-
 import dask.array as da
-import numba
 import numpy as np
 
-from . import _api, _plan
-
-# --- threads ----------------------------------------------------------------------------------
-
-
-class _ThreadShare:
-    """Count the block tasks running in this process and give each its share of Numba's threads."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._active = 0
-
-    @contextlib.contextmanager
-    def __call__(self):
-        with self._lock:
-            self._active += 1
-            share = max(1, numba.config.NUMBA_NUM_THREADS // self._active)
-        previous = numba.get_num_threads()
-        numba.set_num_threads(share)
-        try:
-            yield
-        finally:
-            numba.set_num_threads(previous)
-            with self._lock:
-                self._active -= 1
-
-
-_thread_share = _ThreadShare()
-
-
-# --- arguments --------------------------------------------------------------------------------
-
-
-def reject(func, name, value):
-    """TypeError for an output argument (``out``, ``grad_out``) given with Dask arrays."""
-    if value is not None:
-        raise TypeError(
-            f"{func}: {name}= is not supported for Dask arrays (results are lazy); "
-            "store the result with dask.array.store or compute it"
-        )
-
-
-def _operand(func, operand, x, name, dtype=None):
-    """``where`` or ``b`` as a Dask array broadcast to ``x`` and chunked like it."""
-    if operand is None:
-        return None
-    operand = da.asarray(operand, dtype=dtype)
-    if name == "where" and operand.dtype != np.bool_:
-        raise TypeError(f"{func}: 'where' must be a boolean array, got dtype {operand.dtype.name}")
-    try:
-        operand = da.broadcast_to(operand, x.shape)
-    except ValueError as error:
-        raise _plan.broadcast_error(func, name, operand.shape, x.shape) from error
-    return operand.rechunk(x.chunks)
-
-
-def _input(func, x):
-    x = da.asarray(x)
-    _plan.check_input_dtype(func, x.dtype, "x")
-    return x
-
-
-def _axes_in_one_chunk(x, axes):
-    return all(x.numblocks[axis] == 1 for axis in axes if axis < x.ndim)
-
-
-def _meta(x, dtype, ndim):
-    """A block of the input's array type (NumPy or CuPy) with the given dtype and ndim, empty
-    unless 0-d."""
-    return np.empty_like(x._meta, dtype=dtype, shape=(0,) * ndim)
-
+from .. import _validate
+from .._plan import accumulation_dtype
+from ._blocks import as_input, axes_in_one_chunk, in_memory, meta, operand, pack, thread_share
 
 # --- the reductions -----------------------------------------------------------------------------
 # dask.array.reduction carries one array between its steps, so each partial result travels as a
@@ -113,13 +35,6 @@ def _meta(x, dtype, ndim):
 #   would lose the second term when ``|m|`` is large (for bfloat16's largest value, all of it).
 
 
-def _pack(real, imag):
-    packed = np.empty_like(real, dtype=np.complex128)  # NumPy or CuPy, like the block
-    packed.real = real
-    packed.imag = imag
-    return packed
-
-
 def _chunk_sums(block, weights, axis):
     """``(m, shift, log|sum|, sign)`` of one chunk's part of every group (reduced axes kept).
 
@@ -130,7 +45,7 @@ def _chunk_sums(block, weights, axis):
     """
     where, b = (weights, None) if weights is None or weights.dtype == np.bool_ else (None, weights)
     included = where if b is None else (b != 0)
-    values = block.astype(_plan.accumulation_dtype(block.dtype), copy=False)
+    values = block.astype(accumulation_dtype(block.dtype), copy=False)
     if values.size:
         candidates = values if included is None else np.where(included, values, -np.inf)
         top = candidates.max(axis=axis, keepdims=True)
@@ -138,9 +53,9 @@ def _chunk_sums(block, weights, axis):
         kept = tuple(1 if dim in axis else size for dim, size in enumerate(values.shape))
         top = np.full_like(values, -np.inf, shape=kept)
     shift = np.where(np.isfinite(top), top, 0).astype(values.dtype)
-    with _thread_share():
-        log_sum, sign = _api.logsumexp(
-            values - shift, axis=axis, keepdims=True, where=where, b=b, return_sign=True
+    with thread_share():
+        log_sum, sign = in_memory("logsumexp", values).logsumexp(
+            values - shift, axis, True, b, True, None, None, where
         )
     return top.astype(np.float64), shift.astype(np.float64), log_sum.astype(np.float64), sign
 
@@ -148,21 +63,21 @@ def _chunk_sums(block, weights, axis):
 def _logsumexp_chunk(block, weights=None, *, axis, keepdims):
     del keepdims  # partial results always keep the reduced axes
     _, shift, log_sum, sign = _chunk_sums(block, weights, axis)
-    return _pack(shift + log_sum, sign)
+    return pack(shift + log_sum, sign)
 
 
 def _logsumexp_merge(partials, axis, keepdims):
     """Merge ``log|S| + i sign(S)`` partials along ``axis``: a logsumexp weighted by the signs."""
-    log_sum, sign = _api.logsumexp(
-        partials.real, axis=axis, keepdims=keepdims, b=partials.imag, return_sign=True
+    log_sum, sign = in_memory("logsumexp", partials).logsumexp(
+        partials.real, axis, keepdims, partials.imag, True, None, None, None
     )
-    return _pack(log_sum, sign)
+    return pack(log_sum, sign)
 
 
 def _normaliser_chunk(block, where=None, *, axis, keepdims):
     del keepdims
     top, _, log_sum, _ = _chunk_sums(block, where, axis)
-    return _pack(top, log_sum)
+    return pack(top, log_sum)
 
 
 def _normaliser_merge(partials, axis, keepdims):
@@ -175,8 +90,10 @@ def _normaliser_merge(partials, axis, keepdims):
     top = tops.max(axis=axis, keepdims=True)
     with np.errstate(invalid="ignore"):  # inf - inf, discarded by the where
         offset = np.where(tops == top, 0, tops - top)
-    log_sum = _api.logsumexp(log_sums + offset, axis=axis, keepdims=keepdims)
-    return _pack(top if keepdims else top.squeeze(axis=axis), log_sum)
+    log_sum = in_memory("logsumexp", partials).logsumexp(
+        log_sums + offset, axis, keepdims, None, False, None, None, None
+    )
+    return pack(top if keepdims else top.squeeze(axis=axis), log_sum)
 
 
 def _reduce(x, axes, keepdims, weights, chunk, merge):
@@ -189,7 +106,7 @@ def _reduce(x, axes, keepdims, weights, chunk, merge):
         keepdims=keepdims,
         dtype=np.complex128,
         weights=weights,
-        meta=_meta(x, np.complex128, x.ndim if keepdims else x.ndim - len(axes)),
+        meta=meta(x, np.complex128, x.ndim if keepdims else x.ndim - len(axes)),
     )
 
 
@@ -199,8 +116,8 @@ def _reduce(x, axes, keepdims, weights, chunk, merge):
 
 
 def _softmax_block(block, where, *, op, axes, result_dtype):
-    with _thread_share():
-        return getattr(_api, op)(block, axis=axes, dtype=result_dtype, where=where)
+    with thread_share():
+        return in_memory(op, block).softmax(op, block, axes, result_dtype, None, where, op == "log_softmax")
 
 
 def _finalise_block(block, packed, where, *, log, result_dtype):
@@ -211,7 +128,7 @@ def _finalise_block(block, packed, where, *, log, result_dtype):
     term lies in [0, log n]. A group whose maximum is not finite (NaN or +inf inside it, or
     nothing above -inf) gives NaN at its included positions, as in memory.
     """
-    accumulation = _plan.accumulation_dtype(result_dtype)
+    accumulation = accumulation_dtype(result_dtype)
     top, log_sum = packed.real, packed.imag
     valid = np.isfinite(top) & np.isfinite(log_sum)
     value = block.astype(accumulation, copy=False) - np.where(valid, top, np.nan).astype(accumulation)
@@ -223,31 +140,33 @@ def _finalise_block(block, packed, where, *, log, result_dtype):
     return value.astype(result_dtype, copy=False)
 
 
-def softmax_family(func, x, axis, dtype, out, where, log):
+def softmax(func, x, axis, dtype, out, where, log):
     """``log_softmax`` or ``softmax`` (``func``) of a Dask array: see the module docstring."""
-    reject(func, "out", out)
-    x = _input(func, x)
-    result_dtype = _plan.result_dtype(x.dtype, dtype, func)
-    axes = _plan.normalize_axes(axis, x.ndim)
-    where = _operand(func, where, x, "where")
-    meta = _meta(x, result_dtype, x.ndim)
-    if _axes_in_one_chunk(x, axes):
+    _validate.lazy_out(func, "out", out)
+    x = as_input(func, x)
+    result_dtype = _validate.result_dtype(func, x.dtype, dtype)
+    axes = _validate.axes(axis, x.ndim)
+    where = operand(func, where, x, "where")
+    result_meta = meta(x, result_dtype, x.ndim)
+    if axes_in_one_chunk(x, axes):
         return da.map_blocks(
-            _softmax_block, x, where, op=func, axes=axes, result_dtype=result_dtype, meta=meta
+            _softmax_block, x, where, op=func, axes=axes, result_dtype=result_dtype, meta=result_meta
         )
     packed = _reduce(x.astype(result_dtype), axes, True, where, _normaliser_chunk, _normaliser_merge)
-    return da.map_blocks(_finalise_block, x, packed, where, log=log, result_dtype=result_dtype, meta=meta)
+    return da.map_blocks(
+        _finalise_block, x, packed, where, log=log, result_dtype=result_dtype, meta=result_meta
+    )
 
 
 # --- logsumexp --------------------------------------------------------------------------------
 
 
 def _logsumexp_block(block, where, b, *, axes, keepdims, result_dtype):
-    with _thread_share():
-        value, sign = _api.logsumexp(
-            block, axis=axes, keepdims=keepdims, dtype=result_dtype, where=where, b=b, return_sign=True
+    with thread_share():
+        value, sign = in_memory("logsumexp", block).logsumexp(
+            block, axes, keepdims, b, True, result_dtype, None, where
         )
-    return _pack(value.astype(np.float64), sign.astype(np.float64))
+    return pack(value.astype(np.float64), sign.astype(np.float64))
 
 
 def _weights(where, b):
@@ -260,15 +179,15 @@ def _weights(where, b):
 
 def logsumexp(x, axis, keepdims, b, return_sign, dtype, out, where):
     """``logsumexp`` of a Dask array: see the module docstring and :func:`lsm.logsumexp`."""
-    reject("logsumexp", "out", out)
-    x = _input("logsumexp", x)
-    result_dtype = _plan.result_dtype(x.dtype, dtype, "logsumexp")
-    axes = _plan.normalize_axes(axis, x.ndim)
+    _validate.lazy_out("logsumexp", "out", out)
+    x = as_input("logsumexp", x)
+    result_dtype = _validate.result_dtype("logsumexp", x.dtype, dtype)
+    axes = _validate.axes(axis, x.ndim)
     if x.ndim == 0:  # lsm treats a 0-d input as one element; its result stays 0-d
         x, axes, keepdims = x.reshape(1), (0,), False
-    where = _operand("logsumexp", where, x, "where")
-    b = _operand("logsumexp", b, x, "b", dtype=_plan.accumulation_dtype(result_dtype))
-    if _axes_in_one_chunk(x, axes):
+    where = operand("logsumexp", where, x, "where")
+    b = operand("logsumexp", b, x, "b", dtype=accumulation_dtype(result_dtype))
+    if axes_in_one_chunk(x, axes):
         packed = da.map_blocks(
             _logsumexp_block,
             x,
@@ -281,7 +200,7 @@ def logsumexp(x, axis, keepdims, b, return_sign, dtype, out, where):
             chunks=tuple((1,) * len(chunks) if dim in axes else chunks for dim, chunks in enumerate(x.chunks))
             if keepdims
             else None,
-            meta=_meta(x, np.complex128, x.ndim if keepdims else x.ndim - len(axes)),
+            meta=meta(x, np.complex128, x.ndim if keepdims else x.ndim - len(axes)),
         )
     else:
         weights = _weights(where, b)

@@ -1,0 +1,275 @@
+"""The CPU backend: NumPy arrays, Numba kernels, and a launch that is safe from any thread.
+
+:data:`BACKEND` implements ``lsm._protocol.Backend`` for host memory: a view is a NumPy array,
+and every kernel method picks the serial or parallel Numba kernel for its canonical view.
+
+float16 and bfloat16 arrays travel into the kernels as their bits (uint16 and int16: Numba's CPU
+target has no 16-bit floats, see ``_scalar``); the kernel methods make that view themselves, so
+the pipeline sees real dtypes only.
+
+Numba's ``workqueue`` threading layer aborts the process when two Python threads enter parallel
+kernels at the same time. lsm does not change the user's Numba configuration; instead the first
+parallel launch runs under a lock, which tells us which layer Numba picked (``tbb`` or ``omp``
+when available, else ``workqueue``). Under ``workqueue`` every parallel launch keeps taking the
+lock; under the thread-safe layers the lock is dropped.
+"""
+
+import threading
+
+import numba
+import numpy as np
+
+from .._plan import accumulation_dtype
+from .._validate import not_convertible, out_kind
+from . import _backward, _kernels, _losses
+from ._config import EXPS_BUFFER_BYTES, PARALLEL_MIN_ELEMENTS
+
+# The element type each 16-bit float travels as inside a kernel.
+_BITS = {"float16": np.dtype(np.uint16), "bfloat16": np.dtype(np.int16)}
+_ACCUMULATION_TYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _bits(array):
+    """``array`` as the kernels read it: 16-bit floats as their bits, None stays None."""
+    if array is None:
+        return None
+    bits = _BITS.get(array.dtype.name)
+    return array if bits is None else array.view(bits)
+
+
+class _ParallelGate:
+    """Serialise parallel launches only when the active threading layer is not thread-safe."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._needs_lock = True  # until the first launch has shown which layer is active
+
+    def run(self, kernel, *args):
+        if not self._needs_lock:
+            return kernel(*args)
+        with self._lock:
+            result = kernel(*args)
+            self._needs_lock = numba.threading_layer() == "workqueue"
+        return result
+
+
+_gate = _ParallelGate()
+
+
+def _run(serial, parallel, size, *args):
+    # A thread limited to one Numba thread (numba.set_num_threads(1), as lsm's Dask tasks may be)
+    # runs the serial kernel: same result, and no trip through the launch gate.
+    if size < PARALLEL_MIN_ELEMENTS or numba.get_num_threads() == 1:
+        return serial(*args)
+    return _gate.run(parallel, *args)
+
+
+def _rows(array):
+    """Drop the unit inner axis: row kernels index ``(outer, n)``, so LLVM sees unit strides."""
+    return None if array is None else array[..., 0]
+
+
+def _chunk_rows(x):
+    """Rows per chunk for the short-row kernels on the 2-d row view ``x``."""
+    return _kernels.chunk_rows(x.shape[0], x.shape[1], numba.get_num_threads())
+
+
+def _keeps_exps(x, where, out, log):
+    """Whether softmax may keep its exponentials in ``out`` and rescale them there: no mask, an
+    output in the accumulation type (so nothing is rounded twice), and not in place (writing
+    into the input would force the sum loop onto its scalar, alias-safe version)."""
+    return not log and where is None and out.dtype in _ACCUMULATION_TYPES and not np.may_share_memory(x, out)
+
+
+def _workers(size):
+    return 1 if size < PARALLEL_MIN_ELEMENTS else numba.get_num_threads()
+
+
+def _exps_buffers(x):
+    """One scratch row per worker for softmax's exponentials when ``out`` cannot hold them (a
+    16-bit output, or in place), unless those rows would take more than ``EXPS_BUFFER_BYTES``."""
+    workers = _workers(x.size)
+    dtype = accumulation_dtype(x.dtype)  # a 16-bit view (uint16/int16) accumulates in float32
+    if workers * x.shape[1] * dtype.itemsize > EXPS_BUFFER_BYTES:
+        return None
+    return np.empty((workers, x.shape[1]), dtype=dtype)
+
+
+def _staging_buffers(source, out):
+    """One staging row per thread when ``out`` shares memory with ``source`` (see ``_staging``)."""
+    if out is None or not np.may_share_memory(source, out):
+        return None
+    return np.empty((_workers(source.size), out.shape[1]), dtype=out.dtype)
+
+
+class CpuBackend:
+    """Host memory and the Numba CPU kernels (see ``lsm._protocol.Backend``)."""
+
+    name = "cpu"
+
+    # --- array handling -----------------------------------------------------------------------
+
+    def describe(self, array, func, name):
+        try:
+            return np.asarray(array)
+        except Exception as error:
+            raise not_convertible(func, name, error) from error
+
+    def describe_out(self, out, func, name):
+        if not isinstance(out, np.ndarray):
+            raise out_kind(func, out, "numpy.ndarray", name)
+        return out
+
+    def check_dtype(self, func, dtype):
+        """Every result dtype runs on the CPU."""
+
+    def readonly(self, view):
+        return not view.flags.writeable
+
+    def empty(self, shape, dtype):
+        array = np.empty(shape, dtype=dtype)
+        return array, array
+
+    def reshape(self, view, shape):
+        try:
+            return view.reshape(shape, copy=False)
+        except ValueError:
+            return None
+
+    def transpose(self, view, perm):
+        return view if perm is None else view.transpose(perm)
+
+    def broadcast(self, view, shape):
+        try:
+            return np.broadcast_to(view, shape)
+        except ValueError:
+            return None
+
+    def canonical(self, view, dtype, perm, shape):
+        if view.dtype != dtype:  # also turns a byte-swapped input into native order
+            view = view.astype(dtype)
+        view = self.transpose(view, perm)
+        canonical = self.reshape(view, shape)
+        if canonical is None:  # strides that cannot merge: one contiguous copy
+            canonical = np.ascontiguousarray(view).reshape(shape)
+        return canonical
+
+    def index_targets(self, view, shape):
+        # One compiled kernel for every integer type: int64 (a copy only for other types).
+        return np.ascontiguousarray(view, dtype=np.int64).reshape(shape)
+
+    def class_weight(self, view, n_classes, dtype):
+        # The kernels are compiled for weighted classes only: ones stand in for no weights (the
+        # cost of reading a cached weight row is negligible).
+        if view is None:
+            return np.ones(n_classes, dtype=dtype)
+        return np.ascontiguousarray(view, dtype=dtype)
+
+    def copy(self, source, target):
+        target[...] = source
+
+    def overlaps(self, a, b):
+        if not np.may_share_memory(a, b):
+            return False
+        try:
+            return np.shares_memory(a, b, max_work=10_000)
+        except np.exceptions.TooHardError:  # cannot prove them disjoint: refuse
+            return True
+
+    def same_memory(self, a, b):
+        return (
+            a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+            and a.shape == b.shape
+            and a.strides == b.strides
+            and a.dtype == b.dtype
+        )
+
+    def item(self, view, index):
+        return view[index].item()
+
+    def finish(self, result):
+        """NumPy reductions return scalars for 0-d results."""
+        return result[()] if result.ndim == 0 else result
+
+    # --- kernels ------------------------------------------------------------------------------
+
+    def softmax(self, x, where, out, log):
+        x, out = _bits(x), _bits(out)
+        if x.shape[2] == 1:
+            x, where, out = _rows(x), _rows(where), _rows(out)
+            if x.shape[1] <= _kernels.SHORT_ROW:
+                kernels = _kernels.softmax_short_rows_serial, _kernels.softmax_short_rows_parallel
+                _run(*kernels, x.size, x, where, out, log, _chunk_rows(x))
+                return
+            keep = _keeps_exps(x, where, out, log)
+            buffers = None if keep or log or where is not None else _exps_buffers(x)
+            kernels = _kernels.softmax_rows_serial, _kernels.softmax_rows_parallel
+            _run(*kernels, x.size, x, where, out, keep, buffers, log)
+        else:
+            kernels = _kernels.softmax_columns_serial, _kernels.softmax_columns_parallel
+            _run(*kernels, x.size, x, where, out, log)
+
+    def logsumexp(self, x, where, b, lse, sign):
+        x, lse, sign = _bits(x), _bits(lse), _bits(sign)
+        if x.shape[2] == 1:
+            x, where, b = _rows(x), _rows(where), _rows(b)
+            lse, sign = lse[:, 0], None if sign is None else sign[:, 0]
+            if x.shape[1] <= _kernels.SHORT_ROW:
+                kernels = _kernels.logsumexp_short_rows_serial, _kernels.logsumexp_short_rows_parallel
+                _run(*kernels, x.size, x, where, b, lse, sign, _chunk_rows(x))
+                return
+            kernels = _kernels.logsumexp_rows_serial, _kernels.logsumexp_rows_parallel
+        else:
+            kernels = _kernels.logsumexp_columns_serial, _kernels.logsumexp_columns_parallel
+        _run(*kernels, x.size, x, where, b, lse, sign)
+
+    def softmax_backward(self, grad, y, where, out, log):
+        grad, y, out = _bits(grad), _bits(y), _bits(out)
+        if grad.shape[2] == 1:
+            grad, y, where, out = _rows(grad), _rows(y), _rows(where), _rows(out)
+            buffers = _staging_buffers(grad, out)
+            if buffers is None:
+                buffers = _staging_buffers(y, out)
+            kernels = _backward.backward_rows_serial, _backward.backward_rows_parallel
+            _run(*kernels, grad.size, grad, y, where, out, buffers, log)
+        else:
+            kernels = _backward.backward_columns_serial, _backward.backward_columns_parallel
+            _run(*kernels, grad.size, grad, y, where, out, log)
+
+    def check_classes(self, target, n_classes, ignore_index, class_weight):
+        bad_weights = int(np.count_nonzero(~(np.isfinite(class_weight) & (class_weight >= 0))))
+        if target is None or bad_weights:
+            return -1, bad_weights, 0.0
+        counted = target != ignore_index
+        bad = counted & ((target < 0) | (target >= n_classes))
+        if bad.any():
+            return int(np.argmax(bad.reshape(-1))), 0, 0.0
+        picked = class_weight[target[counted]]
+        return -1, 0, float(picked.sum(dtype=np.float64))
+
+    def cross_entropy(self, x, target, probs, class_weight, options, loss, grad):
+        x, probs, grad = _bits(x), _bits(probs), _bits(grad)
+        ignore_index, keep, spread, scale = options
+        options = (np.int64(ignore_index), float(keep), float(spread), float(scale))
+        if x.shape[2] == 1:
+            x, probs, grad = _rows(x), _rows(probs), _rows(grad)
+            loss, target = loss[:, 0], None if target is None else target[:, 0]
+            buffers = _staging_buffers(x, grad)
+            kernels = _losses.cross_entropy_rows_serial, _losses.cross_entropy_rows_parallel
+            _run(*kernels, x.size, x, target, probs, class_weight, options, loss, grad, buffers)
+        else:
+            kernels = _losses.cross_entropy_columns_serial, _losses.cross_entropy_columns_parallel
+            _run(*kernels, x.size, x, target, probs, class_weight, options, loss, grad)
+
+    def nll_loss(self, logp, target, class_weight, ignore_index, loss):
+        _losses.nll_gather(_bits(logp), target, class_weight, ignore_index, loss)
+
+    def reduce_loss(self, loss, denominator, result):
+        total = loss.sum()  # pairwise, in float64
+        if denominator is not None:
+            with np.errstate(divide="ignore", invalid="ignore"):  # nothing counted: NaN, as torch
+                total = np.float64(total) / np.float64(denominator)
+        result[...] = total
+
+
+BACKEND = CpuBackend()
