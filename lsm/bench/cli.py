@@ -120,7 +120,7 @@ def build_parser():
     )
     parser.add_argument("--large", action="store_true", help="also run 1e8 elements (several GB of memory)")
     parser.add_argument(
-        "--time", type=_positive(float), metavar="S", help="timing budget per case in seconds"
+        "--time", type=_positive(float), metavar="S", help="seconds of timed rounds per case (at least)"
     )
     parser.add_argument("--rounds", type=_positive(int), metavar="N", help="minimum timed rounds per case")
     parser.add_argument(

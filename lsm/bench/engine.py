@@ -18,12 +18,12 @@ float64 reference; then the group and a memory copy of the input are timed toget
 The statistics are pytest-benchmark's (``pytest_benchmark.stats.Stats``) over the rounds'
 per-call times, and the results document has the layout of ``pytest --benchmark-json``. Each
 case's ``extra_info`` holds :meth:`lsm.bench.table.Case.describe` and the figures to compare:
-``gbps`` (bytes moved / median time), ``copy_gbps`` (the copy reads and writes the input, 2 x its
-bytes), ``fraction_of_copy`` = gbps / copy_gbps, which carries across machines; ``best_gbps``
-and ``best_fraction_of_copy`` from the fastest rounds (steadier on a busy machine);
-``ratio_to_<impl>``, its GB/s over each other implementation's in the group; and, for lsm on the
-CPU, ``traced_peak_bytes``: the most memory NumPy held during one call, which shows a full-size
-temporary.
+``median_s`` (per call); ``gbps`` (bytes moved / median time); ``copy_gbps`` (the copy reads and
+writes the input, 2 x its bytes); ``fraction_of_copy`` = gbps / copy_gbps, which carries across
+machines; ``best_gbps`` and ``best_fraction_of_copy`` from the fastest rounds (steadier on a busy
+machine); ``ratio_to_<impl>``, its GB/s over each other implementation's in the group; and, for
+lsm on the CPU, ``traced_peak_bytes``: the most memory NumPy held during one call, which shows a
+full-size temporary.
 """
 
 import datetime
