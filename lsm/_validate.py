@@ -182,7 +182,8 @@ def same_shape(func, name, shape, expected):
 def grad_and_y(func, grad_shape, y_shape):
     if tuple(grad_shape) != tuple(y_shape):
         raise ValueError(
-            f"{func}: 'grad' has shape {tuple(grad_shape)} but 'y' has shape {tuple(y_shape)}; they must match"
+            f"{func}: 'grad' has shape {tuple(grad_shape)} but 'y' has shape {tuple(y_shape)}; "
+            "they must match"
         )
 
 
@@ -310,4 +311,29 @@ def no_array_interface(name, operand):
     return TypeError(
         f"lsm: {name!r} ({type_name(operand)}) is a GPU array without __cuda_array_interface__; "
         "lsm reads device memory through that interface (wrap it with cupy.from_dlpack, for example)"
+    )
+
+
+def no_gpu(func, array):
+    return RuntimeError(
+        f"{func}: got a GPU array ({type_name(array)}) but no CUDA GPU is available to this process "
+        "(numba.cuda.is_available() is False)"
+    )
+
+
+def no_gpu_bfloat16(func, name=None):
+    where = f" (argument {name!r})" if name else ""
+    return TypeError(f"{func}: bfloat16 is not supported on the GPU{where}; use float16, float32 or float64")
+
+
+def gpu_byte_order(func, name):
+    return TypeError(f"{func}: argument {name!r} has non-native byte order, which GPU kernels do not read")
+
+
+def unreadable_interface(func, name, array, error):
+    """A device array whose ``__cuda_array_interface__`` raised (torch: a tensor that requires
+    grad)."""
+    return TypeError(
+        f"{func}: argument {name!r} ({type_name(array)}) does not expose its memory: {error} "
+        "(for a torch tensor that requires grad, pass tensor.detach())"
     )

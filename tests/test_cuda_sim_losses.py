@@ -58,7 +58,7 @@ def test_target_errors_on_the_device(cuda):
         lsm.nll_loss(logits, device(cuda, np.zeros(3)))
     with pytest.raises(ValueError, match="at least one dimension"):
         lsm.cross_entropy(device(cuda, np.array(1.0)), device(cuda, np.array(0)))
-    with pytest.raises(ValueError, match="'out' has shape"):
+    with pytest.raises(ValueError, match="'grad_out' has shape"):
         lsm.cross_entropy(logits, device(cuda, np.zeros(3, dtype=int)), return_grad=True, grad_out=logits[:2])
 
 

@@ -393,9 +393,9 @@ def test_cross_entropy_specific_errors(logits):
         lsm.cross_entropy(logits, np.full((3, 4), 0.25), ignore_index=0)
     with pytest.raises(ValueError, match="grad_out is only written with return_grad=True"):
         lsm.cross_entropy(logits, target, grad_out=logits)
-    with pytest.raises(ValueError, match="'out' has shape"):
+    with pytest.raises(ValueError, match="'grad_out' has shape"):
         lsm.cross_entropy(logits, target, return_grad=True, grad_out=np.zeros((4, 3)))
-    with pytest.raises(TypeError, match="'out' has dtype float32"):
+    with pytest.raises(TypeError, match="'grad_out' has dtype float32"):
         lsm.cross_entropy(logits, target, return_grad=True, grad_out=np.zeros((3, 4), dtype=np.float32))
     probs = np.full((3, 4), 0.25)
     with pytest.raises(ValueError, match="overlaps an input"):

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import _validate
 from . import _numba
 
 
@@ -111,14 +112,12 @@ def merged_strides(shape, strides, target):
     return tuple(result) if k == len(axes) else None
 
 
-def broadcast(view, shape, func, name):
-    """``view`` broadcast to ``shape`` (NumPy's rules; stride 0 along repeated axes)."""
-    error = ValueError(
-        f"{func}: {name!r} with shape {view.shape} cannot be broadcast to the input shape {shape}"
-    )
+def broadcast(view, shape):
+    """``view`` broadcast to ``shape`` (NumPy's rules; stride 0 along repeated axes), or None
+    when it does not broadcast."""
     extra = len(shape) - len(view.shape)
     if extra < 0:
-        raise error
+        return None
     strides = []
     for axis, size in enumerate(shape):
         source = axis - extra
@@ -127,7 +126,7 @@ def broadcast(view, shape, func, name):
         elif view.shape[source] == size:
             strides.append(view.strides[source])
         else:
-            raise error
+            return None
     return Strided(view.owner, view.pointer, tuple(shape), tuple(strides), view.dtype, True)
 
 
@@ -137,17 +136,19 @@ def describe(array, func, name):
     Raises
     ------
     TypeError
-        For a dtype the GPU kernels do not take: complex, object-like, non-native byte order, or
-        bfloat16 (no GPU array library lsm accepts exchanges bfloat16 through the interface).
+        For an array that does not expose its memory, non-native byte order, or bfloat16 (no GPU
+        array library lsm accepts exchanges bfloat16 through the interface). Other dtypes are
+        the pipeline's to check, with the same messages as on the host.
     """
-    description = _numba.interface(array)
+    try:
+        description = _numba.interface(array)
+    except RuntimeError as error:
+        raise _validate.unreadable_interface(func, name, array, error) from error
     dtype = np.dtype(description["typestr"])
     if dtype.kind == "V" and dtype.itemsize == 2:
-        raise TypeError(f"{func}: bfloat16 arrays are not supported on the GPU (argument {name!r})")
-    if dtype.kind not in "biuf":
-        raise TypeError(f"{func}: unsupported dtype {dtype.name} for argument {name!r}")
+        raise _validate.no_gpu_bfloat16(func, name)
     if not dtype.isnative:
-        raise TypeError(f"{func}: argument {name!r} has non-native byte order, which GPU kernels do not read")
+        raise _validate.gpu_byte_order(func, name)
     shape = tuple(description["shape"])
     strides = description.get("strides") or contiguous_strides(shape, dtype.itemsize)
     pointer, readonly = description["data"]

@@ -26,13 +26,17 @@ class DaskBackend:
     softmax_backward = staticmethod(_backward.softmax_backward)
 
     @staticmethod
-    def cross_entropy(logits, target, axis, weight, ignore_index, reduction, smoothing, return_grad, grad_out):
+    def cross_entropy(
+        logits, target, axis, weight, ignore_index, reduction, smoothing, return_grad, grad_out
+    ):
         options = ignore_index, reduction, smoothing, return_grad, grad_out
         return _losses.losses("cross_entropy", logits, target, axis, weight, *options)
 
     @staticmethod
     def nll_loss(logp, target, axis, weight, ignore_index, reduction):
-        return _losses.losses("nll_loss", logp, target, axis, weight, ignore_index, reduction, 0.0, False, None)
+        return _losses.losses(
+            "nll_loss", logp, target, axis, weight, ignore_index, reduction, 0.0, False, None
+        )
 
 
 BACKEND = DaskBackend()

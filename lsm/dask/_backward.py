@@ -65,5 +65,3 @@ def softmax_backward(func, grad, y, axis, out, where, log):
         dtype=result_dtype,
         meta=result_meta,
     )
-
-

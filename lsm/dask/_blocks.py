@@ -86,5 +86,3 @@ def pack(real, imag):
     packed.real = real
     packed.imag = imag
     return packed
-
-

@@ -1,0 +1,138 @@
+"""The CUDA backend: device arrays described by strides, numba-cuda kernels on the caller's stream.
+
+A :class:`CudaBackend` is made for each call (by ``lsm._devices``) from the call's first device
+array: results are that kind of array (CuPy in, CuPy out; torch in, torch out; anything else
+gives Numba device arrays), allocated by that library's allocator and computed on its current
+stream. A view is a :class:`~lsm.cuda._layout.Strided` description: the canonical
+``(outer, n, inner)`` view is a change of strides, and where a dtype conversion or an unviewable
+layout needs a copy, a kernel makes it on the device. Nothing is copied to the host and no call
+synchronises, except a loss call's check of its class indices and weights (see
+:meth:`CudaBackend.check_classes`). A 0-d result is a 0-d device array (as CuPy's reductions
+return), not a host scalar.
+"""
+
+import numpy as np
+
+from .. import _validate
+from . import _launch, _numba
+from ._kinds import kind_of
+from ._layout import broadcast, describe
+
+
+class CudaBackend:
+    """Device memory and the numba-cuda kernels (see ``lsm._protocol.Backend``)."""
+
+    name = "cuda"
+
+    def __init__(self, func, array):
+        if not _numba.is_available():
+            raise _validate.no_gpu(func, array)
+        self.kind = kind_of(array)
+        self.stream = self.kind.stream
+
+    # --- array handling -----------------------------------------------------------------------
+
+    def describe(self, array, func, name):
+        return describe(array, func, name)
+
+    def describe_out(self, out, func, name):
+        return describe(out, func, name)
+
+    def check_dtype(self, func, dtype):
+        if dtype.name == "bfloat16":
+            raise _validate.no_gpu_bfloat16(func)
+
+    def readonly(self, view):
+        return view.readonly
+
+    def empty(self, shape, dtype):
+        array = self.kind.empty(tuple(shape), dtype)
+        return array, describe(array, "lsm", "scratch")
+
+    def _scratch(self, shape, dtype):
+        """A new Numba device array (the split-row kernels' partial results)."""
+        return self.empty(shape, dtype)[1].device()
+
+    def reshape(self, view, shape):
+        return view.view_as(tuple(shape))
+
+    def transpose(self, view, perm):
+        return view.transpose(perm)
+
+    def broadcast(self, view, shape):
+        return broadcast(view, shape)
+
+    def canonical(self, view, dtype, perm, shape):
+        permuted = view.transpose(perm)
+        if view.dtype == dtype:
+            direct = permuted.view_as(shape)
+            if direct is not None:
+                return direct
+        _, copy = self.empty(permuted.shape, dtype)
+        _launch.copy(permuted, copy, self.stream)
+        return copy.view_as(shape)
+
+    def index_targets(self, view, shape):
+        return self.canonical(view, view.dtype, None, shape)  # the kernels take any integer type
+
+    def class_weight(self, view, n_classes, dtype):
+        # Without weights the kernels count 1 per class (a None operand compiles that case).
+        return None if view is None else self.canonical(view, dtype, None, (n_classes,)).device()
+
+    def copy(self, source, target):
+        _launch.copy(source, target, self.stream)
+
+    def overlaps(self, a, b):
+        return a.overlaps(b)
+
+    def same_memory(self, a, b):
+        return a.same_memory(b)
+
+    def item(self, view, index):
+        offset = sum(i * stride for i, stride in zip(index, view.strides, strict=True))
+        element = view.with_layout((1,), (view.dtype.itemsize,)).shifted(offset)
+        return _numba.to_host(element.device(), self.stream)[0].item()
+
+    def finish(self, result):
+        return result
+
+    # --- kernels ------------------------------------------------------------------------------
+
+    def softmax(self, x, where, out, log):
+        _launch.softmax(x, where, out, log, self.stream, self._scratch)
+
+    def logsumexp(self, x, where, b, lse, sign):
+        _launch.logsumexp(x, where, b, lse, sign, self.stream, self._scratch)
+
+    def softmax_backward(self, grad, y, where, out, log):
+        _launch.softmax_backward(grad, y, where, out, log, self.stream)
+
+    def check_classes(self, target, n_classes, ignore_index, class_weight):
+        """Checked on the device; the verdict (a few bytes) is copied back, which waits for the
+        caller's stream. That is how an out-of-range target raises ``IndexError`` naming its
+        value and position, as on the CPU, instead of giving a silent NaN; the total weight is
+        also the mean's denominator, which scales the gradient."""
+        if target is None and class_weight is None:
+            return -1, 0, 0.0
+        items = 0 if target is None else target.size
+        status = _numba.to_device(np.array([items, 0], dtype=np.int64), self.stream)
+        total = _numba.to_device(np.zeros(1), self.stream)
+        if class_weight is not None:
+            _launch.check_weight(class_weight, status, self.stream)
+        if target is not None:
+            _launch.check_targets(target, n_classes, ignore_index, class_weight, status, total, self.stream)
+        status = _numba.to_host(status, self.stream)
+        total = _numba.to_host(total, self.stream)
+        position = int(status[0])
+        return (position if position < items else -1), int(status[1]), float(total[0])
+
+    def cross_entropy(self, x, target, probs, class_weight, options, loss, grad):
+        _launch.cross_entropy(x, target, probs, class_weight, options, loss, grad, self.stream)
+
+    def nll_loss(self, logp, target, class_weight, ignore_index, loss):
+        _launch.nll_loss(logp, target, class_weight, ignore_index, loss, self.stream)
+
+    def reduce_loss(self, loss, denominator, result):
+        flat = loss.with_layout((loss.size,), (loss.dtype.itemsize,)).device()
+        one = result.with_layout((1,), (result.dtype.itemsize,)).device()
+        _launch.reduce_loss(flat, 1.0 if denominator is None else denominator, one, self.stream)
