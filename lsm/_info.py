@@ -60,7 +60,7 @@ def installed_version(module):
 def numba_threading():
     """``(threading layer, thread count)``, after one parallel lsm call has made Numba choose the layer."""
     from ._api import softmax
-    from .cpu._launch import PARALLEL_MIN_ELEMENTS
+    from .cpu._config import PARALLEL_MIN_ELEMENTS
 
     softmax(np.zeros(4 * PARALLEL_MIN_ELEMENTS))  # large enough for the parallel kernel
     try:

@@ -11,7 +11,7 @@ Purpose
 1. *Per-call overhead.* ``lsm.log_softmax``, ``lsm.softmax`` and ``lsm.logsumexp`` on a
    100-element float64 array against ``scipy.special``: at that size the arithmetic is a few
    hundred nanoseconds, so the time is almost all argument checking, planning and dispatch.
-2. *Serial/parallel crossover.* ``lsm/cpu/_launch.py`` runs the serial kernel below
+2. *Serial/parallel crossover.* ``lsm/cpu/_backend.py`` runs the serial kernel below
    ``PARALLEL_MIN_ELEMENTS`` elements and the ``prange`` kernel above. This times one call of
    each row kernel of ``lsm/cpu/_kernels.py`` directly on the canonical view
    ``x.reshape(rows, cols)`` (``where=None``) for sizes from 1k to 256k elements and a few
@@ -43,7 +43,7 @@ import scipy
 import scipy.special
 
 import lsm
-from lsm.cpu import _kernels, _launch
+from lsm.cpu import _config, _kernels
 
 OPS = ("log_softmax", "softmax", "logsumexp")
 CROSSOVER_SIZES = tuple(1 << p for p in range(10, 19))  # 1k .. 256k elements
@@ -86,7 +86,7 @@ def overhead_rows(repeats):
 def kernel_calls(op, x2):
     """``(serial, parallel)`` no-argument calls of ``op``'s row kernels on the 2-D rows ``x2``:
     the short-row (chunked) kernels for rows of up to ``SHORT_ROW`` elements, as
-    ``lsm/cpu/_launch.py`` picks them."""
+    ``lsm/cpu/_backend.py`` picks them."""
     rows, cols = x2.shape
     short = cols <= _kernels.SHORT_ROW
     chunks = (_kernels.chunk_rows(rows, cols, 1), _kernels.chunk_rows(rows, cols, numba.get_num_threads()))
@@ -110,7 +110,7 @@ def kernel_calls(op, x2):
             lambda: serial(x2, None, out2, log, chunks[0]),
             lambda: parallel(x2, None, out2, log, chunks[1]),
         )
-    keep = not log  # softmax keeps its exponentials in out, as lsm/cpu/_launch.py lets it
+    keep = not log  # softmax keeps its exponentials in out, as lsm/cpu/_backend.py lets it
     return (
         lambda: _kernels.softmax_rows_serial(x2, None, out2, keep, None, log),
         lambda: _kernels.softmax_rows_parallel(x2, None, out2, keep, None, log),
@@ -167,7 +167,7 @@ def crossover_rows(dtype, cols_list, passes, budget_s=0.1):
                 "serial_median_us": median["serial"] * 1e6,
                 "parallel_median_us": median["parallel"] * 1e6,
                 "median_speedup": median["serial"] / median["parallel"],
-                "lsm_uses": "parallel" if x.size >= _launch.PARALLEL_MIN_ELEMENTS else "serial",
+                "lsm_uses": "parallel" if x.size >= _config.PARALLEL_MIN_ELEMENTS else "serial",
                 "public_us": best["public"] * 1e6,
                 "public_median_us": median["public"] * 1e6,
                 "samples": len(samples["parallel"]),
@@ -245,7 +245,7 @@ def environment():
         "cpu_count": os.cpu_count(),
         "numba_threads": numba.get_num_threads(),
         "numba_threading_layer": layer,
-        "parallel_min_elements": _launch.PARALLEL_MIN_ELEMENTS,
+        "parallel_min_elements": _config.PARALLEL_MIN_ELEMENTS,
         "machine": platform.machine(),
         "processor": platform.processor(),
     }

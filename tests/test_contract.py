@@ -1,4 +1,4 @@
-"""The numerical contract of log_softmax, softmax and logsumexp (see /work/shared/DESIGN.md).
+"""The numerical contract of log_softmax, softmax and logsumexp (see docs/architecture.md).
 
 Every result is compared with the long double references of ``tests/reference.py`` under the
 tolerance of its dtype (``reference.assert_close``), over the adversarial inputs of
@@ -525,7 +525,7 @@ def test_out_is_x_in_place(name, layout, dtype):
         original = x.copy()
         # the same values in the same layout: vectorised sums may differ in the last bit
         # between layouts; log_softmax in place runs the very same kernel, softmax in place
-        # exponentiates twice instead of rescaling kept exponentials (see lsm/cpu/_launch.py)
+        # exponentiates twice instead of rescaling kept exponentials (see lsm/cpu/_backend.py)
         expected = func(_in_place_operand(layout, dtype), axis=axis)
         returned = func(x, axis=axis, out=x)
         assert returned is x

@@ -8,7 +8,7 @@ from adversarial import BFLOAT16, DTYPES, adversarial_cases, dtype_id
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from reference_losses import assert_scaled_close, ref_backward
+from reference import assert_scaled_close, ref_backward
 
 import lsm
 

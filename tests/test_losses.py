@@ -10,7 +10,7 @@ from adversarial import BFLOAT16, DTYPES, dtype_id
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from reference_losses import assert_loss_close, assert_scaled_close, ref_cross_entropy, ref_nll_loss
+from reference import assert_loss_close, assert_scaled_close, ref_cross_entropy, ref_nll_loss
 
 import lsm
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import lsm
-from lsm.cpu._launch import PARALLEL_MIN_ELEMENTS
+from lsm.cpu._config import PARALLEL_MIN_ELEMENTS
 
 THREADS = 8
 
