@@ -9,6 +9,10 @@ optional operands, and arbitrarily strided arrays with every optional operand (`
 code paths each None-check removes.
 """
 
+import threading
+import types as pytypes
+from unittest import mock
+
 import pytest
 
 pytest.importorskip("numba_cuda", reason="numba-cuda is not installed (pip install -e '.[test]')")
@@ -16,7 +20,7 @@ pytest.importorskip("numba_cuda", reason="numba-cuda is not installed (pip insta
 from numba import types
 
 from lsm.cuda import _backward, _columns, _copy, _losses, _rows
-from lsm.cuda._numba import compile_ptx
+from lsm.cuda._numba import cuda
 from lsm.cuda._reduce import WARP
 
 CC = (9, 0)
@@ -28,6 +32,20 @@ DTYPES = {
 }
 LAYOUTS = ["C", "A"]
 PER_LANE = 1024 // WARP  # the default WARP_ROW_MAX
+_compile_lock = threading.Lock()
+
+
+def compile_ptx(kernel, argtypes, cc):
+    """PTX of the Python function of ``kernel`` for ``argtypes`` and compute capability ``cc``.
+
+    numba-cuda compiles the device functions a kernel calls for the *current* device's compute
+    capability, which fails without a driver; here that query answers ``cc`` for the duration
+    of the compilation (the only reach into numba-cuda's internals, kept to the tests).
+    """
+    device = pytypes.SimpleNamespace(compute_capability=cc)
+    with _compile_lock, mock.patch("numba.cuda.dispatcher.get_current_device", lambda: device):
+        ptx, _ = cuda.compile_ptx(kernel.py_func, argtypes, cc=cc)
+    return ptx
 
 
 def _signature(name, element, acc, layout):

@@ -9,14 +9,12 @@ passes through here, so a switch touches this file only. The rest of ``lsm.cuda`
 - ``interface`` / ``as_device``: read a device array's memory description, and wrap a strided
   view of that memory as a Numba device array (no copy; the simulator's arrays are host arrays in
   disguise, described by ``__array_interface__`` instead of ``__cuda_array_interface__``);
-- ``device_array``, ``to_device``, ``to_host``, ``stream``, ``is_available``, ``compile_ptx``.
+- ``device_array``, ``to_device``, ``to_host``, ``stream``, ``is_available``.
 """
 
 import functools
 import sys
 import threading
-import types as _pytypes
-from unittest import mock
 
 import numba
 import numpy as np
@@ -57,7 +55,6 @@ if SIMULATOR:
 __all__ = [
     "SIMULATOR",
     "as_device",
-    "compile_ptx",
     "cuda",
     "device_array",
     "interface",
@@ -155,20 +152,3 @@ def stream(handle):
         with _streams_lock:
             cached = _streams.setdefault(handle, cuda.external_stream(handle))
     return cached
-
-
-_compile_lock = threading.Lock()
-
-
-def compile_ptx(kernel, argtypes, cc):
-    """PTX of the Python function of ``kernel`` for ``argtypes`` and compute capability ``cc``.
-
-    Needs no GPU. numba-cuda compiles the device functions a kernel calls for the *current*
-    device's compute capability, which fails without a driver; here that query answers ``cc``
-    for the duration of the compilation (the only reach into numba-cuda's internals, kept to
-    this function).
-    """
-    device = _pytypes.SimpleNamespace(compute_capability=cc)
-    with _compile_lock, mock.patch("numba.cuda.dispatcher.get_current_device", lambda: device):
-        ptx, _ = cuda.compile_ptx(kernel.py_func, argtypes, cc=cc)
-    return ptx
