@@ -335,3 +335,19 @@ def test_out_of_range_target_names_its_position_in_the_whole_array(call):
         lazy = lsm.cross_entropy(logits, target, axis=1, return_grad=call == "cross_entropy_grad")
     with pytest.raises(IndexError, match=r"target -1 at position \(3, 4\) is out of range for 5 classes"):
         da.compute(lazy)
+
+
+@pytest.mark.parametrize("return_grad", [False, True], ids=["loss", "loss-and-grad"])
+def test_zero_classes_every_target_ignored_gives_the_in_memory_nan_mean(return_grad):
+    """Regression: the Dask total weight indexed an empty weight row (IndexError) where the
+    in-memory call returns the documented 0 / 0 = NaN mean."""
+    logits, target = np.zeros((3, 0)), np.full(3, -100)
+    expected = lsm.cross_entropy(logits, target, return_grad=return_grad)
+    lazy = lsm.cross_entropy(
+        da.from_array(logits, chunks=(2, -1)), da.from_array(target, chunks=2), return_grad=return_grad
+    )
+    got = da.compute(*lazy) if return_grad else (lazy.compute(),)
+    expected = expected if return_grad else (expected,)
+    assert np.isnan(got[0]) and np.isnan(expected[0])
+    if return_grad:
+        assert got[1].shape == expected[1].shape == (3, 0)

@@ -10,14 +10,16 @@ kernels loop over the rest. Nothing here synchronises: every launch is queued on
 import itertools
 
 import numpy as np
-from numba import float32, float64
+from numba import from_dtype
 
+from .._plan import accumulation_dtype
 from . import _backward, _columns, _config, _copy, _losses, _rows
 from ._reduce import WARP
 
 
 def _accumulation(dtype):
-    return float64 if dtype == np.float64 else float32
+    """The Numba type the kernels accumulate a result of ``dtype`` in (``lsm._plan``'s rule)."""
+    return from_dtype(accumulation_dtype(dtype))
 
 
 def _blocks(items, per_block):
