@@ -75,9 +75,9 @@ def numba_cache():
 
     Numba stores one ``.nbc`` file per compiled signature of each cached function.
     """
-    from .cpu import _kernels
+    from .cpu import _forward
 
-    cache = getattr(_kernels.softmax_rows_serial, "_cache", None)
+    cache = getattr(_forward.softmax_rows_serial, "_cache", None)
     folder = getattr(cache, "_cache_path", None)
     if folder is None:
         return None, 0

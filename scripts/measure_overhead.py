@@ -13,7 +13,7 @@ Purpose
    hundred nanoseconds, so the time is almost all argument checking, planning and dispatch.
 2. *Serial/parallel crossover.* ``lsm/cpu/_backend.py`` runs the serial kernel below
    ``PARALLEL_MIN_ELEMENTS`` elements and the ``prange`` kernel above. This times one call of
-   each row kernel of ``lsm/cpu/_kernels.py`` directly on the canonical view
+   each row kernel of ``lsm/cpu/_forward.py`` directly on the canonical view
    ``x.reshape(rows, cols)`` (``where=None``) for sizes from 1k to 256k elements and a few
    row lengths, next to the public call, and reports the smallest size at which the parallel
    kernel wins (and any larger size where it lost again). Use it to check or retune
@@ -43,7 +43,7 @@ import scipy
 import scipy.special
 
 import lsm
-from lsm.cpu import _config, _kernels
+from lsm.cpu import _config, _forward
 
 OPS = ("log_softmax", "softmax", "logsumexp")
 CROSSOVER_SIZES = tuple(1 << p for p in range(10, 19))  # 1k .. 256k elements
@@ -88,32 +88,32 @@ def kernel_calls(op, x2):
     the short-row (chunked) kernels for rows of up to ``SHORT_ROW`` elements, as
     ``lsm/cpu/_backend.py`` picks them."""
     rows, cols = x2.shape
-    short = cols <= _kernels.SHORT_ROW
-    chunks = (_kernels.chunk_rows(rows, cols, 1), _kernels.chunk_rows(rows, cols, numba.get_num_threads()))
+    short = cols <= _forward.SHORT_ROW
+    chunks = (_forward.chunk_rows(rows, cols, 1), _forward.chunk_rows(rows, cols, numba.get_num_threads()))
     if op == "logsumexp":
         lse = np.empty(rows, dtype=x2.dtype)
         if short:
-            serial, parallel = _kernels.logsumexp_short_rows_serial, _kernels.logsumexp_short_rows_parallel
+            serial, parallel = _forward.logsumexp_short_rows_serial, _forward.logsumexp_short_rows_parallel
             return (
                 lambda: serial(x2, None, None, lse, None, chunks[0]),
                 lambda: parallel(x2, None, None, lse, None, chunks[1]),
             )
         return (
-            lambda: _kernels.logsumexp_rows_serial(x2, None, None, lse, None),
-            lambda: _kernels.logsumexp_rows_parallel(x2, None, None, lse, None),
+            lambda: _forward.logsumexp_rows_serial(x2, None, None, lse, None),
+            lambda: _forward.logsumexp_rows_parallel(x2, None, None, lse, None),
         )
     out2 = np.empty_like(x2)
     log = op == "log_softmax"
     if short:
-        serial, parallel = _kernels.softmax_short_rows_serial, _kernels.softmax_short_rows_parallel
+        serial, parallel = _forward.softmax_short_rows_serial, _forward.softmax_short_rows_parallel
         return (
             lambda: serial(x2, None, out2, log, chunks[0]),
             lambda: parallel(x2, None, out2, log, chunks[1]),
         )
     keep = not log  # softmax keeps its exponentials in out, as lsm/cpu/_backend.py lets it
     return (
-        lambda: _kernels.softmax_rows_serial(x2, None, out2, keep, None, log),
-        lambda: _kernels.softmax_rows_parallel(x2, None, out2, keep, None, log),
+        lambda: _forward.softmax_rows_serial(x2, None, out2, keep, None, log),
+        lambda: _forward.softmax_rows_parallel(x2, None, out2, keep, None, log),
     )
 
 

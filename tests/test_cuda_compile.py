@@ -19,7 +19,7 @@ pytest.importorskip("numba_cuda", reason="numba-cuda is not installed (pip insta
 
 from numba import types
 
-from lsm.cuda import _backward, _columns, _copy, _losses, _rows
+from lsm.cuda import _backward, _copy, _forward, _losses
 from lsm.cuda._numba import cuda
 from lsm.cuda._reduce import WARP
 
@@ -114,7 +114,7 @@ def _kernel(name, acc):
         return _backward.build(acc)[name]
     if name in LOSS_KERNELS:
         return _losses.build(acc)[name]
-    kernels = _columns.build(acc) if name in COLUMN_KERNELS else _rows.build(acc, PER_LANE)
+    kernels = _forward.build_columns(acc) if name in COLUMN_KERNELS else _forward.build_rows(acc, PER_LANE)
     return kernels[name]
 
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from .._plan import accumulation_dtype
 from .._validate import not_convertible, out_kind
-from . import _backward, _kernels, _losses
+from . import _backward, _forward, _losses
 from ._config import EXPS_BUFFER_BYTES, PARALLEL_MIN_ELEMENTS
 
 # The element type each 16-bit float travels as inside a kernel.
@@ -71,7 +71,7 @@ def _rows(array):
 
 def _chunk_rows(x):
     """Rows per chunk for the short-row kernels on the 2-d row view ``x``."""
-    return _kernels.chunk_rows(x.shape[0], x.shape[1], numba.get_num_threads())
+    return _forward.chunk_rows(x.shape[0], x.shape[1], numba.get_num_threads())
 
 
 def _keeps_exps(x, where, out, log):
@@ -197,16 +197,16 @@ class CpuBackend:
         x, out = _bits(x), _bits(out)
         if x.shape[2] == 1:
             x, where, out = _rows(x), _rows(where), _rows(out)
-            if x.shape[1] <= _kernels.SHORT_ROW:
-                kernels = _kernels.softmax_short_rows_serial, _kernels.softmax_short_rows_parallel
+            if x.shape[1] <= _forward.SHORT_ROW:
+                kernels = _forward.softmax_short_rows_serial, _forward.softmax_short_rows_parallel
                 _run(*kernels, x.size, x, where, out, log, _chunk_rows(x))
                 return
             keep = _keeps_exps(x, where, out, log)
             buffers = None if keep or log or where is not None else _exps_buffers(x)
-            kernels = _kernels.softmax_rows_serial, _kernels.softmax_rows_parallel
+            kernels = _forward.softmax_rows_serial, _forward.softmax_rows_parallel
             _run(*kernels, x.size, x, where, out, keep, buffers, log)
         else:
-            kernels = _kernels.softmax_columns_serial, _kernels.softmax_columns_parallel
+            kernels = _forward.softmax_columns_serial, _forward.softmax_columns_parallel
             _run(*kernels, x.size, x, where, out, log)
 
     def logsumexp(self, x, where, b, lse, sign):
@@ -214,13 +214,13 @@ class CpuBackend:
         if x.shape[2] == 1:
             x, where, b = _rows(x), _rows(where), _rows(b)
             lse, sign = lse[:, 0], None if sign is None else sign[:, 0]
-            if x.shape[1] <= _kernels.SHORT_ROW:
-                kernels = _kernels.logsumexp_short_rows_serial, _kernels.logsumexp_short_rows_parallel
+            if x.shape[1] <= _forward.SHORT_ROW:
+                kernels = _forward.logsumexp_short_rows_serial, _forward.logsumexp_short_rows_parallel
                 _run(*kernels, x.size, x, where, b, lse, sign, _chunk_rows(x))
                 return
-            kernels = _kernels.logsumexp_rows_serial, _kernels.logsumexp_rows_parallel
+            kernels = _forward.logsumexp_rows_serial, _forward.logsumexp_rows_parallel
         else:
-            kernels = _kernels.logsumexp_columns_serial, _kernels.logsumexp_columns_parallel
+            kernels = _forward.logsumexp_columns_serial, _forward.logsumexp_columns_parallel
         _run(*kernels, x.size, x, where, b, lse, sign)
 
     def softmax_backward(self, grad, y, where, out, log):

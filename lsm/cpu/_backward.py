@@ -13,7 +13,7 @@ and one write. Elements outside a ``where`` mask take no part in the sum and get
 fully masked group is all zeros), which is the gradient of the masked forward call, whose
 excluded outputs are constants.
 
-The layout follows ``_kernels``: rows as 2-d ``(outer, n)`` views spread over threads, columns as
+The layout follows ``_forward``: rows as 2-d ``(outer, n)`` views spread over threads, columns as
 the 3-d ``(outer, n, inner)`` view in tiles of ``COLUMN_TILE`` adjacent columns, each driver in a
 serial and a ``prange`` version; ``out`` may be ``grad`` or ``y`` (in place), written through
 a staging buffer then (see ``_staging``). Sums are blocked like ``_stats.row_sums``: fast-math
@@ -24,7 +24,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._exp import fast_exp
-from ._kernels import _tile_bounds, _tile_count
+from ._forward import _tile_bounds, _tile_count
 from ._optional import included
 from ._scalar import load, store, to_acc
 from ._staging import stage_copy, worker_share

@@ -1,7 +1,7 @@
 """Keep Numba's on-disk cache of the CPU kernels in step with all of their sources.
 
 Numba invalidates a cached function only when the file that defines it changes, but the kernels
-in ``_kernels.py`` inline helpers from the other modules of this package: an edit to a helper
+in ``_forward.py`` inline helpers from the other modules of this package: an edit to a helper
 alone would leave the cached kernels running the old helper code. At import, a fingerprint of
 every source file here is compared with the one stored beside the cache; on a mismatch this
 package's cache files are deleted, so Numba compiles afresh.

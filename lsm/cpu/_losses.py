@@ -32,7 +32,7 @@ from numba import njit, prange, types
 from numba.extending import overload
 
 from ._exp import fast_exp
-from ._kernels import _normaliser, _tile_bounds, _tile_count
+from ._forward import _normaliser, _tile_bounds, _tile_count
 from ._optional import weight
 from ._scalar import load, store, to_acc
 from ._staging import stage_copy, worker_share

@@ -1,4 +1,4 @@
-"""Per-group math shared by the CUDA kernels: the same contract as ``lsm.cpu._kernels``.
+"""Per-group math shared by the CUDA kernels: the same contract as ``lsm.cpu._forward``.
 
 A group (one row, or one column of the canonical ``(outer, n, inner)`` view) is summarised by
 
@@ -99,7 +99,7 @@ def build(acc):
 
     @cuda.jit(device=True)
     def normaliser(m, at_max, rest):
-        """``(shift, log_norm, inv_norm)`` of a softmax group, as ``lsm.cpu._kernels._normaliser``:
+        """``(shift, log_norm, inv_norm)`` of a softmax group, as ``lsm.cpu._forward._normaliser``:
         outputs are ``x - shift - log_norm`` and ``exp(x - shift) * inv_norm``; a group with NaN
         or +inf, or with only -inf included, gets NaN everywhere."""
         if not abs(m) < inf or rest != rest:
@@ -113,7 +113,7 @@ def build(acc):
 
     @cuda.jit(device=True)
     def logsumexp_value(m, at_max, rest):
-        """``(log|S|, sign(S))`` of ``S = e^m (A + R)``, as ``lsm.cpu._kernels._logsumexp_group``."""
+        """``(log|S|, sign(S))`` of ``S = e^m (A + R)``, as ``lsm.cpu._forward._logsumexp_group``."""
         if m != m or at_max != at_max or rest != rest:
             return nan, nan
         if m == -inf:

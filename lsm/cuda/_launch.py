@@ -13,7 +13,7 @@ import numpy as np
 from numba import from_dtype
 
 from .._plan import accumulation_dtype
-from . import _backward, _columns, _config, _copy, _losses, _rows
+from . import _backward, _config, _copy, _forward, _losses
 from ._reduce import WARP
 
 
@@ -74,12 +74,12 @@ def softmax(x, where, out, log, stream, allocate):
     path = choose(outer, n, inner)
     if path == "columns":
         threads = _config.COLUMN_THREADS
-        kernel = _columns.build(acc)["softmax_columns"]
+        kernel = _forward.build_columns(acc)["softmax_columns"]
         kernel[_blocks(outer * inner, threads), threads, stream](
             x.device(), _device(where), out.device(), log
         )
         return
-    rows = _rows.build(acc, _per_lane())
+    rows = _forward.build_rows(acc, _per_lane())
     x, where, out = _rows_device(x), _rows_device(where), _rows_device(out)
     if path == "warp":
         warps = _config.WARPS_PER_BLOCK
@@ -103,11 +103,11 @@ def logsumexp(x, where, b, lse, sign, stream, allocate):
     path = choose(outer, n, inner)
     if path == "columns":
         threads = _config.COLUMN_THREADS
-        kernel = _columns.build(acc)["logsumexp_columns"]
+        kernel = _forward.build_columns(acc)["logsumexp_columns"]
         args = x.device(), _device(where), _device(b), lse.device(), _device(sign)
         kernel[_blocks(outer * inner, threads), threads, stream](*args)
         return
-    rows = _rows.build(acc, _per_lane())
+    rows = _forward.build_rows(acc, _per_lane())
     x, where, b = _rows_device(x), _rows_device(where), _rows_device(b)
     lse = lse.with_layout(lse.shape[:1], lse.strides[:1]).device()
     sign = None if sign is None else sign.with_layout(sign.shape[:1], sign.strides[:1]).device()

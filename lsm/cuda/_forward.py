@@ -1,6 +1,7 @@
-"""Row kernels: groups that are rows of the 2-d view ``(outer, n)`` (unit stride in practice).
+"""The forward kernels (log_softmax, softmax, logsumexp) over the canonical ``(outer, n, inner)`` view.
 
-Three shapes of work, as the fastest GPU softmax kernels do (the launch code picks one):
+**Rows** (``inner == 1``): groups that are rows of the 2-d view ``(outer, n)`` (unit stride in
+practice). Three shapes of work, as the fastest GPU softmax kernels do (the launch code picks one):
 
 - ``*_rows_warp``: one warp per row, for ``n <= 32 * per_lane``. Each lane loads its elements
   (coalesced: lane ``l`` takes ``l, l + 32, ...``) once into a register array, and the row's
@@ -16,6 +17,12 @@ Three shapes of work, as the fastest GPU softmax kernels do (the launch code pic
 Every loop over rows is a grid-stride loop with 64-bit indices and the same trip count for all
 threads of a block (inactive warps still take part in the reductions), so any number of rows
 runs on a capped grid.
+
+**Columns** (``inner > 1``): groups that are columns ``x[o, :, i]``. One thread per column,
+consecutive threads on consecutive ``i``: every step along the reduced axis is one coalesced
+read of adjacent elements across a warp. Each thread walks its column
+three times (max, sums, output) with compensated sums, like the CPU column tiles. Columns are
+taken in a grid-stride loop with 64-bit indices, so any number of them runs on a capped grid.
 """
 
 import functools
@@ -29,7 +36,7 @@ from ._reduce import EXCHANGE, MAX_WARPS, WARP
 
 
 @functools.cache
-def build(acc, per_lane):
+def build_rows(acc, per_lane):
     """The row kernels for accumulation type ``acc`` and rows of up to ``32 * per_lane``."""
     g, r = _group.build(acc), _reduce.build(acc)
     included, weight, add_term, merge = g["included"], g["weight"], g["add_term"], g["merge"]
@@ -204,3 +211,53 @@ def build(acc, per_lane):
         "softmax_rows_split": softmax_rows_split,
         "logsumexp_rows_merge": logsumexp_rows_merge,
     }
+
+
+@functools.cache
+def build_columns(acc):
+    """The column kernels for accumulation type ``acc``."""
+    g = _group.build(acc)
+    included, weight, add_term = g["included"], g["weight"], g["add_term"]
+    compensated_total, normaliser = g["compensated_total"], g["normaliser"]
+    softmax_value, store_logsumexp = g["softmax_value"], g["store_logsumexp"]
+    lowest, zero = acc(-np.inf), acc(0)
+
+    @cuda.jit(device=True)
+    def column_summary(x, where, b, o, i):
+        n = x.shape[1]
+        m = lowest
+        for j in range(n):
+            if included(where, b, (o, j, i)):
+                value = acc(x[o, j, i])
+                m = value if value > m else m
+        at_max, total, compensation = zero, zero, zero
+        for j in range(n):
+            if included(where, b, (o, j, i)):
+                at_max, total, compensation = add_term(
+                    acc(x[o, j, i]), weight(b, (o, j, i)), m, at_max, total, compensation
+                )
+        return m, at_max, compensated_total(total, compensation)
+
+    @cuda.jit
+    def softmax_columns(x, where, out, log):
+        outer, n, inner = x.shape
+        masked = lowest if log else zero
+        for column in range(cuda.grid(1), outer * inner, cuda.gridsize(1)):
+            o, i = column // inner, column % inner
+            m, at_max, rest = column_summary(x, where, None, o, i)
+            shift, log_norm, inv_norm = normaliser(m, at_max, rest)
+            for j in range(n):
+                if included(where, None, (o, j, i)):
+                    out[o, j, i] = softmax_value(acc(x[o, j, i]), shift, log_norm, inv_norm, log)
+                else:
+                    out[o, j, i] = masked
+
+    @cuda.jit
+    def logsumexp_columns(x, where, b, lse, sign):
+        outer, _, inner = x.shape
+        for column in range(cuda.grid(1), outer * inner, cuda.gridsize(1)):
+            o, i = column // inner, column % inner
+            m, at_max, rest = column_summary(x, where, b, o, i)
+            store_logsumexp(lse, sign, (o, i), m, at_max, rest)
+
+    return {"softmax_columns": softmax_columns, "logsumexp_columns": logsumexp_columns}
