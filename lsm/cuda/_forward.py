@@ -36,14 +36,64 @@ from ._reduce import EXCHANGE, MAX_WARPS, WARP
 
 
 @functools.cache
+def build_summaries(acc):
+    """``(m, A, R)`` of one group, for the forward and the loss kernels alike (see ``_group``):
+    ``block_summary`` over a stretch of a row by a whole block, ``column_summary`` over a column
+    by one thread."""
+    g, r = _group.build(acc), _reduce.build(acc)
+    included, weight, add_term = g["included"], g["weight"], g["add_term"]
+    compensated_total = g["compensated_total"]
+    block_max, block_sum = r["block_max"], r["block_sum"]
+    lowest, zero = acc(-np.inf), acc(0)
+
+    @cuda.jit(device=True)
+    def block_summary(x, where, b, row, start, stop, scratch, exchange):
+        """``(m, A, R)`` of ``x[row, start:stop]``, computed by the whole block."""
+        m = lowest
+        for j in range(start + cuda.threadIdx.x, stop, cuda.blockDim.x):
+            if included(where, b, (row, j)):
+                value = acc(x[row, j])
+                m = value if value > m else m
+        m = block_max(m, scratch, exchange)
+        at_max, total, compensation = zero, zero, zero
+        for j in range(start + cuda.threadIdx.x, stop, cuda.blockDim.x):
+            if included(where, b, (row, j)):
+                at_max, total, compensation = add_term(
+                    acc(x[row, j]), weight(b, (row, j)), m, at_max, total, compensation
+                )
+        at_max = block_sum(at_max, scratch, exchange)
+        rest = block_sum(compensated_total(total, compensation), scratch, exchange)
+        return m, at_max, rest
+
+    @cuda.jit(device=True)
+    def column_summary(x, where, b, o, i):
+        n = x.shape[1]
+        m = lowest
+        for j in range(n):
+            if included(where, b, (o, j, i)):
+                value = acc(x[o, j, i])
+                m = value if value > m else m
+        at_max, total, compensation = zero, zero, zero
+        for j in range(n):
+            if included(where, b, (o, j, i)):
+                at_max, total, compensation = add_term(
+                    acc(x[o, j, i]), weight(b, (o, j, i)), m, at_max, total, compensation
+                )
+        return m, at_max, compensated_total(total, compensation)
+
+    return {"block_summary": block_summary, "column_summary": column_summary}
+
+
+@functools.cache
 def build_rows(acc, per_lane):
     """The row kernels for accumulation type ``acc`` and rows of up to ``32 * per_lane``."""
     g, r = _group.build(acc), _reduce.build(acc)
     included, weight, add_term, merge = g["included"], g["weight"], g["add_term"], g["merge"]
     compensated_total, normaliser = g["compensated_total"], g["normaliser"]
     softmax_value, store_logsumexp = g["softmax_value"], g["store_logsumexp"]
-    warp_max, warp_sum, block_max, block_sum = r["warp_max"], r["warp_sum"], r["block_max"], r["block_sum"]
+    warp_max, warp_sum = r["warp_max"], r["warp_sum"]
     lowest, zero, one = acc(-np.inf), acc(0), acc(1)
+    block_summary = build_summaries(acc)["block_summary"]
 
     @cuda.jit
     def softmax_rows_warp(x, where, out, log):
@@ -111,25 +161,6 @@ def build_rows(acc, per_lane):
             rest = warp_sum(compensated_total(total, compensation), exchange)
             if active and lane == 0:
                 store_logsumexp(lse, sign, row, m, at_max, rest)
-
-    @cuda.jit(device=True)
-    def block_summary(x, where, b, row, start, stop, scratch, exchange):
-        """``(m, A, R)`` of ``x[row, start:stop]``, computed by the whole block."""
-        m = lowest
-        for j in range(start + cuda.threadIdx.x, stop, cuda.blockDim.x):
-            if included(where, b, (row, j)):
-                value = acc(x[row, j])
-                m = value if value > m else m
-        m = block_max(m, scratch, exchange)
-        at_max, total, compensation = zero, zero, zero
-        for j in range(start + cuda.threadIdx.x, stop, cuda.blockDim.x):
-            if included(where, b, (row, j)):
-                at_max, total, compensation = add_term(
-                    acc(x[row, j]), weight(b, (row, j)), m, at_max, total, compensation
-                )
-        at_max = block_sum(at_max, scratch, exchange)
-        rest = block_sum(compensated_total(total, compensation), scratch, exchange)
-        return m, at_max, rest
 
     @cuda.jit(device=True)
     def write_softmax(x, where, out, row, start, stop, m, at_max, rest, log):
@@ -217,26 +248,10 @@ def build_rows(acc, per_lane):
 def build_columns(acc):
     """The column kernels for accumulation type ``acc``."""
     g = _group.build(acc)
-    included, weight, add_term = g["included"], g["weight"], g["add_term"]
-    compensated_total, normaliser = g["compensated_total"], g["normaliser"]
+    included, normaliser = g["included"], g["normaliser"]
     softmax_value, store_logsumexp = g["softmax_value"], g["store_logsumexp"]
     lowest, zero = acc(-np.inf), acc(0)
-
-    @cuda.jit(device=True)
-    def column_summary(x, where, b, o, i):
-        n = x.shape[1]
-        m = lowest
-        for j in range(n):
-            if included(where, b, (o, j, i)):
-                value = acc(x[o, j, i])
-                m = value if value > m else m
-        at_max, total, compensation = zero, zero, zero
-        for j in range(n):
-            if included(where, b, (o, j, i)):
-                at_max, total, compensation = add_term(
-                    acc(x[o, j, i]), weight(b, (o, j, i)), m, at_max, total, compensation
-                )
-        return m, at_max, compensated_total(total, compensation)
+    column_summary = build_summaries(acc)["column_summary"]
 
     @cuda.jit
     def softmax_columns(x, where, out, log):

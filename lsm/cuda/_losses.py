@@ -33,10 +33,9 @@ class weights).
 import functools
 import math
 
-import numpy as np
 from numba import float64, int64
 
-from . import _group, _reduce
+from . import _forward, _group, _reduce
 from ._numba import cuda
 from ._reduce import EXCHANGE, MAX_WARPS
 
@@ -45,10 +44,12 @@ from ._reduce import EXCHANGE, MAX_WARPS
 def build(acc):
     """The loss kernels for accumulation type ``acc`` (float32 or float64)."""
     g, r = _group.build(acc), _reduce.build(acc)
-    weight, add_term, normaliser = g["weight"], g["add_term"], g["normaliser"]
+    weight, normaliser = g["weight"], g["normaliser"]
     compensated_add, compensated_total = g["compensated_add"], g["compensated_total"]
-    block_max, block_sum = r["block_max"], r["block_sum"]
-    lowest, zero, one = acc(-np.inf), acc(0), acc(1)
+    block_sum = r["block_sum"]
+    zero = acc(0)
+    summaries = _forward.build_summaries(acc)  # (m, A, R) of a group, as the forward kernels
+    block_summary, column_summary = summaries["block_summary"], summaries["column_summary"]
 
     @cuda.jit(device=True)
     def coefficient(probs, class_weight, index, c, keep, spread):
@@ -91,16 +92,7 @@ def build(acc):
                     for c in range(first, n, step):
                         grad[row, c] = zero
                 continue
-            m = lowest
-            for c in range(first, n, step):
-                value = acc(x[row, c])
-                m = value if value > m else m
-            m = block_max(m, scratch, exchange)
-            at_max, total, compensation = zero, zero, zero
-            for c in range(first, n, step):
-                at_max, total, compensation = add_term(acc(x[row, c]), one, m, at_max, total, compensation)
-            at_max = block_sum(at_max, scratch, exchange)
-            rest = block_sum(compensated_total(total, compensation), scratch, exchange)
+            m, at_max, rest = block_summary(x, None, None, row, 0, n, scratch, exchange)
             shift, log_norm, inv_norm = normaliser(m, at_max, rest)
             weighted, q_total = zero, zero
             if probs is not None or spread != 0:
@@ -142,14 +134,8 @@ def build(acc):
                     for c in range(n):
                         grad[o, c, i] = zero
                 continue
-            m = lowest
-            for c in range(n):
-                value = acc(x[o, c, i])
-                m = value if value > m else m
-            at_max, total, compensation = zero, zero, zero
-            for c in range(n):
-                at_max, total, compensation = add_term(acc(x[o, c, i]), one, m, at_max, total, compensation)
-            shift, log_norm, inv_norm = normaliser(m, at_max, compensated_total(total, compensation))
+            m, at_max, rest = column_summary(x, None, None, o, i)
+            shift, log_norm, inv_norm = normaliser(m, at_max, rest)
             weighted, q_total = zero, zero
             if probs is not None or spread != 0:
                 weighted_c, q_c = zero, zero
