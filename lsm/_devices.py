@@ -54,7 +54,7 @@ def _gpu_backend(func, operands):
         raise ImportError(
             "lsm: GPU arrays need numba-cuda; install the extra with pip install 'lsm[cuda]'"
         ) from error
-    return CudaBackend(func, next(iter(operands.values())))
+    return CudaBackend(func, *next(iter(operands.items())))
 
 
 def backend_for(func, **operands):

@@ -189,11 +189,17 @@ class Pipeline:
             raise _validate.out_of_range(func, value, where, n_classes, ignore_index)
         return target2, total
 
-    def _reduce(self, loss, reduction, denominator, plan, dtype):
+    def _losses(self, plan):
+        """``(per-item view, kernel view)`` of a new float64 array for the per-item losses: the
+        input's shape without the class axis, and the ``(outer, inner)`` view of it."""
+        _, items = self.backend.empty(plan.kept_shape, np.dtype(np.float64))
+        return items, self.backend.reshape(items, plan.shape2)
+
+    def _reduce(self, items, loss, reduction, denominator, dtype):
         """The float64 per-item losses reduced as asked, in ``dtype`` (a scalar unless 'none')."""
         if reduction == "none":
-            result, view = self.backend.empty(plan.kept_shape, dtype)
-            self.backend.copy(self.backend.reshape(loss, plan.kept_shape), view)
+            result, view = self.backend.empty(items.shape, dtype)
+            self.backend.copy(items, view)
         else:
             result, view = self.backend.empty((), dtype)
             self.backend.reduce_loss(loss, denominator if reduction == "mean" else None, view)
@@ -229,7 +235,7 @@ class Pipeline:
         if grad_scale is not None:
             scale = float(grad_scale)
         spread = smoothing / n_classes if n_classes else 0.0
-        _, loss = self.backend.empty(plan.shape2, np.dtype(np.float64))
+        items, loss = self._losses(plan)
         grad = target = None
         if return_grad:
             grad, gv = self._output(func, grad_out, xv.shape, dtype, [xv, tv, wv], alias=xv, name="grad_out")
@@ -238,7 +244,7 @@ class Pipeline:
         self.backend.cross_entropy(
             x3, target2, probs3, class_weight, options, loss, None if target is None else target.view
         )
-        value = self._reduce(loss, reduction, denominator, plan, dtype)
+        value = self._reduce(items, loss, reduction, denominator, dtype)
         if not return_grad:
             return value
         target.done()
@@ -253,6 +259,6 @@ class Pipeline:
         tv = self.backend.describe(target, func, "target")
         _validate.index_target_dtype(func, tv.dtype)
         target2, denominator = self._checked_targets(func, tv, plan, ignore_index, class_weight)
-        _, loss = self.backend.empty(plan.shape2, np.dtype(np.float64))
+        items, loss = self._losses(plan)
         self.backend.nll_loss(x3, target2, class_weight, ignore_index, loss)
-        return self._reduce(loss, reduction, denominator, plan, dtype)
+        return self._reduce(items, loss, reduction, denominator, dtype)

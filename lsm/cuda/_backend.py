@@ -24,9 +24,10 @@ class CudaBackend:
 
     name = "cuda"
 
-    def __init__(self, func, array):
+    def __init__(self, func, name, array):
         if not _numba.is_available():
             raise _validate.no_gpu(func, array)
+        describe(array, func, name)  # an array that cannot describe itself gets lsm's TypeError
         self.kind = kind_of(array)
         self.stream = self.kind.stream
 

@@ -28,7 +28,7 @@ import math
 from numba import int64
 
 from . import _group, _reduce
-from ._numba import cuda
+from ._numba import cuda, kernel
 from ._reduce import EXCHANGE, MAX_WARPS
 
 
@@ -50,7 +50,7 @@ def build(acc):
         v = acc(y[index])
         return acc(grad[index]) - math.exp(v) * total if log else v * (acc(grad[index]) - total)
 
-    @cuda.jit
+    @kernel
     def backward_rows(grad, y, where, out, log):
         exchange = cuda.shared.array(EXCHANGE, acc)
         scratch = cuda.shared.array(MAX_WARPS, acc)
@@ -68,7 +68,7 @@ def build(acc):
                 else:
                     out[row, j] = zero
 
-    @cuda.jit
+    @kernel
     def backward_columns(grad, y, where, out, log):
         outer, n, inner = grad.shape
         for column in range(cuda.grid(1), outer * inner, cuda.gridsize(1)):

@@ -6,10 +6,10 @@ to convert inputs to the computation dtype (integers, bools, ``dtype=``), to gat
 kernels cannot view directly, and to scatter results into an ``out=`` with such a layout.
 """
 
-from ._numba import cuda
+from ._numba import cuda, kernel
 
 
-@cuda.jit
+@kernel
 def copy3(src, dst):
     rows, columns, inner = dst.shape
     for index in range(cuda.grid(1), rows * columns * inner, cuda.gridsize(1)):

@@ -31,7 +31,7 @@ import numpy as np
 from numba import int64
 
 from . import _group, _reduce
-from ._numba import cuda
+from ._numba import cuda, kernel
 from ._reduce import EXCHANGE, MAX_WARPS, WARP
 
 
@@ -95,7 +95,7 @@ def build_rows(acc, per_lane):
     lowest, zero, one = acc(-np.inf), acc(0), acc(1)
     block_summary = build_summaries(acc)["block_summary"]
 
-    @cuda.jit
+    @kernel
     def softmax_rows_warp(x, where, out, log):
         exchange = cuda.shared.array(EXCHANGE, acc)
         cache = cuda.local.array(per_lane, acc)
@@ -131,7 +131,7 @@ def build_rows(acc, per_lane):
                     else:
                         out[row, j] = masked
 
-    @cuda.jit
+    @kernel
     def logsumexp_rows_warp(x, where, b, lse, sign):
         exchange = cuda.shared.array(EXCHANGE, acc)
         cache = cuda.local.array(per_lane, acc)
@@ -172,7 +172,7 @@ def build_rows(acc, per_lane):
             else:
                 out[row, j] = masked
 
-    @cuda.jit
+    @kernel
     def softmax_rows_block(x, where, out, log):
         exchange = cuda.shared.array(EXCHANGE, acc)
         scratch = cuda.shared.array(MAX_WARPS, acc)
@@ -181,7 +181,7 @@ def build_rows(acc, per_lane):
             m, at_max, rest = block_summary(x, where, None, row, 0, n, scratch, exchange)
             write_softmax(x, where, out, row, 0, n, m, at_max, rest, log)
 
-    @cuda.jit
+    @kernel
     def logsumexp_rows_block(x, where, b, lse, sign):
         exchange = cuda.shared.array(EXCHANGE, acc)
         scratch = cuda.shared.array(MAX_WARPS, acc)
@@ -191,7 +191,7 @@ def build_rows(acc, per_lane):
             if cuda.threadIdx.x == 0:
                 store_logsumexp(lse, sign, row, m, at_max, rest)
 
-    @cuda.jit
+    @kernel
     def rows_partials(x, where, b, partials, chunk):
         """``partials[row, part] = (m, A, R)`` of each chunk of ``chunk`` elements of each row."""
         exchange = cuda.shared.array(EXCHANGE, acc)
@@ -217,7 +217,7 @@ def build_rows(acc, per_lane):
             )
         return m, at_max, rest
 
-    @cuda.jit
+    @kernel
     def softmax_rows_split(x, where, out, partials, chunk, log):
         rows, n = x.shape
         parts = partials.shape[1]
@@ -227,7 +227,7 @@ def build_rows(acc, per_lane):
             m, at_max, rest = merged(partials, row)
             write_softmax(x, where, out, row, start, min(start + chunk, n), m, at_max, rest, log)
 
-    @cuda.jit
+    @kernel
     def logsumexp_rows_merge(partials, lse, sign):
         for row in range(cuda.grid(1), partials.shape[0], cuda.gridsize(1)):
             m, at_max, rest = merged(partials, row)
@@ -253,7 +253,7 @@ def build_columns(acc):
     lowest, zero = acc(-np.inf), acc(0)
     column_summary = build_summaries(acc)["column_summary"]
 
-    @cuda.jit
+    @kernel
     def softmax_columns(x, where, out, log):
         outer, n, inner = x.shape
         masked = lowest if log else zero
@@ -267,7 +267,7 @@ def build_columns(acc):
                 else:
                     out[o, j, i] = masked
 
-    @cuda.jit
+    @kernel
     def logsumexp_columns(x, where, b, lse, sign):
         outer, _, inner = x.shape
         for column in range(cuda.grid(1), outer * inner, cuda.gridsize(1)):

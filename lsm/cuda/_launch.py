@@ -13,7 +13,7 @@ import numpy as np
 from numba import from_dtype
 
 from .._plan import accumulation_dtype
-from . import _backward, _config, _copy, _forward, _losses
+from . import _backward, _config, _copy, _forward, _losses, _numba
 from ._reduce import WARP
 
 
@@ -75,23 +75,36 @@ def softmax(x, where, out, log, stream, allocate):
     if path == "columns":
         threads = _config.COLUMN_THREADS
         kernel = _forward.build_columns(acc)["softmax_columns"]
-        kernel[_blocks(outer * inner, threads), threads, stream](
-            x.device(), _device(where), out.device(), log
+        _numba.launch(
+            kernel,
+            _blocks(outer * inner, threads),
+            threads,
+            stream,
+            x.device(),
+            _device(where),
+            out.device(),
+            log,
         )
         return
     rows = _forward.build_rows(acc, _per_lane())
     x, where, out = _rows_device(x), _rows_device(where), _rows_device(out)
     if path == "warp":
         warps = _config.WARPS_PER_BLOCK
-        rows["softmax_rows_warp"][_blocks(outer, warps), warps * WARP, stream](x, where, out, log)
+        _numba.launch(
+            rows["softmax_rows_warp"], _blocks(outer, warps), warps * WARP, stream, x, where, out, log
+        )
     elif path == "split":
         parts = _parts(n)
         partials = allocate((outer, parts, 3), np.dtype(acc.name))
         chunk, threads, blocks = _config.SPLIT_CHUNK, _config.BLOCK_THREADS, _blocks(outer * parts, 1)
-        rows["rows_partials"][blocks, threads, stream](x, where, None, partials, chunk)
-        rows["softmax_rows_split"][blocks, threads, stream](x, where, out, partials, chunk, log)
+        _numba.launch(rows["rows_partials"], blocks, threads, stream, x, where, None, partials, chunk)
+        _numba.launch(
+            rows["softmax_rows_split"], blocks, threads, stream, x, where, out, partials, chunk, log
+        )
     else:
-        rows["softmax_rows_block"][_blocks(outer, 1), _config.BLOCK_THREADS, stream](x, where, out, log)
+        _numba.launch(
+            rows["softmax_rows_block"], _blocks(outer, 1), _config.BLOCK_THREADS, stream, x, where, out, log
+        )
 
 
 def logsumexp(x, where, b, lse, sign, stream, allocate):
@@ -105,7 +118,7 @@ def logsumexp(x, where, b, lse, sign, stream, allocate):
         threads = _config.COLUMN_THREADS
         kernel = _forward.build_columns(acc)["logsumexp_columns"]
         args = x.device(), _device(where), _device(b), lse.device(), _device(sign)
-        kernel[_blocks(outer * inner, threads), threads, stream](*args)
+        _numba.launch(kernel, _blocks(outer * inner, threads), threads, stream, *args)
         return
     rows = _forward.build_rows(acc, _per_lane())
     x, where, b = _rows_device(x), _rows_device(where), _rows_device(b)
@@ -113,19 +126,31 @@ def logsumexp(x, where, b, lse, sign, stream, allocate):
     sign = None if sign is None else sign.with_layout(sign.shape[:1], sign.strides[:1]).device()
     if path == "warp":
         warps = _config.WARPS_PER_BLOCK
-        rows["logsumexp_rows_warp"][_blocks(outer, warps), warps * WARP, stream](x, where, b, lse, sign)
+        _numba.launch(
+            rows["logsumexp_rows_warp"], _blocks(outer, warps), warps * WARP, stream, x, where, b, lse, sign
+        )
     elif path == "split":
         parts = _parts(n)
         partials = allocate((outer, parts, 3), np.dtype(acc.name))
         chunk, threads = _config.SPLIT_CHUNK, _config.BLOCK_THREADS
-        rows["rows_partials"][_blocks(outer * parts, 1), threads, stream](x, where, b, partials, chunk)
+        _numba.launch(
+            rows["rows_partials"], _blocks(outer * parts, 1), threads, stream, x, where, b, partials, chunk
+        )
         merge_threads = _config.COLUMN_THREADS
-        rows["logsumexp_rows_merge"][_blocks(outer, merge_threads), merge_threads, stream](
-            partials, lse, sign
+        _numba.launch(
+            rows["logsumexp_rows_merge"],
+            _blocks(outer, merge_threads),
+            merge_threads,
+            stream,
+            partials,
+            lse,
+            sign,
         )
     else:
         threads = _config.BLOCK_THREADS
-        rows["logsumexp_rows_block"][_blocks(outer, 1), threads, stream](x, where, b, lse, sign)
+        _numba.launch(
+            rows["logsumexp_rows_block"], _blocks(outer, 1), threads, stream, x, where, b, lse, sign
+        )
 
 
 def softmax_backward(grad, y, where, out, log, stream):
@@ -137,12 +162,20 @@ def softmax_backward(grad, y, where, out, log, stream):
     kernels = _backward.build(_accumulation(out.dtype))
     if inner > 1:
         threads = _config.COLUMN_THREADS
-        kernels["backward_columns"][_blocks(outer * inner, threads), threads, stream](
-            grad.device(), y.device(), _device(where), out.device(), log
+        _numba.launch(
+            kernels["backward_columns"],
+            _blocks(outer * inner, threads),
+            threads,
+            stream,
+            grad.device(),
+            y.device(),
+            _device(where),
+            out.device(),
+            log,
         )
     else:
         args = _rows_device(grad), _rows_device(y), _rows_device(where), _rows_device(out), log
-        kernels["backward_rows"][_blocks(outer, 1), _config.BLOCK_THREADS, stream](*args)
+        _numba.launch(kernels["backward_rows"], _blocks(outer, 1), _config.BLOCK_THREADS, stream, *args)
 
 
 def _items_device(view):
@@ -163,7 +196,9 @@ def cross_entropy(x, target, probs, class_weight, options, loss, grad, stream):
         threads = _config.COLUMN_THREADS
         args = (x.device(), _device(target), _device(probs), class_weight)
         args += (*options, loss.device(), _device(grad))
-        kernels["cross_entropy_columns"][_blocks(outer * inner, threads), threads, stream](*args)
+        _numba.launch(
+            kernels["cross_entropy_columns"], _blocks(outer * inner, threads), threads, stream, *args
+        )
     else:
         args = (
             _rows_device(x),
@@ -174,7 +209,7 @@ def cross_entropy(x, target, probs, class_weight, options, loss, grad, stream):
             _items_device(loss),
             _rows_device(grad),
         )
-        kernels["cross_entropy_rows"][_blocks(outer, 1), _config.BLOCK_THREADS, stream](*args)
+        _numba.launch(kernels["cross_entropy_rows"], _blocks(outer, 1), _config.BLOCK_THREADS, stream, *args)
 
 
 def nll_loss(logp, target, class_weight, ignore_index, loss, stream):
@@ -184,8 +219,16 @@ def nll_loss(logp, target, class_weight, ignore_index, loss, stream):
         return
     threads = _config.COLUMN_THREADS
     kernel = _losses.build(_accumulation(logp.dtype))["nll_loss"]
-    kernel[_blocks(outer * inner, threads), threads, stream](
-        logp.device(), target.device(), class_weight, ignore_index, loss.device()
+    _numba.launch(
+        kernel,
+        _blocks(outer * inner, threads),
+        threads,
+        stream,
+        logp.device(),
+        target.device(),
+        class_weight,
+        ignore_index,
+        loss.device(),
     )
 
 
@@ -193,20 +236,32 @@ def check_targets(target, n_classes, ignore_index, class_weight, status, total, 
     """Launch ``_losses.check_targets`` over the ``(outer, inner)`` view ``target``."""
     items, threads = target.size, _config.COLUMN_THREADS
     if items:
-        _losses.check_targets[_blocks(items, threads), threads, stream](
-            target.device(), n_classes, ignore_index, class_weight, status, total
+        _numba.launch(
+            _losses.check_targets,
+            _blocks(items, threads),
+            threads,
+            stream,
+            target.device(),
+            n_classes,
+            ignore_index,
+            class_weight,
+            status,
+            total,
         )
 
 
 def check_weight(class_weight, status, stream):
     threads = _config.COLUMN_THREADS
     if class_weight.shape[0]:
-        _losses.check_weight[_blocks(class_weight.shape[0], threads), threads, stream](class_weight, status)
+        blocks = _blocks(class_weight.shape[0], threads)
+        _numba.launch(_losses.check_weight, blocks, threads, stream, class_weight, status)
 
 
 def reduce_loss(loss, denominator, result, stream):
     """``result[0] = sum(loss) / denominator`` for the 1-d float64 device array ``loss``."""
-    _losses.reduce_loss[_blocks(1, 1), _config.BLOCK_THREADS, stream](loss, float(denominator), result)
+    _numba.launch(
+        _losses.reduce_loss, _blocks(1, 1), _config.BLOCK_THREADS, stream, loss, float(denominator), result
+    )
 
 
 def copy(src, dst, stream):
@@ -235,4 +290,4 @@ def copy(src, dst, stream):
         dst_offset = sum(i * s for i, (_, _, s) in zip(index, leading, strict=True))
         src_view = src.with_layout(shape, [s for _, s, _ in tail]).shifted(src_offset)
         dst_view = dst.with_layout(shape, [s for _, _, s in tail]).shifted(dst_offset)
-        _copy.copy3[blocks, threads, stream](src_view.device(), dst_view.device())
+        _numba.launch(_copy.copy3, blocks, threads, stream, src_view.device(), dst_view.device())

@@ -36,7 +36,7 @@ import math
 from numba import float64, int64
 
 from . import _forward, _group, _reduce
-from ._numba import cuda
+from ._numba import cuda, kernel
 from ._reduce import EXCHANGE, MAX_WARPS
 
 
@@ -74,7 +74,7 @@ def build(acc):
             q += pick
         return p * big_q - q
 
-    @cuda.jit
+    @kernel
     def cross_entropy_rows(x, target, probs, class_weight, ignore_index, keep, spread, scale, loss, grad):
         exchange = cuda.shared.array(EXCHANGE, acc)
         scratch = cuda.shared.array(MAX_WARPS, acc)
@@ -119,7 +119,7 @@ def build(acc):
                     value = gradient_value(x, probs, class_weight, (row, c), c, t, shift, inv_norm, scaled)
                     grad[row, c] = value
 
-    @cuda.jit
+    @kernel
     def cross_entropy_columns(x, target, probs, class_weight, ignore_index, keep, spread, scale, loss, grad):
         outer, n, inner = x.shape
         keep_acc, spread_acc, s = acc(keep), acc(spread), acc(scale)
@@ -159,7 +159,7 @@ def build(acc):
                     value = gradient_value(x, probs, class_weight, (o, c, i), c, t, shift, inv_norm, scaled)
                     grad[o, c, i] = value
 
-    @cuda.jit
+    @kernel
     def nll_loss(logp, target, class_weight, ignore_index, loss):
         outer, _, inner = logp.shape
         for item in range(cuda.grid(1), outer * inner, cuda.gridsize(1)):
@@ -179,7 +179,7 @@ def build(acc):
     }
 
 
-@cuda.jit
+@kernel
 def check_targets(target, n_classes, ignore_index, class_weight, status, total):
     """``status[0]``: the smallest flat position of a target neither ``ignore_index`` nor in
     ``[0, n_classes)`` (preset to the item count); ``total[0]`` += the weights of the counted
@@ -197,7 +197,7 @@ def check_targets(target, n_classes, ignore_index, class_weight, status, total):
             cuda.atomic.add(total, 0, float64(class_weight[t]))
 
 
-@cuda.jit
+@kernel
 def check_weight(class_weight, status):
     """``status[1]`` += the number of class weights that are negative, infinite or NaN."""
     for c in range(cuda.grid(1), class_weight.shape[0], cuda.gridsize(1)):
@@ -211,7 +211,7 @@ _compensated_add64 = _group.build(float64)["compensated_add"]
 _compensated_total64 = _group.build(float64)["compensated_total"]
 
 
-@cuda.jit
+@kernel
 def reduce_loss(loss, denominator, result):
     """``result[0] = sum(loss) / denominator`` (``denominator`` 1 for a sum), by block 0 (the
     launch has ``MIN_BLOCKS`` blocks, see ``_config``); ``x / 0`` follows IEEE (0 / 0 is NaN: a

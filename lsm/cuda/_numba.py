@@ -3,8 +3,10 @@
 numba-cuda is in maintenance mode and a successor library exists; everything lsm takes from it
 passes through here, so a switch touches this file only. The rest of ``lsm.cuda`` uses:
 
-- ``cuda``: the kernel language (``cuda.jit``, ``cuda.grid``, ``cuda.shared``, ``cuda.local``,
-  ``cuda.syncthreads``, ``cuda.shfl_xor_sync``, ...);
+- ``cuda``: the kernel language (``cuda.jit`` for device functions, ``cuda.grid``,
+  ``cuda.shared``, ``cuda.local``, ``cuda.syncthreads``, ``cuda.shfl_xor_sync``, ...);
+- ``kernel`` and ``launch``: how every kernel of lsm is declared and launched (see
+  :class:`AbsentOperand`);
 - ``SIMULATOR``: whether Numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``) stands in for a GPU;
 - ``interface`` / ``as_device``: read a device array's memory description, and wrap a strided
   view of that memory as a Numba device array (no copy; the simulator's arrays are host arrays in
@@ -18,7 +20,7 @@ import threading
 
 import numba
 import numpy as np
-from numba import cuda
+from numba import cuda, types
 from numba.cuda import config as _config
 
 SIMULATOR = bool(_config.ENABLE_CUDASIM)
@@ -53,17 +55,55 @@ if SIMULATOR:
     _kernelapi.FakeCUDAShared.array = _shared_array
 
 __all__ = [
+    "LAUNCH_EXTENSIONS",
     "SIMULATOR",
+    "AbsentOperand",
     "as_device",
     "cuda",
     "device_array",
     "interface",
     "is_available",
     "is_numba_device_array",
+    "kernel",
+    "launch",
     "stream",
     "to_device",
     "to_host",
 ]
+
+
+class AbsentOperand:
+    """A launcher extension of numba-cuda: an absent optional operand travels as a null pointer.
+
+    lsm's kernels take their optional operands (``where``, ``b``, ``sign``, class weights, targets,
+    a gradient) as ``None`` when absent: Numba types the argument ``none`` and compiles that
+    kernel without the operand's code. numba-cuda's launcher, though, marshals only arrays,
+    numbers, booleans, records, tuples, enum members and pointers, and raises
+    ``NotImplementedError`` for ``None``. In the kernel's ABI a ``none`` parameter is an opaque
+    pointer that the compiled code never reads, so a null pointer is its exact value. (The CUDA
+    simulator calls kernels as Python functions and needs no marshalling.)
+    """
+
+    def prepare_args(self, ty, val, stream, retr):
+        if isinstance(ty, types.NoneType):
+            return types.CPointer(types.uint8), 0
+        return ty, val
+
+
+LAUNCH_EXTENSIONS = (AbsentOperand(),)
+
+
+def kernel(func):
+    """``cuda.jit`` for a kernel that lsm launches (with :data:`LAUNCH_EXTENSIONS`)."""
+    if SIMULATOR:
+        return cuda.jit(func)
+    return cuda.jit(extensions=list(LAUNCH_EXTENSIONS))(func)
+
+
+def launch(kernel_, blocks, threads, stream_, *args):
+    """Queue ``kernel_`` on ``stream_`` with ``blocks`` blocks of ``threads`` threads: every launch
+    of lsm goes through here."""
+    kernel_[blocks, threads, stream_](*args)
 
 
 @functools.cache

@@ -1,0 +1,222 @@
+"""Every launch of the GPU backend passes numba-cuda's real argument marshalling (no GPU needed).
+
+The CUDA simulator calls kernels as Python functions and ``compile_ptx`` never launches, so
+neither sees numba-cuda's launcher, which marshals only arrays, numbers, booleans, records,
+tuples, enum members and pointers (``_Kernel._prepare_args``) and raises ``NotImplementedError``
+for anything else, ``None`` included. Here the driver boundary (``lsm.cuda._numba``: device
+memory, streams, availability, the launch itself) is replaced by stand-ins over host memory, the
+whole GPU backend runs its Python side (planning, kernel choice, grids, conversions, copies,
+checks) for calls that take every kernel path with and without each optional operand, and each
+launch's arguments go through the real ``_Kernel._prepare_args`` with the kernel's own launcher
+extensions. The kernels themselves do not run, so results are not checked (the simulator run
+does that).
+"""
+
+import inspect
+import types as pytypes
+
+import numpy as np
+import pytest
+
+pytest.importorskip("numba_cuda", reason="numba-cuda is not installed (pip install -e '.[test]')")
+
+import numba
+from numba import types
+from numba.cuda.dispatcher import _Kernel
+
+import lsm
+from lsm.cuda import _backward, _copy, _forward, _losses, _numba
+from lsm.cuda._reduce import WARP
+
+
+class DeviceStandIn:
+    """Host memory posing as a device array (``__cuda_array_interface__``, a stream attribute)."""
+
+    stream = 0
+
+    def __init__(self, array):
+        self.array = array
+        self.__cuda_array_interface__ = {
+            "shape": array.shape,
+            "strides": array.strides,
+            "typestr": array.dtype.str,
+            "data": (array.__array_interface__["data"][0], False),
+            "version": 3,
+            "stream": None,
+        }
+
+    @property
+    def shape(self):
+        return self.array.shape
+
+
+class KernelArray:
+    """What ``as_device`` gives a launch: a description, typed as the dispatcher types arrays."""
+
+    def __init__(self, shape, strides, dtype):
+        self.shape, self.strides, self.dtype = tuple(shape), tuple(strides), np.dtype(dtype)
+
+
+def _numba_type(value):
+    if isinstance(value, (KernelArray, DeviceStandIn)):
+        dtype = value.dtype if isinstance(value, KernelArray) else value.array.dtype
+        return types.Array(numba.from_dtype(dtype), len(value.shape), "A")
+    return numba.typeof(value)
+
+
+def _kernel_name(kernel):
+    return kernel.py_func.__name__
+
+
+class Launches:
+    """The launches of the calls made under the stand-in driver, checked as they happen."""
+
+    def __init__(self):
+        self.names = set()
+
+    def __call__(self, kernel, blocks, threads, stream, *args):
+        parameters = inspect.signature(kernel.py_func).parameters
+        assert len(args) == len(parameters), f"{_kernel_name(kernel)}: {len(args)} arguments"
+        marshaller = pytypes.SimpleNamespace(extensions=kernel.targetoptions.get("extensions") or [])
+        marshaller._prepare_args = lambda *rest: _Kernel._prepare_args(marshaller, *rest)
+        for name, value in zip(parameters, args, strict=True):
+            ty = _numba_type(value)
+            if isinstance(ty, types.Array):  # marshalled from device memory, which is a stand-in here
+                continue
+            try:
+                marshaller._prepare_args(ty, value, 0, [], [])
+            except NotImplementedError as error:
+                raise AssertionError(
+                    f"numba-cuda's launcher rejects argument {name!r} = {value!r} of "
+                    f"{_kernel_name(kernel)}: {error!r}"
+                ) from error
+        assert 0 < blocks and 0 < threads <= 1024
+        self.names.add(_kernel_name(kernel))
+
+
+@pytest.fixture
+def launches(monkeypatch):
+    """Stand-ins for everything of ``lsm.cuda._numba`` that needs a driver; the launches seen."""
+    seen = Launches()
+    monkeypatch.setattr(_numba, "is_available", lambda: True)
+    monkeypatch.setattr(_numba, "is_numba_device_array", lambda array: isinstance(array, DeviceStandIn))
+    monkeypatch.setattr(_numba, "stream", lambda handle: "the caller's stream")
+    monkeypatch.setattr(
+        _numba, "device_array", lambda shape, dtype, stream: DeviceStandIn(np.zeros(shape, dtype))
+    )
+    monkeypatch.setattr(_numba, "to_device", lambda array, stream: DeviceStandIn(np.array(array)))
+    monkeypatch.setattr(_numba, "to_host", lambda array, stream: array.array.copy())
+    monkeypatch.setattr(
+        _numba, "as_device", lambda owner, pointer, shape, strides, dtype: KernelArray(shape, strides, dtype)
+    )
+    monkeypatch.setattr(_numba, "launch", seen)
+    return seen
+
+
+def _device(array):
+    return DeviceStandIn(np.ascontiguousarray(array))
+
+
+RNG = np.random.default_rng(0)
+SHAPES = {  # canonical shapes that take each kernel family with the default tunables
+    "warp": ((4, 50), -1),
+    "block": ((3, 2000), -1),
+    "split": ((2, 70_000), -1),
+    "columns": ((6, 5, 7), 1),
+}
+
+
+def _forward_calls(x, axis, where, weights):
+    yield lambda: lsm.log_softmax(x, axis)
+    yield lambda: lsm.softmax(x, axis, where=where)
+    yield lambda: lsm.logsumexp(x, axis)
+    yield lambda: lsm.logsumexp(x, axis, b=weights, where=where, return_sign=True)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+@pytest.mark.parametrize("path", list(SHAPES))
+def test_forward_launches(launches, path, dtype):
+    shape, axis = SHAPES[path]
+    x = _device(RNG.standard_normal(shape).astype(dtype))
+    where, weights = _device(RNG.random(shape) < 0.8), _device(RNG.random(shape))
+    for call in _forward_calls(x, axis, where, weights):
+        call()
+    kinds = {"columns": "columns", "warp": "rows_warp", "block": "rows_block", "split": "rows_partials"}
+    assert any(kinds[path] in name for name in launches.names), sorted(launches.names)
+
+
+def test_conversions_and_scattered_outputs(launches):
+    x = _device(RNG.integers(0, 9, (4, 6)))  # integers: converted on the device
+    out = DeviceStandIn(np.zeros((6, 4)).T)  # strides the canonical view cannot take
+    lsm.softmax(x, out=out)
+    lsm.logsumexp(_device(np.zeros((2, 3, 4))), axis=2, out=DeviceStandIn(np.zeros((3, 2)).T))
+    assert launches.names >= {"copy3"}
+
+
+@pytest.mark.parametrize("axis", [-1, 1], ids=["rows", "columns"])
+@pytest.mark.parametrize("masked", [False, True], ids=["no-mask", "mask"])
+def test_backward_launches(launches, axis, masked):
+    shape = (4, 6, 5)
+    grad, y = _device(RNG.standard_normal(shape)), _device(RNG.standard_normal(shape))
+    where = _device(RNG.random(shape) < 0.8) if masked else None
+    lsm.log_softmax_backward(grad, y, axis, where=where)
+    lsm.softmax_backward(grad, y, axis, out=grad, where=where)
+
+
+@pytest.mark.parametrize("axis", [-1, 1], ids=["rows", "columns"])
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+def test_loss_launches(launches, axis, weighted, dtype):
+    shape = (4, 6, 5)
+    logits = _device(RNG.standard_normal(shape).astype(dtype))
+    kept = (4, 5) if axis == 1 else (4, 6)
+    target = _device(RNG.integers(0, shape[axis], kept))
+    probs = _device(RNG.random(shape).astype(dtype))
+    weight = _device(RNG.random(shape[axis])) if weighted else None
+    lsm.cross_entropy(logits, target, axis, weight=weight)
+    lsm.cross_entropy(
+        logits, target, axis, weight=weight, reduction="none", return_grad=True, grad_out=logits
+    )
+    lsm.cross_entropy(logits, probs, axis, weight=weight, label_smoothing=0.1, return_grad=True)
+    lsm.nll_loss(logits, target, axis, weight=weight, reduction="sum")
+
+
+def _all_kernels():
+    acc = numba.float32
+    kernels = [*_forward.build_rows(acc, 1024 // WARP).values(), *_forward.build_columns(acc).values()]
+    kernels += [*_backward.build(acc).values(), *_losses.build(acc).values()]
+    kernels += [_losses.check_targets, _losses.check_weight, _losses.reduce_loss, _copy.copy3]
+    return {_kernel_name(kernel) for kernel in kernels if hasattr(kernel, "targetoptions")}
+
+
+def test_every_kernel_is_launched_by_the_tests_above(launches):
+    """The calls of this file reach every kernel of the backend (run together in one session)."""
+    for path in SHAPES:
+        test_forward_launches(launches, path, "float32")
+    test_conversions_and_scattered_outputs(launches)
+    for axis in (-1, 1):
+        test_backward_launches(launches, axis, True)
+        test_loss_launches(launches, axis, True, "float32")
+    assert launches.names == _all_kernels(), sorted(_all_kernels() - launches.names)
+
+
+def test_an_absent_operand_is_marshalled_as_a_null_pointer():
+    marshaller = pytypes.SimpleNamespace(extensions=list(_numba.LAUNCH_EXTENSIONS))
+    kernelargs = []
+    _Kernel._prepare_args(marshaller, types.none, None, 0, [], kernelargs)
+    assert kernelargs == [0]
+    bare = pytypes.SimpleNamespace(extensions=[])
+    with pytest.raises(NotImplementedError):  # what the launcher does without the extension
+        _Kernel._prepare_args(bare, types.none, None, 0, [], [])
+
+
+def test_a_tensor_that_hides_its_memory_gets_lsms_error(launches):
+    """torch raises RuntimeError from ``__cuda_array_interface__`` for a tensor that requires grad."""
+
+    class RequiresGrad:
+        @property
+        def __cuda_array_interface__(self):
+            raise RuntimeError("Can't get __cuda_array_interface__ on Variable that requires grad.")
+
+    with pytest.raises(TypeError, match=r"softmax: argument 'x' .* does not expose its memory.*detach"):
+        lsm.softmax(RequiresGrad())
