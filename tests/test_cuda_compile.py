@@ -154,14 +154,15 @@ def test_loss_kernel_compiles(name, dtype, layout):
 @pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
 @pytest.mark.parametrize("target", ["int64", "int32", "uint8"])
 def test_check_kernels_compile(target, weighted):
-    """The device-side checks behind the IndexError for bad targets (atomics on int64 and
-    float64), the weight check, and the reduction of the per-item losses."""
+    """The device-side checks behind the IndexError for bad targets (an int64 atomic minimum),
+    the weight check, and the reduction of the per-item losses and weights."""
     weight = types.Array(types.float32, 1, "C") if weighted else types.none
     status, total = types.Array(types.int64, 1, "C"), types.Array(types.float64, 1, "C")
     targets = types.Array(getattr(types, target), 2, "A")
-    args = (targets, types.int64, types.int64, weight, status, total)
+    args = (targets, types.int64, types.int64, weight, status, types.Array(types.float64, 1, "A"))
     ptx = compile_ptx(_losses.check_targets, args, CC)
     assert "atom" in ptx
+    assert ".entry" in compile_ptx(_losses.start_checks, (status, types.int64), CC)
     if weighted:
         assert ".entry" in compile_ptx(_losses.check_weight, (weight, status), CC)
     for element in (types.float16, types.float64):

@@ -94,6 +94,13 @@ class Launches:
         self.names.add(_kernel_name(kernel))
 
 
+def _verdict_without_errors(array, stream):
+    """What the device checks of a loss copy back when nothing is wrong (no kernel runs here):
+    no bad target, no bad weight, a total of 0.0."""
+    assert array.shape == (3,) and array.dtype == np.int64
+    return np.array([np.iinfo(np.int64).max, 0, 0])
+
+
 @pytest.fixture
 def launches(monkeypatch):
     """Stand-ins for everything of ``lsm.cuda._numba`` that needs a driver; the launches seen."""
@@ -104,8 +111,7 @@ def launches(monkeypatch):
     monkeypatch.setattr(
         _numba, "device_array", lambda shape, dtype, stream: DeviceStandIn(np.zeros(shape, dtype))
     )
-    monkeypatch.setattr(_numba, "to_device", lambda array, stream: DeviceStandIn(np.array(array)))
-    monkeypatch.setattr(_numba, "to_host", lambda array, stream: array.array.copy())
+    monkeypatch.setattr(_numba, "to_host", _verdict_without_errors)
     monkeypatch.setattr(
         _numba, "as_device", lambda owner, pointer, shape, strides, dtype: KernelArray(shape, strides, dtype)
     )
@@ -185,7 +191,8 @@ def _all_kernels():
     acc = numba.float32
     kernels = [*_forward.build_rows(acc, 1024 // WARP).values(), *_forward.build_columns(acc).values()]
     kernels += [*_backward.build(acc).values(), *_losses.build(acc).values()]
-    kernels += [_losses.check_targets, _losses.check_weight, _losses.reduce_loss, _copy.copy3]
+    kernels += [_losses.start_checks, _losses.check_targets, _losses.check_weight, _losses.reduce_loss]
+    kernels += [_copy.copy3]
     return {_kernel_name(kernel) for kernel in kernels if hasattr(kernel, "targetoptions")}
 
 
@@ -220,3 +227,23 @@ def test_a_tensor_that_hides_its_memory_gets_lsms_error(launches):
 
     with pytest.raises(TypeError, match=r"softmax: argument 'x' .* does not expose its memory.*detach"):
         lsm.softmax(RequiresGrad())
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+def test_a_loss_call_waits_for_the_device_once(launches, monkeypatch, weighted):
+    """The target and weight checks copy one verdict back (one synchronisation), and every
+    buffer comes from the caller's allocator (here the Numba kind's ``device_array``)."""
+    copies, allocations = [], []
+    monkeypatch.setattr(
+        _numba,
+        "to_host",
+        lambda array, stream: copies.append(array) or _verdict_without_errors(array, stream),
+    )
+    allocate = _numba.device_array
+    monkeypatch.setattr(_numba, "device_array", lambda *args: allocations.append(args) or allocate(*args))
+    logits, target = _device(RNG.standard_normal((8, 5))), _device(RNG.integers(0, 5, 8))
+    weight = _device(RNG.random(5)) if weighted else None
+    lsm.cross_entropy(logits, target, weight=weight, return_grad=True)
+    lsm.nll_loss(logits, target, weight=weight)
+    assert len(copies) == 2  # one per call
+    assert allocations  # the verdict, the per-item weights and losses, the results

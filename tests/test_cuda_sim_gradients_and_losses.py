@@ -123,3 +123,14 @@ def test_loss_results_stay_on_the_device(cuda):
     assert host(mean) == np.float16(np.log(4))
     none = lsm.nll_loss(x, target, reduction="none")
     assert type(none).__name__ == "FakeCUDAArray" and none.shape == (3,)
+
+
+def test_the_mean_over_fractional_weights_is_the_same_bitwise_every_time(cuda):
+    """The total target weight (the mean's denominator) is a fixed-order sum, not an atomic
+    one whose order, and so whose rounding, changes from run to run."""
+    rng = np.random.default_rng(7)
+    logits = device(cuda, rng.standard_normal((64, 3)))
+    target = device(cuda, rng.integers(0, 3, 64))
+    weight = device(cuda, rng.random(3) / 7)
+    losses = {float(host(lsm.cross_entropy(logits, target, weight=weight))) for _ in range(3)}
+    assert len(losses) == 1

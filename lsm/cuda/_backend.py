@@ -16,7 +16,7 @@ import numpy as np
 from .. import _validate
 from . import _launch, _numba
 from ._kinds import kind_of
-from ._layout import broadcast, describe
+from ._layout import Strided, broadcast, describe
 
 
 class CudaBackend:
@@ -109,23 +109,26 @@ class CudaBackend:
         _launch.softmax_backward(grad, y, where, out, log, self.stream)
 
     def check_classes(self, target, n_classes, ignore_index, class_weight):
-        """Checked on the device; the verdict (a few bytes) is copied back, which waits for the
-        caller's stream. That is how an out-of-range target raises ``IndexError`` naming its
-        value and position, as on the CPU, instead of giving a silent NaN; the total weight is
-        also the mean's denominator, which scales the gradient."""
+        """Checked on the device, into one 24-byte verdict from the caller's allocator; copying
+        it back waits for the caller's stream. That is how an out-of-range target raises
+        ``IndexError`` naming its value and position, as on the CPU, instead of giving a silent
+        NaN; the total weight is also the mean's denominator, which scales the gradient."""
         if target is None and class_weight is None:
             return -1, 0, 0.0
         items = 0 if target is None else target.size
-        status = _numba.to_device(np.array([items, 0], dtype=np.int64), self.stream)
-        total = _numba.to_device(np.zeros(1), self.stream)
+        _, verdict = self.empty((3,), np.dtype(np.int64))
+        status = verdict.with_layout((2,), (8,))
+        total = Strided(verdict.owner, verdict.pointer + 16, (1,), (8,), np.dtype(np.float64))
+        _launch.start_checks(verdict, items, self.stream)
         if class_weight is not None:
             _launch.check_weight(class_weight, status, self.stream)
         if target is not None:
-            _launch.check_targets(target, n_classes, ignore_index, class_weight, status, total, self.stream)
-        status = _numba.to_host(status, self.stream)
-        total = _numba.to_host(total, self.stream)
-        position = int(status[0])
-        return (position if position < items else -1), int(status[1]), float(total[0])
+            _, weights = self.empty((items,), np.dtype(np.float64))
+            _launch.check_targets(target, n_classes, ignore_index, class_weight, status, weights, self.stream)
+            self.reduce_loss(weights, None, total)
+        position, bad_weights, total_bits = _numba.to_host(verdict.device(), self.stream)
+        total = np.array(total_bits, dtype=np.int64).view(np.float64)
+        return (int(position) if position < items else -1), int(bad_weights), float(total)
 
     def cross_entropy(self, x, target, probs, class_weight, options, loss, grad):
         _launch.cross_entropy(x, target, probs, class_weight, options, loss, grad, self.stream)

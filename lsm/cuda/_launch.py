@@ -232,29 +232,23 @@ def nll_loss(logp, target, class_weight, ignore_index, loss, stream):
     )
 
 
-def check_targets(target, n_classes, ignore_index, class_weight, status, total, stream):
+def start_checks(verdict, items, stream):
+    _numba.launch(_losses.start_checks, _blocks(1, 1), 1, stream, verdict.device(), items)
+
+
+def check_targets(target, n_classes, ignore_index, class_weight, status, weights, stream):
     """Launch ``_losses.check_targets`` over the ``(outer, inner)`` view ``target``."""
     items, threads = target.size, _config.COLUMN_THREADS
     if items:
-        _numba.launch(
-            _losses.check_targets,
-            _blocks(items, threads),
-            threads,
-            stream,
-            target.device(),
-            n_classes,
-            ignore_index,
-            class_weight,
-            status,
-            total,
-        )
+        args = target.device(), n_classes, ignore_index, class_weight, status.device(), weights.device()
+        _numba.launch(_losses.check_targets, _blocks(items, threads), threads, stream, *args)
 
 
 def check_weight(class_weight, status, stream):
     threads = _config.COLUMN_THREADS
     if class_weight.shape[0]:
         blocks = _blocks(class_weight.shape[0], threads)
-        _numba.launch(_losses.check_weight, blocks, threads, stream, class_weight, status)
+        _numba.launch(_losses.check_weight, blocks, threads, stream, class_weight, status.device())
 
 
 def reduce_loss(loss, denominator, result, stream):

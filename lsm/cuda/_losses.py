@@ -23,11 +23,13 @@ for the sums of ``q_c`` with label smoothing or probability targets) and write e
 element from the thread that read it, after every read of the group (the block
 synchronises first), so the gradient may be written over the logits.
 
-``check_targets`` and ``check_weight`` validate on the device and report through a small
-``status`` array (int64: the first bad target's flat position, or the item count when none; the
-number of bad weights) and ``total`` (float64: the weight of the counted targets), which the host
-copies back: a few bytes, the one synchronisation of a loss call (with class-index targets or
-class weights).
+``start_checks``, ``check_weight`` and ``check_targets`` validate on the device and report
+through one 3-element int64 ``verdict`` (the first bad target's flat position, or the item count
+when none; the number of bad weights; the bits of the float64 total weight of the counted
+targets), which the host copies back: 24 bytes, the one synchronisation of a loss call (with
+class-index targets or class weights). The total is the ``reduce_loss`` sum of a per-item weight
+array, in a fixed order, so it is the same bitwise from run to run (an atomic sum would not be,
+with fractional weights).
 """
 
 import functools
@@ -180,21 +182,33 @@ def build(acc):
 
 
 @kernel
-def check_targets(target, n_classes, ignore_index, class_weight, status, total):
+def start_checks(verdict, items):
+    """Preset the verdict: no bad target (position ``items``), no bad weight, total 0.0."""
+    if cuda.grid(1) == 0:
+        verdict[0] = items
+        verdict[1] = 0
+        verdict[2] = 0  # the bits of 0.0
+
+
+@kernel
+def check_targets(target, n_classes, ignore_index, class_weight, status, weights):
     """``status[0]``: the smallest flat position of a target neither ``ignore_index`` nor in
-    ``[0, n_classes)`` (preset to the item count); ``total[0]`` += the weights of the counted
-    targets (preset to 0; ``class_weight`` None counts 1 each)."""
+    ``[0, n_classes)``; ``weights[item]``: the weight of a counted target (1 when
+    ``class_weight`` is None), 0 for an ignored or bad one, and for a bad weight (which
+    ``check_weight`` reports: the total must stay finite, not turn into inf - inf)."""
     outer, inner = target.shape
     for item in range(cuda.grid(1), outer * inner, cuda.gridsize(1)):
         t = int64(target[item // inner, item % inner])
-        if t == ignore_index:
-            continue
-        if t < 0 or t >= n_classes:
-            cuda.atomic.min(status, 0, item)
-        elif class_weight is None:
-            cuda.atomic.add(total, 0, 1.0)
-        else:
-            cuda.atomic.add(total, 0, float64(class_weight[t]))
+        counted = 0.0
+        if t != ignore_index:
+            if t < 0 or t >= n_classes:
+                cuda.atomic.min(status, 0, item)
+            elif class_weight is None:
+                counted = 1.0
+            else:
+                w = float64(class_weight[t])
+                counted = w if w >= 0 and w < math.inf else 0.0
+        weights[item] = counted
 
 
 @kernel

@@ -11,7 +11,7 @@ passes through here, so a switch touches this file only. The rest of ``lsm.cuda`
 - ``interface`` / ``as_device``: read a device array's memory description, and wrap a strided
   view of that memory as a Numba device array (no copy; the simulator's arrays are host arrays in
   disguise, described by ``__array_interface__`` instead of ``__cuda_array_interface__``);
-- ``device_array``, ``to_device``, ``to_host``, ``stream``, ``is_available``.
+- ``device_array``, ``to_host``, ``stream``, ``is_available``.
 """
 
 import functools
@@ -67,7 +67,6 @@ __all__ = [
     "kernel",
     "launch",
     "stream",
-    "to_device",
     "to_host",
 ]
 
@@ -154,11 +153,6 @@ def as_device(owner, pointer, shape, strides, dtype):
 def device_array(shape, dtype, stream_):
     """A new C-contiguous Numba device array, allocated in stream order on ``stream_``."""
     return cuda.device_array(shape, dtype=dtype, stream=stream_)
-
-
-def to_device(array, stream_):
-    """A Numba device array holding a copy of the host array ``array`` (queued on ``stream_``)."""
-    return cuda.to_device(array, stream=stream_)
 
 
 def to_host(array, stream_):
