@@ -36,6 +36,9 @@ that cannot hold an input's dtype (bfloat16, non-native byte order on the GPU) d
 test cases with such inputs. Test cases marked ``heavy`` (comparisons with torch, the bulk of
 the option-by-dtype matrices) are deselected for a backend with a budget: the simulator checks
 every kernel path on the rest (the gradient and loss bodies take about a minute and a half there).
+Cases marked ``heavy(dask=True)`` are deselected on the Dask backends as well: cases about the
+host kernels' paths (sizes, tiles, memory orders), which Dask's blocks reach just as the ``cpu``
+backend does, at a few milliseconds (on the cluster, a tenth of a second) a call.
 """
 
 import importlib.util
@@ -332,8 +335,9 @@ def _runs_here(item):
     params = item.callspec.params if hasattr(item, "callspec") else {}
     backend = params.get("backend", params.get("sweep_backend"))
     if backend is not None:
-        if item.get_closest_marker("heavy") is not None and backend.max_elements is not None:
-            return False
+        for heavy in item.iter_markers("heavy"):
+            if backend.max_elements is not None or (backend.lazy and heavy.kwargs.get("dask")):
+                return False
         return all(backend.accepts(dtype) for dtype in _input_dtypes(item))
     return item.get_closest_marker("cuda_sim") is not None if SIMULATOR else True
 
