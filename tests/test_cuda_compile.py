@@ -9,8 +9,13 @@ optional operands, and arbitrarily strided arrays with every optional operand (`
 code paths each None-check removes.
 """
 
+import importlib.util
+import re
+import shutil
+import subprocess
 import threading
 import types as pytypes
+from pathlib import Path
 from unittest import mock
 
 import pytest
@@ -19,9 +24,8 @@ pytest.importorskip("numba_cuda", reason="numba-cuda is not installed (pip insta
 
 from numba import types
 
-from lsm.cuda import _backward, _copy, _forward, _losses
+from lsm.cuda import _backward, _copy, _forward, _launch, _losses
 from lsm.cuda._numba import cuda
-from lsm.cuda._reduce import WARP
 
 CC = (9, 0)
 # (element type, accumulation type): float16 accumulates in float32
@@ -31,7 +35,6 @@ DTYPES = {
     "float64": (types.float64, types.float64),
 }
 LAYOUTS = ["C", "A"]
-PER_LANE = 1024 // WARP  # the default WARP_ROW_MAX
 _compile_lock = threading.Lock()
 
 
@@ -46,6 +49,53 @@ def compile_ptx(kernel, argtypes, cc):
     with _compile_lock, mock.patch("numba.cuda.dispatcher.get_current_device", lambda: device):
         ptx, _ = cuda.compile_ptx(kernel.py_func, argtypes, cc=cc)
     return ptx
+
+
+def _ptxas():
+    """``ptxas`` from the CUDA toolkit wheel numba-cuda's ``[cu12]`` extra installs, or on PATH."""
+    spec = importlib.util.find_spec("nvidia.cuda_nvcc")
+    if spec is not None:
+        for folder in spec.submodule_search_locations:
+            candidate = Path(folder) / "bin" / "ptxas"
+            if candidate.exists():
+                return str(candidate)
+    return shutil.which("ptxas")
+
+
+PTXAS = _ptxas()
+_RESOURCES = re.compile(
+    r"(?P<stack>\d+) bytes stack frame, (?P<spill_stores>\d+) bytes spill stores, "
+    r"(?P<spill_loads>\d+) bytes spill loads.*?Used (?P<registers>\d+) registers",
+    re.DOTALL,
+)
+
+
+def machine_resources(ptx, tmp_path):
+    """``ptxas -v`` of ``ptx`` (one kernel) for sm_90: registers, stack frame and spill bytes."""
+    source = tmp_path / "kernel.ptx"
+    source.write_text(ptx)
+    command = [
+        PTXAS,
+        "-v",
+        "--gpu-name",
+        f"sm_{CC[0]}{CC[1]}",
+        str(source),
+        "-o",
+        str(tmp_path / "kernel.cubin"),
+    ]
+    report = subprocess.run(command, capture_output=True, text=True, check=True).stderr
+    found = _RESOURCES.search(report)
+    assert found, report
+    return {key: int(value) for key, value in found.groupdict().items()}
+
+
+def assert_in_registers(ptx, tmp_path):
+    """The machine code keeps everything in registers: no stack frame, no spills."""
+    if PTXAS is None:  # the [cu12] extra brings it; a bare numba-cuda install may not
+        pytest.skip("ptxas not found (pip install -e '.[test]' installs it)")
+    resources = machine_resources(ptx, tmp_path)
+    assert resources["stack"] == resources["spill_stores"] == resources["spill_loads"] == 0, resources
+    return resources
 
 
 def _signature(name, element, acc, layout):
@@ -114,41 +164,44 @@ def _kernel(name, acc):
         return _backward.build(acc)[name]
     if name in LOSS_KERNELS:
         return _losses.build(acc)[name]
-    kernels = _forward.build_columns(acc) if name in COLUMN_KERNELS else _forward.build_rows(acc, PER_LANE)
-    return kernels[name]
+    if name in COLUMN_KERNELS:
+        return _forward.build_columns(acc)[name]
+    return _forward.build_rows(acc, _launch.per_lane(acc))[name]
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("dtype", list(DTYPES))
 @pytest.mark.parametrize("name", ROW_KERNELS + COLUMN_KERNELS)
-def test_kernel_compiles(name, dtype, layout):
+def test_kernel_compiles(name, dtype, layout, tmp_path):
     element, acc = DTYPES[dtype]
     ptx = compile_ptx(_kernel(name, acc), _signature(name, element, acc, layout), CC)
     assert ".entry" in ptx
     if name.endswith("_warp"):
         assert "shfl.sync" in ptx  # warp reductions use register shuffles on a GPU
-        # the row cache stays in registers (float64 with a mask and strides spills it to local
-        # memory: 32 doubles per lane are too many registers for NVVM's taste)
-        assert ".local" not in ptx or (dtype, layout) == ("float64", "A")
+        assert ".local" not in ptx  # the row cache stays in registers
+    assert_in_registers(ptx, tmp_path)
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("dtype", list(DTYPES))
 @pytest.mark.parametrize("name", BACKWARD_KERNELS)
-def test_backward_kernel_compiles(name, dtype, layout):
+def test_backward_kernel_compiles(name, dtype, layout, tmp_path):
     element, acc = DTYPES[dtype]
-    assert ".entry" in compile_ptx(_kernel(name, acc), _signature(name, element, acc, layout), CC)
+    ptx = compile_ptx(_kernel(name, acc), _signature(name, element, acc, layout), CC)
+    assert ".entry" in ptx
+    assert_in_registers(ptx, tmp_path)
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("dtype", list(DTYPES))
 @pytest.mark.parametrize("name", LOSS_KERNELS)
-def test_loss_kernel_compiles(name, dtype, layout):
+def test_loss_kernel_compiles(name, dtype, layout, tmp_path):
     element, acc = DTYPES[dtype]
     ptx = compile_ptx(_kernel(name, acc), _loss_signature(name, element, acc, layout), CC)
     assert ".entry" in ptx
     if name == "cross_entropy_rows":
         assert "bar.sync" in ptx  # block reductions, and the barrier before the in-place gradient
+    assert_in_registers(ptx, tmp_path)
 
 
 @pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])

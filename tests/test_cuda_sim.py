@@ -7,6 +7,7 @@ in-place and scattered outputs, device-side conversions and gathers, the kind of
 streams, and the errors of device calls.
 """
 
+import numba
 import numpy as np
 import pytest
 from conftest import same_layout_bytes
@@ -48,7 +49,8 @@ def test_kernel_choice(shape, axis, path):
 
     outer = int(np.prod(shape[: axis % len(shape)]))
     inner = int(np.prod(shape[axis % len(shape) + 1 :]))
-    assert _launch.choose(outer, shape[axis], inner) == path
+    for acc in (numba.float32, numba.float64):
+        assert _launch.choose(outer, shape[axis], inner, acc) == path
 
 
 def test_out_and_in_place(cuda):

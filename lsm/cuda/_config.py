@@ -7,6 +7,9 @@ compiled once per value.
 """
 
 WARP_ROW_MAX = 1024  # rows up to this length: one warp per row, the row held in registers
+# ... for float64 rows: a lane's 32 doubles do not fit its registers (ptxas gives the float64
+# warp kernels a 256-byte stack frame or spills at 1024), 16 do (tests/test_cuda_compile.py).
+WARP_ROW_MAX_FLOAT64 = 512
 WARPS_PER_BLOCK = 4  # rows (warps) per block in the warp-per-row kernels
 BLOCK_THREADS = 512  # threads per block in the block-per-row, split-row and copy kernels
 COLUMN_THREADS = 256  # threads per block in the column kernels (one thread per column)

@@ -10,7 +10,7 @@ kernels loop over the rest. Nothing here synchronises: every launch is queued on
 import itertools
 
 import numpy as np
-from numba import from_dtype
+from numba import float64, from_dtype
 
 from .._plan import accumulation_dtype
 from . import _backward, _config, _copy, _forward, _losses, _numba
@@ -39,23 +39,24 @@ def _rows_device(view):
     return None if view is None else _rows_view(view).device()
 
 
-def choose(outer, n, inner):
-    """The kernel family for groups of length ``n`` in the canonical ``(outer, n, inner)`` view:
-    ``"columns"``, ``"warp"`` (one warp per row), ``"split"`` (rows split across blocks) or
-    ``"block"`` (one block per row)."""
+def choose(outer, n, inner, acc):
+    """The kernel family for groups of length ``n`` in the canonical ``(outer, n, inner)`` view,
+    accumulated in ``acc``: ``"columns"``, ``"warp"`` (one warp per row), ``"split"`` (rows split
+    across blocks) or ``"block"`` (one block per row)."""
     if inner > 1:
         return "columns"
-    if n <= _per_lane() * WARP:
+    if n <= per_lane(acc) * WARP:
         return "warp"
     if n >= _config.SPLIT_MIN_LENGTH and outer < _config.SPLIT_MAX_ROWS:
         return "split"
     return "block"
 
 
-def _per_lane():
-    """Row elements each lane holds in the warp-per-row kernels (``WARP_ROW_MAX`` rounded down
-    to whole warps)."""
-    return _config.WARP_ROW_MAX // WARP
+def per_lane(acc):
+    """Row elements each lane holds in the warp-per-row kernels accumulating in ``acc``
+    (``WARP_ROW_MAX`` or ``WARP_ROW_MAX_FLOAT64`` rounded down to whole warps)."""
+    row_max = _config.WARP_ROW_MAX_FLOAT64 if acc == float64 else _config.WARP_ROW_MAX
+    return row_max // WARP
 
 
 def _parts(n):
@@ -71,7 +72,7 @@ def softmax(x, where, out, log, stream, allocate):
     if outer * n * inner == 0:
         return
     acc = _accumulation(out.dtype)
-    path = choose(outer, n, inner)
+    path = choose(outer, n, inner, acc)
     if path == "columns":
         threads = _config.COLUMN_THREADS
         kernel = _forward.build_columns(acc)["softmax_columns"]
@@ -86,7 +87,7 @@ def softmax(x, where, out, log, stream, allocate):
             log,
         )
         return
-    rows = _forward.build_rows(acc, _per_lane())
+    rows = _forward.build_rows(acc, per_lane(acc))
     x, where, out = _rows_device(x), _rows_device(where), _rows_device(out)
     if path == "warp":
         warps = _config.WARPS_PER_BLOCK
@@ -113,14 +114,14 @@ def logsumexp(x, where, b, lse, sign, stream, allocate):
     if outer * inner == 0:
         return
     acc = _accumulation(lse.dtype)
-    path = choose(outer, n, inner)
+    path = choose(outer, n, inner, acc)
     if path == "columns":
         threads = _config.COLUMN_THREADS
         kernel = _forward.build_columns(acc)["logsumexp_columns"]
         args = x.device(), _device(where), _device(b), lse.device(), _device(sign)
         _numba.launch(kernel, _blocks(outer * inner, threads), threads, stream, *args)
         return
-    rows = _forward.build_rows(acc, _per_lane())
+    rows = _forward.build_rows(acc, per_lane(acc))
     x, where, b = _rows_device(x), _rows_device(where), _rows_device(b)
     lse = lse.with_layout(lse.shape[:1], lse.strides[:1]).device()
     sign = None if sign is None else sign.with_layout(sign.shape[:1], sign.strides[:1]).device()
