@@ -6,6 +6,8 @@ CUDA one) and never looks at memory itself: the backend makes views, copies and 
 plan (``lsm._plan``) is shape arithmetic, and every check is ``lsm._validate``'s.
 """
 
+import functools
+
 import numpy as np
 
 from . import _validate
@@ -30,6 +32,17 @@ class _Output:
     def done(self):
         if self._pending is not None:
             self._backend.copy(*self._pending)
+
+
+def _on_the_backend(step):
+    """Run a public step inside ``backend.active()`` (the GPU: the arrays' device current)."""
+
+    @functools.wraps(step)
+    def run(self, *args, **kwargs):
+        with self.backend.active():
+            return step(self, *args, **kwargs)
+
+    return run
 
 
 class Pipeline:
@@ -89,6 +102,7 @@ class Pipeline:
 
     # --- the forward functions ----------------------------------------------------------------
 
+    @_on_the_backend
     def softmax(self, func, x, axis, dtype, out, where, log):
         """``log_softmax`` (``log``) or ``softmax``, named ``func``."""
         xv = self._input(func, x)
@@ -103,6 +117,7 @@ class Pipeline:
         target.done()
         return self._finish(result, out)
 
+    @_on_the_backend
     def logsumexp(self, x, axis, keepdims, b, return_sign, dtype, out, where):
         func = "logsumexp"
         xv = self._input(func, x)
@@ -127,6 +142,7 @@ class Pipeline:
 
     # --- the gradients ------------------------------------------------------------------------
 
+    @_on_the_backend
     def softmax_backward(self, func, grad, y, axis, out, where, log):
         """``log_softmax_backward`` (``log``) or ``softmax_backward``, named ``func``."""
         gv, yv = self._input(func, grad, "grad"), self._input(func, y, "y")
@@ -205,6 +221,7 @@ class Pipeline:
             self.backend.reduce_loss(loss, denominator if reduction == "mean" else None, view)
         return self.backend.finish(result)
 
+    @_on_the_backend
     def cross_entropy(
         self, logits, target, axis, weight, ignore_index, reduction, smoothing, return_grad, grad_out,
         grad_scale=None,
@@ -250,6 +267,7 @@ class Pipeline:
         target.done()
         return value, grad
 
+    @_on_the_backend
     def nll_loss(self, logp, target, axis, weight, ignore_index, reduction):
         """:func:`lsm.nll_loss`."""
         func = "nll_loss"

@@ -20,8 +20,9 @@ class Backend(Protocol):
     2-d ``(outer, inner)`` views of per-group results. Kernel methods read and write only
     canonical views, and never allocate results (scratch space is their own business).
 
-    A backend owns its allocator and its stream: results are allocated, copies made and kernels
-    queued where the caller's arrays live. Nothing here validates arguments: that is
+    A backend owns its allocator, its device and its stream: results are allocated, copies made
+    and kernels queued where the caller's arrays live; describing an operand that another stream
+    may still be writing orders the call after that work. Nothing here validates arguments: that is
     ``lsm._validate``'s job, done before a backend is asked anything.
     """
 
@@ -38,6 +39,10 @@ class Backend(Protocol):
 
     def check_dtype(self, func, dtype):
         """Raise TypeError when this backend cannot compute in result dtype ``dtype``."""
+
+    def active(self):
+        """A context manager around a whole call: the GPU backend makes the array's device
+        current (its allocations, copies and launches happen there)."""
 
     def readonly(self, view):
         """Whether the view's memory must not be written."""

@@ -12,7 +12,9 @@ extensions. The kernels themselves do not run, so results are not checked (the s
 does that).
 """
 
+import contextlib
 import inspect
+import sys
 import types as pytypes
 
 import numpy as np
@@ -30,11 +32,10 @@ from lsm.cuda._reduce import WARP
 
 
 class DeviceStandIn:
-    """Host memory posing as a device array (``__cuda_array_interface__``, a stream attribute)."""
+    """Host memory posing as a device array (``__cuda_array_interface__`` only); ``stream`` is
+    the handle its producer names (None: none)."""
 
-    stream = 0
-
-    def __init__(self, array):
+    def __init__(self, array, stream=None):
         self.array = array
         self.__cuda_array_interface__ = {
             "shape": array.shape,
@@ -42,7 +43,7 @@ class DeviceStandIn:
             "typestr": array.dtype.str,
             "data": (array.__array_interface__["data"][0], False),
             "version": 3,
-            "stream": None,
+            "stream": stream,
         }
 
     @property
@@ -69,10 +70,26 @@ def _kernel_name(kernel):
 
 
 class Launches:
-    """The launches of the calls made under the stand-in driver, checked as they happen."""
+    """The launches of the calls made under the stand-in driver, checked as they happen: which
+    kernels ran, on which device and stream, and which streams were made to wait for others."""
 
     def __init__(self):
         self.names = set()
+        self.devices = [None]  # the stack of devices made current (None: Numba's current one)
+        self.places = set()  # (device, stream) of each launch
+        self.waits = []  # (producer, consumer)
+        self.streams = {}
+
+    def stream(self, handle):
+        return self.streams.setdefault(handle, f"stream {handle}")
+
+    @contextlib.contextmanager
+    def on_device(self, device):
+        self.devices.append(device if device is not None else self.devices[-1])
+        try:
+            yield
+        finally:
+            self.devices.pop()
 
     def __call__(self, kernel, blocks, threads, stream, *args):
         parameters = inspect.signature(kernel.py_func).parameters
@@ -92,6 +109,7 @@ class Launches:
                 ) from error
         assert 0 < blocks and 0 < threads <= 1024
         self.names.add(_kernel_name(kernel))
+        self.places.add((self.devices[-1], stream))
 
 
 def _verdict_without_errors(array, stream):
@@ -106,8 +124,10 @@ def launches(monkeypatch):
     """Stand-ins for everything of ``lsm.cuda._numba`` that needs a driver; the launches seen."""
     seen = Launches()
     monkeypatch.setattr(_numba, "is_available", lambda: True)
-    monkeypatch.setattr(_numba, "is_numba_device_array", lambda array: isinstance(array, DeviceStandIn))
-    monkeypatch.setattr(_numba, "stream", lambda handle: "the caller's stream")
+    monkeypatch.setattr(_numba, "is_numba_device_array", lambda array: False)
+    monkeypatch.setattr(_numba, "stream", seen.stream)
+    monkeypatch.setattr(_numba, "on_device", seen.on_device)
+    monkeypatch.setattr(_numba, "wait", lambda producer, consumer: seen.waits.append((producer, consumer)))
     monkeypatch.setattr(
         _numba, "device_array", lambda shape, dtype, stream: DeviceStandIn(np.zeros(shape, dtype))
     )
@@ -247,3 +267,62 @@ def test_a_loss_call_waits_for_the_device_once(launches, monkeypatch, weighted):
     lsm.nll_loss(logits, target, weight=weight)
     assert len(copies) == 2  # one per call
     assert allocations  # the verdict, the per-item weights and losses, the results
+
+
+class FakeCupy:
+    """A stand-in for the parts of CuPy lsm uses: devices, their current streams, allocation."""
+
+    def __init__(self):
+        self.device = 0
+        self.allocated_on = []
+        self.cuda = pytypes.SimpleNamespace(Device=self.Device, get_current_stream=self.current_stream)
+
+    @contextlib.contextmanager
+    def Device(self, index):
+        previous, self.device = self.device, index
+        try:
+            yield
+        finally:
+            self.device = previous
+
+    def current_stream(self):
+        return pytypes.SimpleNamespace(ptr=1000 + self.device)  # each device has its own
+
+    def empty(self, shape, dtype):
+        self.allocated_on.append(self.device)
+        return cupy_array(np.zeros(shape, dtype), self.device, 1000 + self.device)
+
+
+def cupy_array(array, device, stream):
+    """A device array that lsm takes for CuPy's (its type's module is ``cupy``) on ``device``."""
+    kind = type("ndarray", (DeviceStandIn,), {"__module__": "cupy._core.core"})
+    made = kind(array, stream)
+    made.device = pytypes.SimpleNamespace(id=device)
+    return made
+
+
+def test_an_array_on_another_device_is_computed_there(launches, monkeypatch):
+    """A CuPy array on device 1 while device 0 is current: allocations, launches and the
+    stream are device 1's."""
+    fake = FakeCupy()
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    x = cupy_array(RNG.standard_normal((4, 50)), device=1, stream=1001)
+    result = lsm.log_softmax(x)
+    lsm.cross_entropy(x, cupy_array(RNG.integers(0, 50, 4), device=1, stream=1001), return_grad=True)
+    assert type(result).__module__.startswith("cupy") and result.device.id == 1
+    assert set(fake.allocated_on) == {1}
+    assert launches.places == {(1, "stream 1001")}
+    assert launches.waits == []  # every operand comes from the call's own stream
+
+
+def test_operands_from_other_streams_are_waited_for(launches):
+    """``__cuda_array_interface__`` v3: the consumer orders its work after each operand's
+    producer stream, once per stream, and never waits for its own stream."""
+    shape = (4, 50)
+    x = DeviceStandIn(RNG.standard_normal(shape), stream=7)
+    where = DeviceStandIn(RNG.random(shape) < 0.5, stream=9)
+    b = DeviceStandIn(RNG.random(shape), stream=9)
+    out = DeviceStandIn(np.zeros(4), stream=11)
+    lsm.logsumexp(x, axis=-1, where=where, b=b, out=out)
+    assert launches.places == {(None, "stream 7")}
+    assert launches.waits == [("stream 9", "stream 7"), ("stream 11", "stream 7")]

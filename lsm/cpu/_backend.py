@@ -14,6 +14,7 @@ when available, else ``workqueue``). Under ``workqueue`` every parallel launch k
 lock; under the thread-safe layers the lock is dropped.
 """
 
+import contextlib
 import threading
 
 import numba
@@ -122,6 +123,10 @@ class CpuBackend:
 
     def check_dtype(self, func, dtype):
         """Every result dtype runs on the CPU."""
+
+    def active(self):
+        """Nothing to select on the host."""
+        return contextlib.nullcontext()
 
     def readonly(self, view):
         return not view.flags.writeable

@@ -30,14 +30,32 @@ class CudaBackend:
         describe(array, func, name)  # an array that cannot describe itself gets lsm's TypeError
         self.kind = kind_of(array)
         self.stream = self.kind.stream
+        self._waited = set()  # the producer streams this call's stream already waits for
+
+    def active(self):
+        """The array's device made current for the call (allocations, launches, copies)."""
+        return _numba.on_device(self.kind.device)
+
+    def _wait_for_producer(self, array):
+        """Order the call after the work still writing ``array`` on another stream (the
+        consumer's duty under ``__cuda_array_interface__`` version 3)."""
+        handle = _numba.producer_handle(array)
+        if handle is None or handle in self._waited:
+            return
+        self._waited.add(handle)
+        producer = _numba.stream(handle)
+        if producer is not self.stream:
+            _numba.wait(producer, self.stream)
 
     # --- array handling -----------------------------------------------------------------------
 
     def describe(self, array, func, name):
-        return describe(array, func, name)
+        view = describe(array, func, name)
+        self._wait_for_producer(array)
+        return view
 
     def describe_out(self, out, func, name):
-        return describe(out, func, name)
+        return self.describe(out, func, name)
 
     def check_dtype(self, func, dtype):
         if dtype.name == "bfloat16":

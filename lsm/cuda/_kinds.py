@@ -1,25 +1,32 @@
-"""The caller's kind of device array: how to allocate results like it, and which stream it uses.
+"""The caller's kind of device array: its device, how to allocate results like it, and its stream.
 
 Results are the same kind of array as the input: CuPy in, CuPy out (allocated from CuPy's memory
-pool, computed on CuPy's current stream); torch in, torch out (torch's caching allocator and
-current CUDA stream); a Numba device array (the simulator's included), or any other object with
-``__cuda_array_interface__``, gives a Numba device array on the stream the interface names (or
-the array is bound to). Kinds are told apart by module name, so nothing is imported for a kind
-the caller does not use.
+pool on the array's device, computed on CuPy's current stream of that device); torch in, torch
+out (torch's caching allocator and current CUDA stream of the tensor's device); a Numba device
+array (the simulator's included), or any other object with ``__cuda_array_interface__``, gives a
+Numba device array on the current device and on the stream the interface names (or the array is
+bound to). Kinds are told apart by module name, so nothing is imported for a kind the caller
+does not use. A kind is made inside ``_numba.on_device(device)``, so its stream belongs to the
+array's device.
 """
 
 from . import _numba
 
 
 class _CupyKind:
-    def __init__(self):
+    def __init__(self, array):
         import cupy
 
         self._cupy = cupy
-        self.stream = _numba.stream(cupy.cuda.get_current_stream().ptr)
+        self.device = array.device.id
+
+    def start(self):
+        with self._cupy.cuda.Device(self.device):
+            self.stream = _numba.stream(self._cupy.cuda.get_current_stream().ptr)
 
     def empty(self, shape, dtype):
-        return self._cupy.empty(shape, dtype=dtype)
+        with self._cupy.cuda.Device(self.device):
+            return self._cupy.empty(shape, dtype=dtype)
 
 
 class _TorchKind:
@@ -28,29 +35,36 @@ class _TorchKind:
 
         self._torch = torch
         self._device = array.device
-        self.stream = _numba.stream(torch.cuda.current_stream(array.device).cuda_stream)
+        self.device = array.device.index
+
+    def start(self):
+        self.stream = _numba.stream(self._torch.cuda.current_stream(self._device).cuda_stream)
 
     def empty(self, shape, dtype):
         return self._torch.empty(shape, dtype=getattr(self._torch, dtype.name), device=self._device)
 
 
 class _NumbaKind:
+    device = None  # the current device: the interface does not say which device memory is on
+
     def __init__(self, array):
         if _numba.is_numba_device_array(array):
-            handle = getattr(array, "stream", 0)
+            self._handle = getattr(array, "stream", 0) or None  # 0: not bound to a stream
         else:
-            handle = array.__cuda_array_interface__.get("stream")
-        self.stream = _numba.stream(handle)
+            self._handle = array.__cuda_array_interface__.get("stream")
+
+    def start(self):
+        self.stream = _numba.stream(self._handle)
 
     def empty(self, shape, dtype):
         return _numba.device_array(shape, dtype, self.stream)
 
 
 def kind_of(array):
-    """The kind of the device array ``array`` (an object with ``stream`` and ``empty``)."""
+    """The kind of the device array ``array``: an object with ``device`` (an index, or None for
+    the current device), ``stream`` and ``empty``."""
     root = type(array).__module__.split(".")[0]
-    if root == "cupy":
-        return _CupyKind()
-    if root == "torch":
-        return _TorchKind(array)
-    return _NumbaKind(array)
+    kind = _CupyKind(array) if root == "cupy" else _TorchKind(array) if root == "torch" else _NumbaKind(array)
+    with _numba.on_device(kind.device):
+        kind.start()
+    return kind

@@ -11,9 +11,11 @@ passes through here, so a switch touches this file only. The rest of ``lsm.cuda`
 - ``interface`` / ``as_device``: read a device array's memory description, and wrap a strided
   view of that memory as a Numba device array (no copy; the simulator's arrays are host arrays in
   disguise, described by ``__array_interface__`` instead of ``__cuda_array_interface__``);
-- ``device_array``, ``to_host``, ``stream``, ``is_available``.
+- ``device_array``, ``to_host``, ``is_available``;
+- ``on_device``, ``stream``, ``producer_handle``, ``wait``: devices and streams.
 """
 
+import contextlib
 import functools
 import sys
 import threading
@@ -66,8 +68,11 @@ __all__ = [
     "is_numba_device_array",
     "kernel",
     "launch",
+    "on_device",
+    "producer_handle",
     "stream",
     "to_host",
+    "wait",
 ]
 
 
@@ -162,27 +167,64 @@ def to_host(array, stream_):
     return host
 
 
+@contextlib.contextmanager
+def on_device(device):
+    """Make device ``device`` (an index) current for the block; None: leave the current one."""
+    if device is None or SIMULATOR:
+        yield
+        return
+    with cuda.gpus[device]:
+        yield
+
+
 _streams = {}
 _streams_lock = threading.Lock()
 
 
 def stream(handle):
-    """The Numba stream for ``handle``: a Numba stream (returned as is), or a raw stream pointer.
+    """The Numba stream for ``handle`` in the current device's context.
 
-    0 or None is the default stream, 1 and 2 the legacy and per-thread default streams (the
-    ``__cuda_array_interface__`` convention); other pointers are wrapped once with
-    ``cuda.external_stream`` and cached.
+    ``handle`` is a Numba stream (returned as is), None (Numba's default stream: an array that
+    names no stream), or a raw stream pointer as CuPy, torch and ``__cuda_array_interface__``
+    give it: 0 (their null stream) and 1 are the legacy default stream, 2 the per-thread default
+    stream, whatever Numba's own default is (``NUMBA_CUDA_PER_THREAD_DEFAULT_STREAM``); other
+    pointers are wrapped with ``cuda.external_stream``. Each is made once per device and cached,
+    so one handle always gives the same stream object.
     """
-    if handle is None or handle == 0:
+    if handle is None:
         return cuda.default_stream()
     if not isinstance(handle, int):
         return handle
+    handle = handle or 1
+    key = handle if SIMULATOR else (cuda.get_current_device().id, handle)
+    cached = _streams.get(key)
+    if cached is None:
+        with _streams_lock:
+            cached = _streams.get(key)
+            if cached is None:
+                cached = _streams[key] = _new_stream(handle)
+    return cached
+
+
+def _new_stream(handle):
     if handle == 1:
         return cuda.legacy_default_stream()
     if handle == 2:
         return cuda.per_thread_default_stream()
-    cached = _streams.get(handle)
-    if cached is None:
-        with _streams_lock:
-            cached = _streams.setdefault(handle, cuda.external_stream(handle))
-    return cached
+    return cuda.external_stream(handle)
+
+
+def producer_handle(array):
+    """The raw stream handle ``array``'s producer may still be writing it on
+    (``__cuda_array_interface__`` version 3's ``stream``), or None when it names none."""
+    if SIMULATOR and isinstance(array, _FakeCUDAArray):
+        return None
+    return array.__cuda_array_interface__.get("stream")
+
+
+def wait(producer, consumer):
+    """Make the work queued on ``consumer`` from now on wait for the work queued on ``producer``
+    so far (an event, no host synchronisation)."""
+    event = cuda.event(timing=False)
+    event.record(producer)
+    event.wait(consumer)
