@@ -11,6 +11,7 @@ import numba
 import numpy as np
 import pytest
 from conftest import same_layout_bytes
+from numba import cuda as device_code
 from reference import assert_close, ref_log_softmax, ref_logsumexp, ref_softmax
 from test_cuda_paths import PATHS
 
@@ -132,3 +133,26 @@ def test_device_call_errors(cuda):
         lsm.softmax(dx, dtype="bfloat16")
     with pytest.raises(np.exceptions.AxisError):
         lsm.softmax(dx, axis=2)
+
+
+SHUFFLE_OFFSETS = (16, 8, 4, 2, 1)
+
+
+def _shuffles(out):
+    """Kernel body: each thread's ``shfl_xor_sync`` of ``10 * threadIdx`` at every offset (the
+    simulator swaps its fake module in for ``device_code``, a global bound to ``numba.cuda``)."""
+    thread = device_code.threadIdx.x
+    for k in range(len(SHUFFLE_OFFSETS)):
+        out[thread, k] = device_code.shfl_xor_sync(0xFFFFFFFF, thread * 10, SHUFFLE_OFFSETS[k])
+
+
+def test_the_simulator_has_a_warp_shuffle(cuda):
+    """The simulator runs the warp reductions' real butterfly code through lsm's model of
+    ``shfl_xor_sync``: each thread reads the value of the thread whose index differs from its
+    own by the offset, within its warp, for every offset, in two warps of one block."""
+    import lsm.cuda._numba  # noqa: F401 (installs the model)
+
+    out = cuda.device_array((64, len(SHUFFLE_OFFSETS)), np.int64)
+    cuda.jit(_shuffles)[1, 64](out)
+    expected = [[(thread ^ offset) * 10 for offset in SHUFFLE_OFFSETS] for thread in range(64)]
+    assert host(out).tolist() == expected

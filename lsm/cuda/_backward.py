@@ -29,7 +29,7 @@ from numba import int64
 
 from . import _group, _reduce
 from ._numba import cuda, kernel
-from ._reduce import EXCHANGE, MAX_WARPS
+from ._reduce import MAX_WARPS
 
 
 @functools.cache
@@ -52,7 +52,6 @@ def build(acc):
 
     @kernel
     def backward_rows(grad, y, where, out, log):
-        exchange = cuda.shared.array(EXCHANGE, acc)
         scratch = cuda.shared.array(MAX_WARPS, acc)
         rows, n = grad.shape
         for row in range(int64(cuda.blockIdx.x), rows, cuda.gridDim.x):
@@ -61,7 +60,7 @@ def build(acc):
                 if included(where, None, (row, j)):
                     term = sum_term(grad, y, (row, j), log)
                     total, compensation = compensated_add(total, compensation, term)
-            total = block_sum(compensated_total(total, compensation), scratch, exchange)
+            total = block_sum(compensated_total(total, compensation), scratch)
             for j in range(cuda.threadIdx.x, n, cuda.blockDim.x):
                 if included(where, None, (row, j)):
                     out[row, j] = gradient_value(grad, y, (row, j), total, log)

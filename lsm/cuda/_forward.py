@@ -32,7 +32,7 @@ from numba import int64
 
 from . import _group, _reduce
 from ._numba import cuda, kernel
-from ._reduce import EXCHANGE, MAX_WARPS, WARP
+from ._reduce import MAX_WARPS, WARP
 
 
 @functools.cache
@@ -47,22 +47,22 @@ def build_summaries(acc):
     lowest, zero = acc(-np.inf), acc(0)
 
     @cuda.jit(device=True)
-    def block_summary(x, where, b, row, start, stop, scratch, exchange):
+    def block_summary(x, where, b, row, start, stop, scratch):
         """``(m, A, R)`` of ``x[row, start:stop]``, computed by the whole block."""
         m = lowest
         for j in range(start + cuda.threadIdx.x, stop, cuda.blockDim.x):
             if included(where, b, (row, j)):
                 value = acc(x[row, j])
                 m = value if value > m else m
-        m = block_max(m, scratch, exchange)
+        m = block_max(m, scratch)
         at_max, total, compensation = zero, zero, zero
         for j in range(start + cuda.threadIdx.x, stop, cuda.blockDim.x):
             if included(where, b, (row, j)):
                 at_max, total, compensation = add_term(
                     acc(x[row, j]), weight(b, (row, j)), m, at_max, total, compensation
                 )
-        at_max = block_sum(at_max, scratch, exchange)
-        rest = block_sum(compensated_total(total, compensation), scratch, exchange)
+        at_max = block_sum(at_max, scratch)
+        rest = block_sum(compensated_total(total, compensation), scratch)
         return m, at_max, rest
 
     @cuda.jit(device=True)
@@ -97,7 +97,6 @@ def build_rows(acc, per_lane):
 
     @kernel
     def softmax_rows_warp(x, where, out, log):
-        exchange = cuda.shared.array(EXCHANGE, acc)
         cache = cuda.local.array(per_lane, acc)
         rows, n = x.shape
         warps = cuda.blockDim.x // WARP
@@ -115,12 +114,12 @@ def build_rows(acc, per_lane):
                         value = acc(x[row, j])
                 cache[k] = value
                 m = value if value > m else m
-            m = warp_max(m, exchange)
+            m = warp_max(m)
             at_max, total, compensation = zero, zero, zero
             for k in range(per_lane):
                 at_max, total, compensation = add_term(cache[k], one, m, at_max, total, compensation)
-            at_max = warp_sum(at_max, exchange)
-            rest = warp_sum(compensated_total(total, compensation), exchange)
+            at_max = warp_sum(at_max)
+            rest = warp_sum(compensated_total(total, compensation))
             shift, log_norm, inv_norm = normaliser(m, at_max, rest)
             masked = lowest if log else zero
             for k in range(per_lane):
@@ -133,7 +132,6 @@ def build_rows(acc, per_lane):
 
     @kernel
     def logsumexp_rows_warp(x, where, b, lse, sign):
-        exchange = cuda.shared.array(EXCHANGE, acc)
         cache = cuda.local.array(per_lane, acc)
         weights = cuda.local.array(per_lane, acc)
         rows, n = x.shape
@@ -153,12 +151,12 @@ def build_rows(acc, per_lane):
                 cache[k] = value
                 weights[k] = w
                 m = value if value > m else m
-            m = warp_max(m, exchange)
+            m = warp_max(m)
             at_max, total, compensation = zero, zero, zero
             for k in range(per_lane):
                 at_max, total, compensation = add_term(cache[k], weights[k], m, at_max, total, compensation)
-            at_max = warp_sum(at_max, exchange)
-            rest = warp_sum(compensated_total(total, compensation), exchange)
+            at_max = warp_sum(at_max)
+            rest = warp_sum(compensated_total(total, compensation))
             if active and lane == 0:
                 store_logsumexp(lse, sign, row, m, at_max, rest)
 
@@ -174,27 +172,24 @@ def build_rows(acc, per_lane):
 
     @kernel
     def softmax_rows_block(x, where, out, log):
-        exchange = cuda.shared.array(EXCHANGE, acc)
         scratch = cuda.shared.array(MAX_WARPS, acc)
         rows, n = x.shape
         for row in range(int64(cuda.blockIdx.x), rows, cuda.gridDim.x):
-            m, at_max, rest = block_summary(x, where, None, row, 0, n, scratch, exchange)
+            m, at_max, rest = block_summary(x, where, None, row, 0, n, scratch)
             write_softmax(x, where, out, row, 0, n, m, at_max, rest, log)
 
     @kernel
     def logsumexp_rows_block(x, where, b, lse, sign):
-        exchange = cuda.shared.array(EXCHANGE, acc)
         scratch = cuda.shared.array(MAX_WARPS, acc)
         rows, n = x.shape
         for row in range(int64(cuda.blockIdx.x), rows, cuda.gridDim.x):
-            m, at_max, rest = block_summary(x, where, b, row, 0, n, scratch, exchange)
+            m, at_max, rest = block_summary(x, where, b, row, 0, n, scratch)
             if cuda.threadIdx.x == 0:
                 store_logsumexp(lse, sign, row, m, at_max, rest)
 
     @kernel
     def rows_partials(x, where, b, partials, chunk):
         """``partials[row, part] = (m, A, R)`` of each chunk of ``chunk`` elements of each row."""
-        exchange = cuda.shared.array(EXCHANGE, acc)
         scratch = cuda.shared.array(MAX_WARPS, acc)
         rows, n = x.shape
         parts = partials.shape[1]
@@ -202,7 +197,7 @@ def build_rows(acc, per_lane):
             row, part = task // parts, task % parts
             start = part * chunk
             stop = min(start + chunk, n)
-            m, at_max, rest = block_summary(x, where, b, row, start, stop, scratch, exchange)
+            m, at_max, rest = block_summary(x, where, b, row, start, stop, scratch)
             if cuda.threadIdx.x == 0:
                 partials[row, part, 0] = m
                 partials[row, part, 1] = at_max

@@ -39,7 +39,7 @@ from numba import float64, int64
 
 from . import _forward, _group, _reduce
 from ._numba import cuda, kernel
-from ._reduce import EXCHANGE, MAX_WARPS
+from ._reduce import MAX_WARPS
 
 
 @functools.cache
@@ -78,7 +78,6 @@ def build(acc):
 
     @kernel
     def cross_entropy_rows(x, target, probs, class_weight, ignore_index, keep, spread, scale, loss, grad):
-        exchange = cuda.shared.array(EXCHANGE, acc)
         scratch = cuda.shared.array(MAX_WARPS, acc)
         rows, n = x.shape
         keep_acc, spread_acc, s = acc(keep), acc(spread), acc(scale)
@@ -94,7 +93,7 @@ def build(acc):
                     for c in range(first, n, step):
                         grad[row, c] = zero
                 continue
-            m, at_max, rest = block_summary(x, None, None, row, 0, n, scratch, exchange)
+            m, at_max, rest = block_summary(x, None, None, row, 0, n, scratch)
             shift, log_norm, inv_norm = normaliser(m, at_max, rest)
             weighted, q_total = zero, zero
             if probs is not None or spread != 0:
@@ -105,8 +104,8 @@ def build(acc):
                         weighted, weighted_c, target_term(q, acc(x[row, c]), shift)
                     )
                     q_total, q_c = compensated_add(q_total, q_c, q)
-                weighted = block_sum(compensated_total(weighted, weighted_c), scratch, exchange)
-                q_total = block_sum(compensated_total(q_total, q_c), scratch, exchange)
+                weighted = block_sum(compensated_total(weighted, weighted_c), scratch)
+                q_total = block_sum(compensated_total(q_total, q_c), scratch)
             pick = zero
             if target is not None:
                 pick = keep_acc * weight(class_weight, t)
@@ -232,12 +231,11 @@ def reduce_loss(loss, denominator, result):
     mean over nothing, as torch)."""
     if cuda.blockIdx.x != 0:
         return
-    exchange = cuda.shared.array(EXCHANGE, float64)
     scratch = cuda.shared.array(MAX_WARPS, float64)
     total, compensation = 0.0, 0.0
     for item in range(cuda.threadIdx.x, loss.shape[0], cuda.blockDim.x):
         total, compensation = _compensated_add64(total, compensation, loss[item])
-    total = _block_sum64(_compensated_total64(total, compensation), scratch, exchange)
+    total = _block_sum64(_compensated_total64(total, compensation), scratch)
     if cuda.threadIdx.x == 0:
         if denominator != 0:
             result[0] = total / denominator

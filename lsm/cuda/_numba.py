@@ -56,6 +56,30 @@ if SIMULATOR:
     _unlocked_shared_array = _kernelapi.FakeCUDAShared.array
     _kernelapi.FakeCUDAShared.array = _shared_array
 
+    _lanes_lock = threading.Lock()
+
+    def _shfl_xor_sync(self, mask, value, offset):
+        """A model of ``cuda.shfl_xor_sync`` for the simulator, which has none: every thread of
+        the block posts its value, meets the others at a barrier, and reads the value of the
+        thread whose index differs from its own by ``offset`` (exclusive or) within its warp.
+
+        Successive shuffles post to two alternating boards: a thread posts to a board again only
+        after the next shuffle's barrier, which every thread reaches after its read, so one
+        barrier per shuffle suffices. As on a GPU for a full ``mask``, every thread of the warp
+        must take part; here the whole block must, since the barrier is the block's (lsm reduces
+        in block-uniform control flow).
+        """
+        thread = threading.current_thread()
+        with _lanes_lock:
+            boards = thread._manager.__dict__.setdefault("lsm_boards", ({}, {}))
+        thread.lsm_shuffles = getattr(thread, "lsm_shuffles", 0) + 1
+        board = boards[thread.lsm_shuffles % 2]
+        board[thread.thread_id] = value
+        thread.syncthreads()
+        return board[thread.thread_id ^ offset]
+
+    _kernelapi.FakeCUDAModule.shfl_xor_sync = _shfl_xor_sync
+
 __all__ = [
     "LAUNCH_EXTENSIONS",
     "SIMULATOR",

@@ -1,12 +1,10 @@
 """Warp and block reductions for the CUDA kernels (max and sum, every thread gets the result).
 
-On a GPU a warp reduces with register shuffles (``shfl_xor_sync``, a butterfly: after five
-steps every lane holds the total). The CUDA simulator has no warp shuffles, so under the
-simulator -- and only there -- the warp reduction goes through shared memory instead: each lane
-writes its value to the ``exchange`` slot of its thread, the block synchronises, and each lane
-reduces its warp's 32 slots. The kernels allocate ``exchange`` with ``EXCHANGE`` entries, which
-is 1 (unused) on a GPU. Every kernel calls the reductions from block-uniform control flow, as
-``syncthreads`` requires.
+A warp reduces with register shuffles (``shfl_xor_sync``, a butterfly: after five steps every
+lane holds the total), a block with one shuffle reduction per warp and one over the warps'
+results. The CUDA simulator has no warp shuffles; ``_numba`` gives it a model of
+``shfl_xor_sync``, so the simulator runs this same butterfly code. Every kernel calls the
+reductions from block-uniform control flow, as ``syncthreads`` (and the model) requires.
 
 ``build(acc)`` returns the device functions for accumulation type ``acc`` (float32 or float64).
 """
@@ -15,11 +13,10 @@ import functools
 
 import numpy as np
 
-from ._numba import SIMULATOR, cuda
+from ._numba import cuda
 
 WARP = 32
 MAX_WARPS = 32  # 1024 threads per block at most
-EXCHANGE = 1024 if SIMULATOR else 1  # shared-memory slots the simulator's warp reduction needs
 _FULL_MASK = 0xFFFFFFFF
 
 
@@ -29,69 +26,42 @@ def build(acc):
     lowest = acc(-np.inf)
     zero = acc(0)
 
-    if SIMULATOR:
-
-        @cuda.jit(device=True)
-        def warp_max(value, exchange):
-            exchange[cuda.threadIdx.x] = value
-            cuda.syncthreads()
-            first = cuda.threadIdx.x - cuda.threadIdx.x % WARP
-            result = exchange[first]
-            for lane in range(1, WARP):
-                other = exchange[first + lane]
-                result = other if other > result else result
-            cuda.syncthreads()
-            return result
-
-        @cuda.jit(device=True)
-        def warp_sum(value, exchange):
-            exchange[cuda.threadIdx.x] = value
-            cuda.syncthreads()
-            first = cuda.threadIdx.x - cuda.threadIdx.x % WARP
-            result = exchange[first]
-            for lane in range(1, WARP):
-                result += exchange[first + lane]
-            cuda.syncthreads()
-            return result
-
-    else:
-
-        @cuda.jit(device=True)
-        def warp_max(value, exchange):
-            for offset in (16, 8, 4, 2, 1):
-                other = cuda.shfl_xor_sync(_FULL_MASK, value, offset)
-                value = other if other > value else value
-            return value
-
-        @cuda.jit(device=True)
-        def warp_sum(value, exchange):
-            for offset in (16, 8, 4, 2, 1):
-                value += cuda.shfl_xor_sync(_FULL_MASK, value, offset)
-            return value
+    @cuda.jit(device=True)
+    def warp_max(value):
+        for offset in (16, 8, 4, 2, 1):
+            other = cuda.shfl_xor_sync(_FULL_MASK, value, offset)
+            value = other if other > value else value
+        return value
 
     @cuda.jit(device=True)
-    def block_max(value, scratch, exchange):
+    def warp_sum(value):
+        for offset in (16, 8, 4, 2, 1):
+            value += cuda.shfl_xor_sync(_FULL_MASK, value, offset)
+        return value
+
+    @cuda.jit(device=True)
+    def block_max(value, scratch):
         """Maximum over the block; ``scratch`` is a shared array of ``MAX_WARPS`` entries."""
-        value = warp_max(value, exchange)
+        value = warp_max(value)
         warp, lane = cuda.threadIdx.x // WARP, cuda.threadIdx.x % WARP
         if lane == 0:
             scratch[warp] = value
         cuda.syncthreads()
         value = scratch[lane] if lane < cuda.blockDim.x // WARP else lowest
-        value = warp_max(value, exchange)
+        value = warp_max(value)
         cuda.syncthreads()  # scratch is free again
         return value
 
     @cuda.jit(device=True)
-    def block_sum(value, scratch, exchange):
+    def block_sum(value, scratch):
         """Sum over the block (a tree of partial sums, so rounding grows with log(threads))."""
-        value = warp_sum(value, exchange)
+        value = warp_sum(value)
         warp, lane = cuda.threadIdx.x // WARP, cuda.threadIdx.x % WARP
         if lane == 0:
             scratch[warp] = value
         cuda.syncthreads()
         value = scratch[lane] if lane < cuda.blockDim.x // WARP else zero
-        value = warp_sum(value, exchange)
+        value = warp_sum(value)
         cuda.syncthreads()
         return value
 
