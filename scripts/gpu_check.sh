@@ -8,6 +8,10 @@
 #   gpu.txt          nvidia-smi's view of the device
 #   tests.txt        the GPU tests: compile_ptx of every kernel, the shared test bodies on CuPy
 #                    arrays (the "cuda" backend), and the dispatch tests
+#   sanitizer-*.txt  compute-sanitizer's memcheck, racecheck and synccheck over the kernel-path
+#                    tests (tests/test_cuda_paths.py on CuPy), when compute-sanitizer is on PATH
+#   devices.txt      with two GPUs or more: every op on CuPy arrays of the second device, while
+#                    the first is current, against the host result
 #   bench.log        lsm bench --backend cuda: every op and dtype on CuPy arrays, sizes up to
 #                    1e7 elements (pass --large for 1e8), beside a same-run device copy,
 #                    cupyx.scipy.special and torch; the table for benchmarks/RESULTS.md
@@ -27,6 +31,35 @@ python -c "from numba import cuda; assert cuda.is_available(), 'no CUDA GPU visi
 # -k cuda: the compile tests, the shared bodies on the "cuda" backend, and the dispatch tests
 status=0
 python -m pytest tests -q -p no:cacheprovider -k "cuda or gpu or device" 2>&1 | tee "$OUT/tests.txt" || status=$?
+
+if command -v compute-sanitizer > /dev/null; then
+    for tool in memcheck racecheck synccheck; do
+        compute-sanitizer --tool "$tool" --error-exitcode 9 \
+            python -m pytest tests/test_cuda_paths.py -q -p no:cacheprovider -k "cuda and float32" \
+            > "$OUT/sanitizer-$tool.txt" 2>&1 || status=$?
+    done
+else
+    echo "gpu_check: compute-sanitizer not found, sanitizer runs skipped" | tee "$OUT/sanitizer-skipped.txt"
+fi
+
+if [ "$(python -c 'import cupy; print(cupy.cuda.runtime.getDeviceCount())')" -ge 2 ]; then
+    python - > "$OUT/devices.txt" 2>&1 <<'PY' || status=$?
+import cupy, numpy as np, lsm
+x = np.random.default_rng(0).standard_normal((64, 1000))
+target = np.arange(64) % 1000
+with cupy.cuda.Device(1):
+    dx, dt = cupy.asarray(x), cupy.asarray(target)
+for name, call in [
+    ("log_softmax", lambda a, t: lsm.log_softmax(a)),
+    ("logsumexp", lambda a, t: lsm.logsumexp(a, axis=0)),
+    ("cross_entropy", lambda a, t: lsm.cross_entropy(a, t, return_grad=True)[1]),
+]:
+    got = call(dx, dt)
+    assert got.device.id == 1, name
+    np.testing.assert_allclose(cupy.asnumpy(got), call(x, target), rtol=1e-12, atol=1e-12)
+    print(name, "on device 1: ok")
+PY
+fi
 
 python -m lsm bench --backend cuda --out "$OUT" "$@" 2>&1 | tee "$OUT/bench.log"
 exit "$status"
