@@ -156,3 +156,16 @@ def test_the_simulator_has_a_warp_shuffle(cuda):
     cuda.jit(_shuffles)[1, 64](out)
     expected = [[(thread ^ offset) * 10 for offset in SHUFFLE_OFFSETS] for thread in range(64)]
     assert host(out).tolist() == expected
+
+
+def test_stream_handles_mean_what_cupy_and_torch_mean(cuda):
+    """0 (CuPy's and torch's null stream) and 1 are the legacy default stream, 2 the per-thread
+    one, whatever Numba's own default is; one handle always gives the same stream object (so a
+    call never waits for its own stream)."""
+    from lsm.cuda import _numba
+
+    assert _numba.stream(0) is _numba.stream(1)
+    assert _numba.stream(2) is _numba.stream(2)
+    assert _numba.stream(0) is not _numba.stream(2)
+    stream = cuda.stream()
+    assert _numba.stream(stream) is stream
