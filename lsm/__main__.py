@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import os
 import sys
 
 from ._demo import demo
@@ -25,7 +26,7 @@ def _run_info(args):
 def build_parser():
     """The argument parser of the ``lsm`` command and its subcommands."""
     parser = argparse.ArgumentParser(prog="lsm", description=DESCRIPTION)
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{demo,info,bench}")
+    commands = parser.add_subparsers(dest="command", metavar="{demo,info,bench}")
 
     demo_parser = commands.add_parser(
         "demo",
@@ -53,14 +54,35 @@ def build_parser():
     return parser
 
 
-def main(argv=None):
-    argv = sys.argv[1:] if argv is None else list(argv)
+def _run(argv):
     if argv[:1] == ["bench"]:
         from .bench.cli import main as bench
 
         return bench(argv[1:])
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:  # plain ``lsm``: the help, as ``lsm --help`` prints it
+        parser.print_help()
+        return 0
     return args.handler(args)
+
+
+def main(argv=None):
+    """Run the ``lsm`` command with the arguments ``argv`` (default: the process's); return its
+    exit status.
+
+    A reader that stops early (``lsm info --json | head -1``) ends the command quietly with
+    status 1, as Python's own tools do, instead of a ``BrokenPipeError`` traceback.
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        status = _run(argv)
+        sys.stdout.flush()  # a closed pipe fails here, inside the try, not at interpreter exit
+    except BrokenPipeError:
+        # Python flushes stdout again at exit: point it at devnull so that flush cannot fail.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    return status
 
 
 if __name__ == "__main__":

@@ -27,8 +27,12 @@ def type_name(obj):
 
 def bfloat16_dtype():
     """The ml_dtypes bfloat16 dtype (imported only when a caller asks for bfloat16)."""
-    import ml_dtypes
-
+    try:
+        import ml_dtypes
+    except ImportError as error:
+        raise ImportError(
+            "lsm: bfloat16 needs ml_dtypes; install the extra with pip install 'lsm[bfloat16]'"
+        ) from error
     return np.dtype(ml_dtypes.bfloat16)
 
 

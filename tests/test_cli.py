@@ -35,11 +35,32 @@ def test_python_dash_m_lsm_demo_runs_as_a_module():
     assert "logsumexp(x) = 6.33141" in completed.stdout
 
 
-def test_main_requires_a_command(capsys):
-    with pytest.raises(SystemExit) as exit_:
-        main([])
-    assert exit_.value.code == 2
-    assert "demo" in capsys.readouterr().err
+def test_lsm_without_a_command_prints_the_help(capsys):
+    assert main([]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("usage: lsm ") and "{demo,info,bench}" in captured.out
+    assert "show log(softmax(x)) underflowing" in captured.out  # the commands' help lines
+    assert captured.err == ""
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly():
+    # `lsm demo | head -0`: the pipe is closed before lsm writes; no BrokenPipeError traceback
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lsm", "demo"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    process.stdout.close()
+    stderr = process.stderr.read()
+    assert process.wait(timeout=300) == 1
+    assert stderr == ""
+
+
+def test_bench_help_shows_the_defaults(capsys):
+    with pytest.raises(SystemExit):
+        main(["bench", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "seconds of timed rounds per case (at least) (default: 0.2; --quick: 0.02)" in text
+    assert "minimum timed rounds per case (default: 5; --quick: 3)" in text
+    assert "-1 (rows) and/or 0 (columns) (default: -1 0)" in text
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ from pathlib import Path
 from .backends import BACKENDS
 from .engine import Timing, document, run_cases
 from .report import markdown_table, write_report
-from .table import DTYPES, OPS, SHAPES, make_cases, shapes_of
+from .table import AXES, DTYPES, OPS, SHAPES, make_cases, shapes_of
 
 DEFAULT_MAX_SIZE = 10**7  # the default sweep; --large adds 1e8 (several GB of memory)
 QUICK_SHAPES = ((100, 100), (1000, 1000))
@@ -116,13 +116,28 @@ def build_parser():
         help="element counts to run, from 1e3 1e4 1e5 1e6 1e7 1e8 (default: up to 1e7)",
     )
     parser.add_argument(
-        "--axis", nargs="+", type=int, choices=[-1, 0], metavar="AXIS", help="-1 (rows) and/or 0 (columns)"
+        "--axis",
+        nargs="+",
+        type=int,
+        choices=AXES,
+        metavar="AXIS",
+        help=f"-1 (rows) and/or 0 (columns) (default: {' '.join(map(str, AXES))})",
     )
     parser.add_argument("--large", action="store_true", help="also run 1e8 elements (several GB of memory)")
     parser.add_argument(
-        "--time", type=_positive(float), metavar="S", help="seconds of timed rounds per case (at least)"
+        "--time",
+        type=_positive(float),
+        metavar="S",
+        help=f"seconds of timed rounds per case (at least) (default: {DEFAULT_TIMING.max_time}; "
+        f"--quick: {QUICK_TIMING.max_time})",
     )
-    parser.add_argument("--rounds", type=_positive(int), metavar="N", help="minimum timed rounds per case")
+    parser.add_argument(
+        "--rounds",
+        type=_positive(int),
+        metavar="N",
+        help=f"minimum timed rounds per case (default: {DEFAULT_TIMING.min_rounds}; "
+        f"--quick: {QUICK_TIMING.min_rounds})",
+    )
     parser.add_argument(
         "--out",
         default="lsm-bench",

@@ -1,0 +1,31 @@
+"""What the distribution promises: install hints, and extras that hold what they say."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import lsm
+
+
+def test_bfloat16_without_ml_dtypes_says_which_extra_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ml_dtypes", None)  # import ml_dtypes raises ImportError
+    with pytest.raises(ImportError, match=r"bfloat16 needs ml_dtypes; .* pip install 'lsm\[bfloat16\]'"):
+        lsm.softmax(np.zeros(3, dtype=np.float32), dtype="bfloat16")
+
+
+def test_the_dask_backend_needs_no_distributed():
+    # the [dask] extra holds dask[array] only: lsm's Dask backend must run without dask.distributed
+    code = (
+        "import sys; sys.modules['distributed'] = None\n"
+        "import dask.array as da, numpy as np, lsm\n"
+        "x = da.from_array(np.arange(6.0).reshape(2, 3), chunks=(1, 2))\n"
+        "print(float(lsm.logsumexp(x).compute()), float(lsm.softmax(x, axis=0).sum().compute()))\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300
+    )
+    lse, total = map(float, completed.stdout.split())
+    assert lse == pytest.approx(np.log(np.exp(np.arange(6.0)).sum()), rel=1e-15)
+    assert total == pytest.approx(3.0, rel=1e-15)
