@@ -52,7 +52,8 @@ def _gpu_backend(func, operands):
         from .cuda import CudaBackend
     except ImportError as error:
         raise ImportError(
-            "lsm: GPU arrays need numba-cuda; install the extra with pip install 'lsm[cuda]'"
+            "lsm: GPU arrays need numba-cuda; install the extra with pip install 'lsm-kernels[cuda]' "
+            "(CUDA 12) or 'lsm-kernels[cuda13]' (CUDA 13)"
         ) from error
     return CudaBackend(func, *next(iter(operands.items())))
 

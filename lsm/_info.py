@@ -10,6 +10,7 @@ import importlib.metadata
 import importlib.util
 import os
 import platform
+import re
 from pathlib import Path
 
 import numba
@@ -55,6 +56,26 @@ def installed_version(module):
         except importlib.metadata.PackageNotFoundError:
             continue
     return "unknown version"
+
+
+DISTRIBUTION = "lsm-kernels"  # lsm's distribution name; "lsm" on the package index is another project
+
+
+def other_lsm_distributions():
+    """``["name version", ...]`` of the installed distributions other than lsm-kernels that also
+    provide a top-level ``lsm`` package: installing one overwrites (or shadows) this lsm."""
+    names = [name for name in _distributions().get("lsm", []) if _canonical(name) != DISTRIBUTION]
+    found = []
+    for name in dict.fromkeys(names):
+        try:
+            found.append(f"{name} {importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError:
+            found.append(name)
+    return found
+
+
+def _canonical(name):
+    return re.sub(r"[-_.]+", "-", name).lower()  # the normalised form of a distribution name (PEP 503)
 
 
 def numba_threading():
@@ -130,7 +151,7 @@ def backends(gpu):
         found["cuda"] = (True, f"numba-cuda kernels on {gpu}")
     dask_version = installed_version("dask")
     if dask_version is None:
-        found["dask"] = (False, "dask is not installed (pip install 'lsm[dask]')")
+        found["dask"] = (False, "dask is not installed (pip install 'lsm-kernels[dask]')")
     else:
         found["dask"] = (True, f"lazy graphs over the chunks' own backend (dask {dask_version})")
     return found
@@ -144,6 +165,7 @@ def environment():
     return {
         "lsm_version": __version__,
         "lsm_path": str(Path(__file__).parent),
+        "lsm_other_distributions": other_lsm_distributions(),
         "python_version": platform.python_version(),
         "python_implementation": platform.python_implementation(),
         "system": platform.system(),
@@ -172,6 +194,11 @@ def format_environment(env):
     packages = ", ".join(f"{module} {version or '-'}" for module, version in env["optional_packages"].items())
     lines = [
         f"lsm {env['lsm_version']} ({env['lsm_path']})",
+        *(
+            f"warning: the distribution {other} also installs a top-level 'lsm' package, which "
+            f"replaces or shadows this one (pip uninstall {other.split()[0]}, then reinstall {DISTRIBUTION})"
+            for other in env["lsm_other_distributions"]
+        ),
         f"python {env['python_version']} ({env['python_implementation']}), {env['system']} {env['machine']}",
         f"cpu: {env['cpu_model']}, {env['cpu_count']} CPUs ({env['cpu_affinity_count']} usable)",
         f"numpy {env['numpy_version']}, numba {env['numba_version']}",

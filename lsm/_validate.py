@@ -31,7 +31,7 @@ def bfloat16_dtype():
         import ml_dtypes
     except ImportError as error:
         raise ImportError(
-            "lsm: bfloat16 needs ml_dtypes; install the extra with pip install 'lsm[bfloat16]'"
+            "lsm: bfloat16 needs ml_dtypes; install the extra with pip install 'lsm-kernels[bfloat16]'"
         ) from error
     return np.dtype(ml_dtypes.bfloat16)
 

@@ -129,7 +129,7 @@ def test_bench_cuda_without_cupy_is_a_one_line_error(monkeypatch, capsys, tmp_pa
 def test_bench_without_tqdm_says_which_extra_to_install(monkeypatch, capsys, tmp_path):
     monkeypatch.setitem(sys.modules, "tqdm", None)
     assert main(["bench", "--quick", "--out", str(tmp_path)]) == 2
-    assert "tqdm not installed: pip install 'lsm[bench]'" in capsys.readouterr().err
+    assert "tqdm not installed: pip install 'lsm-kernels[bench]'" in capsys.readouterr().err
 
 
 def test_bench_rejects_a_size_outside_the_table(capsys):
@@ -137,3 +137,25 @@ def test_bench_rejects_a_size_outside_the_table(capsys):
         main(["bench", "--size", "3e5"])
     assert exit_.value.code == 2
     assert "size '3e5' is not one of 1e3 1e4 1e5 1e6 1e7 1e8" in capsys.readouterr().err
+
+
+def test_info_warns_when_another_distribution_provides_lsm(monkeypatch, capsys):
+    from lsm import _info
+
+    # "lsm" on the package index is an unrelated project that also installs a top-level lsm
+    monkeypatch.setattr(_info, "_distributions", lambda: {"lsm": ["lsm-kernels", "lsm", "lsm_kernels"]})
+    version = _info.importlib.metadata.version
+    monkeypatch.setattr(
+        _info.importlib.metadata, "version", lambda name: "0.5.10" if name == "lsm" else version(name)
+    )
+    assert main(["info"]) == 0
+    warnings = [line for line in capsys.readouterr().out.splitlines() if line.startswith("warning:")]
+    assert warnings == [
+        "warning: the distribution lsm 0.5.10 also installs a top-level 'lsm' package, which replaces or "
+        "shadows this one (pip uninstall lsm, then reinstall lsm-kernels)"
+    ]
+
+
+def test_info_has_no_warning_for_lsm_kernels_alone(capsys):
+    assert main(["info", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["lsm_other_distributions"] == []

@@ -9,5 +9,5 @@
 
 None of it is imported by ``import lsm``, ``lsm demo`` or ``lsm info``. pytest-benchmark (the
 statistics and layout), tqdm (the progress bar) and matplotlib (the plot) come with
-``pip install 'lsm[bench]'``.
+``pip install 'lsm-kernels[bench]'``.
 """

@@ -187,7 +187,7 @@ def main(argv=None):
                 missing.append(package)
     if missing:
         plot_hint = " (or pass --no-plot)" if missing == ["matplotlib"] else ""
-        return _error(f"{' and '.join(missing)} not installed: pip install 'lsm[bench]'{plot_hint}")
+        return _error(f"{' and '.join(missing)} not installed: pip install 'lsm-kernels[bench]'{plot_hint}")
     cases = _cases(args, backend)
     if not cases:
         return _error("no case matches these options (is the implementation installed?)")
