@@ -1,8 +1,9 @@
 """The CPU backend: Numba kernels over NumPy arrays (the backend object in ``_backend``)."""
 
-from ._backend import BACKEND
-from ._cache import refresh
+from ._cache import prepare
 
-refresh()
+prepare()  # before any kernel is defined: Numba needs a cache folder for cache=True
+
+from ._backend import BACKEND  # noqa: E402
 
 __all__ = ["BACKEND"]
