@@ -44,10 +44,10 @@ def _is_gpu_array(obj):
 def _gpu_backend(func, operands):
     on_host = [name for name, operand in operands.items() if not _is_gpu_array(operand)]
     if on_host:
-        raise _validate.mixed_devices([name for name in operands if name not in on_host], on_host)
+        raise _validate.mixed_devices(func, [name for name in operands if name not in on_host], on_host)
     for name, operand in operands.items():
         if not _has_interface(operand) and not _is_simulator_array(operand):
-            raise _validate.no_array_interface(name, operand)
+            raise _validate.no_array_interface(func, name, operand)
     try:
         from .cuda import CudaBackend
     except ImportError as error:
@@ -79,8 +79,8 @@ def backend_for(func, **operands):
     """
     operands = {name: operand for name, operand in operands.items() if operand is not None}
     on_gpu = False
-    for operand in operands.values():
+    for name, operand in operands.items():
         if isinstance(operand, np.ma.MaskedArray):
-            raise _validate.masked_array()
+            raise _validate.masked_array(func, name)
         on_gpu = on_gpu or _is_gpu_array(operand)
     return _gpu_backend(func, operands) if on_gpu else HOST

@@ -111,9 +111,9 @@ def not_convertible(func, name, error):
     return TypeError(f"{func}: argument {name!r} cannot be converted to an array: {error}")
 
 
-def masked_array():
+def masked_array(func, name):
     return TypeError(
-        "lsm does not accept numpy.ma.MaskedArray (its mask would be ignored); "
+        f"{func}: {name!r} is a numpy.ma.MaskedArray (lsm would ignore its mask); "
         "pass the data and where=~mask instead"
     )
 
@@ -304,17 +304,27 @@ def loss_options(func, reduction_, ignore_index_, smoothing=0.0, grad_out=None, 
 # --- devices ----------------------------------------------------------------------------------
 
 
-def mixed_devices(on_device, on_host):
+def mixed_devices(func, on_device, on_host):
     return TypeError(
-        f"lsm: {', '.join(map(repr, on_device))} on the GPU but {', '.join(map(repr, on_host))} on the "
-        "host; pass every array argument on the same side (lsm never copies between host and device)"
+        f"{func}: {', '.join(map(repr, on_device))} on the GPU but {', '.join(map(repr, on_host))} on "
+        "the host; pass every array argument on the same side (lsm never copies between host and device)"
     )
 
 
-def no_array_interface(name, operand):
+def no_array_interface(func, name, operand):
     return TypeError(
-        f"lsm: {name!r} ({type_name(operand)}) is a GPU array without __cuda_array_interface__; "
+        f"{func}: {name!r} ({type_name(operand)}) is a GPU array without __cuda_array_interface__; "
         "lsm reads device memory through that interface (wrap it with cupy.from_dlpack, for example)"
+    )
+
+
+def cannot_broadcast(func, name, array, shape):
+    """An array that must be broadcast (``lsm.special``: ``a`` against ``b``) but whose kind has no
+    broadcasting (a Numba device array)."""
+    return TypeError(
+        f"{func}: {name!r} ({type_name(array)}) must be broadcast to shape {tuple(shape)} to go with "
+        "'b', and this kind of array cannot broadcast; pass it broadcast already, or as a CuPy or "
+        "torch array"
     )
 
 

@@ -175,10 +175,18 @@ def test_out_dtype_must_match_dtype_argument(backend, x):
         backend.logsumexp(x, axis=0, out=np.empty(4, dtype=np.float32))
 
 
+def _on_the_host(backend, name, message):
+    """The error for a host value (a list, a Python number) passed as ``name``: the host's own
+    check on the host; on the GPU, where every array argument must be a device array (lsm never
+    copies between host and device), the refusal to mix them, which names the argument."""
+    return rf"'x' on the GPU but '{name}' on the host" if backend.gpu else message
+
+
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("out", [[0.0] * 12, (0.0,), 0.0])
 def test_out_not_an_ndarray(backend, name, x, out):
-    with pytest.raises(TypeError, match=rf"'out' must be a numpy.ndarray, got builtins.{type(out).__name__}"):
+    message = rf"'out' must be a numpy.ndarray, got builtins.{type(out).__name__}"
+    with pytest.raises(TypeError, match=_on_the_host(backend, "out", message)):
         getattr(backend, name)(x, out=out)
 
 
@@ -263,7 +271,10 @@ def test_where_not_broadcastable(backend, name, shape):
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("where", [np.ones(5, dtype=int), np.ones(5), [1, 0, 1, 0, 1], np.ones(5, np.uint8)])
 def test_where_not_bool(backend, name, where):
-    with pytest.raises(TypeError, match="'where' must be a boolean array, got dtype"):
+    message = "'where' must be a boolean array, got dtype"
+    if isinstance(where, list):
+        message = _on_the_host(backend, "where", message)
+    with pytest.raises(TypeError, match=message):
         getattr(backend, name)(np.zeros((3, 5)), where=where)
 
 

@@ -152,7 +152,8 @@ def softmax(func, x, axis, dtype, out, where, log):
         return da.map_blocks(
             _softmax_block, x, where, op=func, axes=axes, result_dtype=result_dtype, meta=result_meta
         )
-    packed = _reduce(x.astype(result_dtype), axes, True, where, _normaliser_chunk, _normaliser_merge)
+    x = x.astype(result_dtype)  # rounded once, as the in-memory pipeline converts its input
+    packed = _reduce(x, axes, True, where, _normaliser_chunk, _normaliser_merge)
     return da.map_blocks(
         _finalise_block, x, packed, where, log=log, result_dtype=result_dtype, meta=result_meta
     )
