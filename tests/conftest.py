@@ -60,6 +60,7 @@ SIMULATOR = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
 # (tests/test_cuda_sim.py runs every path with two-warp blocks as well.)
 SIM_CONFIG = {
     "WARP_ROW_MAX": 32,
+    "WARP_ROW_MAX_FLOAT64": 32,
     "WARPS_PER_BLOCK": 1,
     "BLOCK_THREADS": 32,
     "COLUMN_THREADS": 32,
