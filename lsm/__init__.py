@@ -3,9 +3,11 @@ their gradients (log_softmax_backward, softmax_backward) and losses (cross_entro
 
 The functions take NumPy arrays (or anything ``np.asarray`` accepts) and run Numba-compiled CPU
 kernels; CUDA device arrays (CuPy, Numba, torch, any ``__cuda_array_interface__``) run numba-cuda
-kernels on the GPU. See ``help(lsm.log_softmax)`` for the numerical contract.
+kernels on the GPU. See ``help(lsm.log_softmax)`` for the numerical contract. ``lsm.special`` has
+``scipy.special``'s ``logsumexp``, ``softmax`` and ``log_softmax``, with scipy's semantics.
 """
 
+from . import special
 from ._api import log_softmax, logsumexp, softmax
 from ._gradients import log_softmax_backward, softmax_backward
 from ._losses import cross_entropy, nll_loss
@@ -20,4 +22,5 @@ __all__ = [
     "nll_loss",
     "softmax",
     "softmax_backward",
+    "special",
 ]
