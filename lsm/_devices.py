@@ -6,6 +6,12 @@ go to the CPU backend; device arrays (``__cuda_array_interface__``, a CUDA ``__d
 the CUDA simulator's arrays) go to the CUDA backend, which is imported the first time a device
 array is seen. Host and device arguments are never mixed: lsm does not copy between them behind
 the caller's back.
+
+A call whose first array is a torch CPU tensor runs on the CPU backend through
+:class:`TorchHost`: tensors are read and written through NumPy views of their memory (no copy),
+and results are torch tensors (a 0-d result a 0-d tensor, as torch's reductions give), as a torch
+CUDA tensor gives torch results on the GPU. lsm builds no autograd graph, so a tensor that
+requires grad is refused.
 """
 
 import numpy as np
@@ -58,6 +64,59 @@ def _gpu_backend(func, operands):
     return CudaBackend(func, *next(iter(operands.items())))
 
 
+def _is_torch(obj):
+    return type(obj).__module__.split(".")[0] == "torch"
+
+
+def _numpy_view(tensor, func, name):
+    """A NumPy view of the memory of the torch CPU tensor ``tensor`` (bfloat16 as ml_dtypes')."""
+    if tensor.requires_grad:
+        raise _validate.requires_grad(func, name)
+    try:
+        if str(tensor.dtype) == "torch.bfloat16":  # NumPy has no bfloat16: view the bits
+            import torch
+
+            return tensor.view(torch.int16).numpy().view(_validate.bfloat16_dtype())
+        return tensor.numpy()
+    except (RuntimeError, TypeError) as error:  # a dtype NumPy lacks, a conjugate view, ...
+        raise _validate.not_convertible(func, name, error) from error
+
+
+def _tensor(array):
+    """The NumPy array ``array`` as a torch tensor over the same memory."""
+    import torch
+
+    if array.dtype.name == "bfloat16":
+        return torch.from_numpy(array.view(np.int16)).view(torch.bfloat16)
+    return torch.from_numpy(array)
+
+
+class TorchHost:
+    """The CPU backend for torch CPU tensors: the host backend's methods, with torch tensors read
+    and written through NumPy views of their memory and results allocated as torch tensors (see
+    the module docstring)."""
+
+    def __getattr__(self, name):
+        return getattr(HOST, name)
+
+    def describe(self, array, func, name):
+        return HOST.describe(_numpy_view(array, func, name) if _is_torch(array) else array, func, name)
+
+    def describe_out(self, out, func, name):
+        return HOST.describe_out(_numpy_view(out, func, name) if _is_torch(out) else out, func, name)
+
+    def empty(self, shape, dtype):
+        array = np.empty(shape, dtype=dtype)
+        return _tensor(array), array
+
+    def finish(self, result):
+        """A 0-d result stays a 0-d tensor, as torch's reductions return."""
+        return result
+
+
+TORCH_HOST = TorchHost()
+
+
 def backend_for(func, **operands):
     """The in-memory backend (``lsm._protocol.Backend``) that runs ``func`` on these operands.
 
@@ -67,13 +126,15 @@ def backend_for(func, **operands):
         The public function's name, for messages.
     **operands
         The array arguments of the call by name (``None`` entries are skipped); the names
-        appear in error messages. The first names the array whose kind results take.
+        appear in error messages. The first names the array whose kind results take (on the
+        host: torch tensors for a torch tensor, else NumPy arrays).
 
     Raises
     ------
     TypeError
-        If host and device arrays are mixed, a GPU array lacks ``__cuda_array_interface__``, or
-        an operand is a NumPy masked array (whose mask would be silently dropped).
+        If host and device arrays are mixed, a GPU array lacks ``__cuda_array_interface__``, an
+        operand is a NumPy masked array (whose mask would be silently dropped), or a torch tensor
+        requires grad.
     ImportError
         For a device array when numba-cuda is not installed.
     """
@@ -83,4 +144,6 @@ def backend_for(func, **operands):
         if isinstance(operand, np.ma.MaskedArray):
             raise _validate.masked_array(func, name)
         on_gpu = on_gpu or _is_gpu_array(operand)
-    return _gpu_backend(func, operands) if on_gpu else HOST
+    if on_gpu:
+        return _gpu_backend(func, operands)
+    return TORCH_HOST if operands and _is_torch(next(iter(operands.values()))) else HOST

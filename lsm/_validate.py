@@ -344,6 +344,14 @@ def gpu_byte_order(func, name):
     return TypeError(f"{func}: argument {name!r} has non-native byte order, which GPU kernels do not read")
 
 
+def requires_grad(func, name):
+    """A torch CPU tensor that requires grad (lsm builds no autograd graph)."""
+    return TypeError(
+        f"{func}: argument {name!r} is a torch tensor that requires grad, and lsm builds no autograd "
+        f"graph; pass {name}.detach() (lsm's *_backward functions and return_grad= give gradients)"
+    )
+
+
 def unreadable_interface(func, name, array, error):
     """A device array whose ``__cuda_array_interface__`` raised (torch: a tensor that requires
     grad)."""
