@@ -295,6 +295,14 @@ CATALOGUE = [
         (WEIGHT_TESTS,),
     ),
     _cpu(
+        "cpu-loss-sum-in-result-dtype",
+        "_backend.py",
+        "total = loss.sum()  # pairwise, in float64",
+        "total = loss.astype(result.dtype).sum()",
+        "the per-item losses are summed in the result dtype (float16 overflows)",
+        (LOSS_TESTS, f"{EDGES} -k 'cpu and float16_losses'"),
+    ),
+    _cpu(
         "cpu-keep-exps-in-place",
         "_backend.py",
         "and out.dtype in _ACCUMULATION_TYPES and not np.may_share_memory(x, out)",
@@ -354,7 +362,10 @@ CATALOGUE = [
         "return total + compensation if abs(total) < inf else total",
         "return total + compensation",
         "an infinite compensated sum adds its compensation (inf - inf)",
-        ("tests/test_contract.py -k 'weight or sign or row_'", f"tests/test_cuda_paths.py {EDGES}"),
+        (
+            "tests/test_contract.py tests/test_properties.py -k 'weight or sign or row_ or overflowing'",
+            f"tests/test_cuda_paths.py {EDGES}",
+        ),
     ),
     _cuda(
         "cuda-coefficient-guard",
@@ -461,6 +472,14 @@ CATALOGUE = [
         "return terms",
         "a chunked gradient sums the excluded elements too",
         ("tests/test_gradients.py -k 'dask-halves'",),
+    ),
+    _dask(
+        "dask-loss-sum-in-result-dtype",
+        "_losses.py",
+        "    total = loss.sum()\n",
+        "    total = loss.astype(result_dtype).sum()\n",
+        "the per-item losses are summed in the result dtype (float16 overflows)",
+        ("tests/test_losses.py -k 'dask-halves'", f"{EDGES} -k 'dask-halves and float16_losses'"),
     ),
     # --- planning and validation ------------------------------------------------------------------
     _core(

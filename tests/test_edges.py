@@ -257,6 +257,62 @@ def test_zero_coefficient_at_a_neginf_logit_counts_as_zero(backend, axis):
     assert_loss_close(loss, ref_nll_loss(logp, target, axis=axis, weight=weight, reduction="none"), F64)
 
 
+@pytest.mark.parametrize("axis", [-1, 0], ids=["rows", "columns"])
+def test_label_smoothing_at_its_bounds(backend, axis):
+    """``label_smoothing`` takes both ends of [0, 1]: at 1 every class gets ``w_c / C``, whatever
+    the targets (a -inf logit then makes the loss +inf, with a finite gradient)."""
+    rng = np.random.default_rng(8)
+    logits = rng.standard_normal((5, 4)) * 3
+    target = np.array([0, 3, 1, 1, 2])
+    weight = rng.uniform(0.5, 2.0, 4)
+    if axis == 0:
+        logits = logits.T.copy()
+    for smoothing in (0.0, 1.0):
+        options = {"axis": axis, "weight": weight, "label_smoothing": smoothing, "reduction": "sum"}
+        loss, grad = backend.cross_entropy(logits, target=target, return_grad=True, **options)
+        ref_loss, ref_grad, scale = ref_cross_entropy(logits, target, **options)
+        assert_loss_close(loss, ref_loss, F64)
+        assert_scaled_close(grad, ref_grad, scale, F64)
+    logits[0, 0] = -inf  # class 0 of item 0, in either layout
+    options = {"axis": axis, "label_smoothing": 1.0, "reduction": "none"}
+    loss, grad = backend.cross_entropy(logits, target=target, return_grad=True, **options)
+    assert np.isposinf(loss[0]) and np.isfinite(loss[1:]).all() and np.isfinite(grad).all()
+
+
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")  # the simulator's NumPy scalars
+@pytest.mark.parametrize("axis", [-1, 0], ids=["rows", "columns"])
+def test_loss_of_a_group_with_posinf_or_nan_is_nan(backend, axis):
+    """A group containing NaN or +inf gives NaN loss and gradient (the other groups are finite),
+    with class indices and with probabilities."""
+    logits = np.random.default_rng(9).standard_normal((4, 5))
+    logits[1, 2], logits[2, 0] = inf, np.nan
+    probs = np.full((4, 5), 0.2)
+    if axis == 0:
+        logits, probs = logits.T.copy(), probs.T.copy()
+    for target in (np.array([0, 1, 2, 3]), probs):
+        loss, grad = backend.cross_entropy(
+            logits, target=target, axis=axis, reduction="none", return_grad=True
+        )
+        grad = np.moveaxis(grad, axis, -1)
+        assert np.isnan(loss[1:3]).all() and np.isnan(grad[1:3]).all()
+        assert np.isfinite(loss[[0, 3]]).all() and np.isfinite(grad[[0, 3]]).all()
+
+
+def test_float16_losses_are_summed_in_float64(backend):
+    """The mean of 50,000 float16 per-item losses of about 1.4: their sum, some 70,000, is past
+    float16's largest value (65,504), so it must be formed in float64 (and the mean rounded once
+    to float16)."""
+    shape = (50_000, 4)
+    if backend.max_elements is not None and backend.max_elements < math.prod(shape):
+        pytest.skip(f"{backend.name}: needs {math.prod(shape)} elements, over this backend's budget")
+    rng = np.random.default_rng(10)
+    logits = rng.standard_normal(shape).astype(F16)
+    target = rng.integers(0, 4, shape[0])
+    loss = backend.cross_entropy(logits, target=target)
+    assert np.isfinite(loss)
+    assert_loss_close(loss, ref_cross_entropy(logits, target)[0], F16)
+
+
 # --- every GPU kernel family at ties and on negative groups -------------------------------------
 
 
