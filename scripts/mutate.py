@@ -349,6 +349,14 @@ CATALOGUE = [
         ("tests/test_cuda_paths.py", f"{EDGES} -k 'kernel_paths'"),
     ),
     _cuda(
+        "cuda-zero-weight-included",
+        "_group.py",
+        "keep = keep and b[index] != 0",
+        "keep = keep",
+        "elements of weight 0 take part (+inf or NaN there poisons the group)",
+        ("tests/test_contract.py tests/test_properties.py -k 'weight'", f"{EDGES} -k 'zero_weights'"),
+    ),
+    _cuda(
         "cuda-log1p",
         "_group.py",
         "return math.log1p(r) if a == one else math.log(a) + math.log1p(r / a)",
@@ -456,6 +464,17 @@ CATALOGUE = [
         "candidates = values",
         "a chunk's maximum includes excluded elements",
         ("tests/test_contract.py -k 'dask-halves and (row_ or where)'",),
+    ),
+    _dask(
+        "dask-chunk-max-ignores-weights",
+        "_forward.py",
+        "included = where if b is None else (b != 0)",
+        "included = where",
+        "a chunk's shift includes elements of weight 0",
+        (
+            "tests/test_contract.py tests/test_dask.py -k 'dask-halves or weights'",
+            f"{EDGES} -k 'zero_weights'",
+        ),
     ),
     _dask(
         "dask-denominator-unweighted",

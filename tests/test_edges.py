@@ -42,7 +42,7 @@ import lsm
 from lsm.cpu._stats import COLUMN_BLOCK, ROW_BLOCK
 
 F16, F32, F64 = np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)
-inf = np.inf
+nan, inf = np.nan, np.inf
 
 
 def heavy(dtype):
@@ -150,6 +150,18 @@ def test_dask_chunked_merge_keeps_relative_accuracy():
     assert_relative(lsm.logsumexp(chunked).compute(), ref_logsumexp(x), F64, "logsumexp")
     got, reference = lsm.log_softmax(chunked).compute()[0], ref_log_softmax(x)[0]
     assert_relative(got, reference, F64, "log_softmax at the maximum")
+
+
+def test_zero_weights_ignore_infinities_nan_and_large_values(backend):
+    """Elements with ``b == 0`` take no part at all, even at +inf, NaN or a value 10,000 above the
+    rest (which, let into the maximum, would shift every other term to 0)."""
+    x = np.array([[inf, 1.0, 2.0], [nan, 1.0, 2.0], [-inf, 1.0, 2.0], [1e4, 0.3, 1.7], [1.0, 2.0, inf]])
+    b = np.array([[0.0, 1.0, 2.0], [0.0, 1.0, 2.0], [0.0, 1.0, 2.0], [0.0, 1.0, 2.0], [-1.0, 1.0, 0.0]])
+    value, sign = backend.logsumexp(x, axis=1, b=b, return_sign=True)
+    assert np.isfinite(value).all()
+    reference, ref_sign = ref_logsumexp(x, axis=1, b=b, return_sign=True)
+    assert_close(value, reference, F64, "logsumexp")
+    assert_close(sign, ref_sign, F64, "sign")
 
 
 # --- long groups --------------------------------------------------------------------------------
