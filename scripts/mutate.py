@@ -255,6 +255,14 @@ CATALOGUE = [
         ("tests/test_contract.py -k 'cpu and (nan or row_)'",),
     ),
     _cpu(
+        "cpu-posinf-group",
+        "_forward.py",
+        "return abs(m) < np.inf and rest == rest",
+        "return m > -np.inf and rest == rest",
+        "a group holding +inf is normalised as if finite",
+        (LOSS_TESTS, f"{EDGES} -k 'cpu and posinf'"),
+    ),
+    _cpu(
         "cpu-bfloat16-ties",
         "_scalar.py",
         "rounded = (bits + np.uint32(0x7FFF) + odd) >> np.uint32(16)",
