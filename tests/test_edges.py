@@ -11,7 +11,10 @@ and the broad tests would not notice (``docs/promises.md`` lists every promise w
 - blocked sums stay compensated on a float32 row of 2^26 elements and columns of 2^20;
 - an ``out=`` that shares a buffer with an input without overlapping it is accepted (on the host
   element by element; on a GPU by byte ranges, where interleaved views count as overlapping);
-- a loss term whose coefficient is 0 counts as 0 even at a -inf logit;
+- weights of 0 exclude +inf, NaN and large values from ``logsumexp``;
+- a loss term whose coefficient is 0 counts as 0 even at a -inf logit; ``label_smoothing`` takes
+  both ends of [0, 1]; a group with +inf or NaN has NaN loss and gradient; float16 per-item
+  losses are summed in float64 past float16's largest value;
 - every GPU kernel family on integer-valued floats (maxima tied within and across split-row
   chunks) and on groups whose values are all negative (the identity of a maximum is -inf, not 0).
 
@@ -82,8 +85,8 @@ DOMINANT_LAYOUTS = {
 def dominant_groups(dtype, groups, n, axis):
     """``(x, b, where)``: ``groups`` groups of ``n + 1`` values along ``axis``.
 
-    Each group holds its maximum 0 once, two terms at ``-t``, one at ``-t - 1.5``, one at
-    ``-t - 4`` and the rest 5 to 30 below ``-t`` (``t`` from 0.25 to past ``-log(eps)``, where
+    Each group holds its maximum 0 once, one term at each of ``-t``, ``-t - 1.5`` and ``-t - 4``
+    and the rest 5 to 30 below ``-t`` (``t`` from 0.25 to past ``-log(eps)``, where
     ``1 + exp(-t)`` rounds to 1), at shuffled places, and a last element 3.0 that ``b`` (weight
     0) and ``where`` (False) exclude. ``b`` is 1 at the maximum, -0.5 at ``-t - 1.5`` and
     between 0.5 and 2 elsewhere, so the weighted sum stays dominated by the maximum.
