@@ -34,10 +34,12 @@ Usage::
     python scripts/mutate.py --only cpu-log1p cuda-split-tie-count
     python scripts/mutate.py --list                       # the catalogue, checked against the sources
     python scripts/mutate.py --markdown out.md --json out.json --timeout 900 --jobs 2
+    python scripts/mutate.py --only cpu-log1p --steps "tests/test_edges.py -k 'cpu and dominant'"
 """
 
 import argparse
 import concurrent.futures
+import dataclasses
 import json
 import os
 import queue
@@ -49,13 +51,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Mutation:
     """One mutation: ``old`` (exactly once in ``path``) becomes ``new``.
 
@@ -781,10 +782,21 @@ def main(argv=None):
     parser.add_argument("--timeout", type=float, default=900, help="seconds per mutant (default 900)")
     parser.add_argument("--jobs", type=int, default=1, help="mutants run at once, each on its own copy")
     parser.add_argument("--no-baseline", action="store_true", help="skip the runs on the unmutated copy")
+    parser.add_argument(
+        "--steps",
+        nargs="+",
+        metavar="ARGS",
+        help="run these normal-run steps instead of each mutation's own (with --sim-steps: these "
+        "simulator steps), to ask whether given tests catch given mutants",
+    )
+    parser.add_argument("--sim-steps", nargs="+", metavar="ARGS", help="see --steps")
     parser.add_argument("--markdown", type=Path, help="write the results table here")
     parser.add_argument("--json", type=Path, help="write the results (and the catalogue) here")
     args = parser.parse_args(argv)
     mutations = [m for m in CATALOGUE if args.only is None or m.id in args.only]
+    if args.steps or args.sim_steps:
+        steps = {"tests": tuple(args.steps or ()), "sim_tests": tuple(args.sim_steps or ())}
+        mutations = [dataclasses.replace(m, **steps) for m in mutations]
     unknown = set(args.only or ()) - {m.id for m in mutations}
     if unknown:
         parser.error(f"unknown mutation ids: {', '.join(sorted(unknown))}")
@@ -808,7 +820,7 @@ def main(argv=None):
     if args.markdown:
         args.markdown.write_text(text)
     if args.json:
-        catalogue = {mutation.id: asdict(mutation) for mutation in mutations}
+        catalogue = {mutation.id: dataclasses.asdict(mutation) for mutation in mutations}
         args.json.write_text(json.dumps([{**catalogue[r["id"]], **r} for r in results], indent=1))
 
 
