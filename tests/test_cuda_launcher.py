@@ -14,6 +14,7 @@ does that).
 
 import contextlib
 import inspect
+import os
 import sys
 import types as pytypes
 
@@ -21,6 +22,8 @@ import numpy as np
 import pytest
 
 pytest.importorskip("numba_cuda", reason="numba-cuda is not installed (pip install -e '.[test]')")
+if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":  # the simulator replaces numba-cuda's launcher
+    pytest.skip("the real launcher is tested in the normal run", allow_module_level=True)
 
 import numba
 from numba import types
