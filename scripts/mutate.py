@@ -3,23 +3,23 @@
 Each entry of :data:`CATALOGUE` replaces one exact piece of text in one file of ``lsm/`` (it must
 occur there exactly once) by another: a changed coefficient, a dropped compensation term, an
 index or boundary off by one, a mask, NaN or sign test dropped or inverted, an overlap or dtype
-check loosened. Each names the tests that should catch it: pytest arguments for the normal run
-and for the CUDA simulator run (``NUMBA_ENABLE_CUDASIM=1``), either of which may be empty.
+check loosened. Each names the tests that should catch it, as *steps*: the pytest arguments of
+one pytest process each, for the normal run and for the CUDA simulator run
+(``NUMBA_ENABLE_CUDASIM=1``).
 
 The working tree is never touched. The script extracts the repository at a commit (``git
 archive``, default ``HEAD``) into a scratch folder per job and runs every test there, with
 ``PYTHONPATH`` and the working directory on the copy (it checks that ``import lsm`` finds the
-copy). First each distinct test selection runs on the unmutated copy and must pass (the
-*baseline*, which also fills Numba's disk cache of the copy). Then, one mutation at a time: apply
-it, run its selection with ``pytest -x`` (the normal run first, then the simulator run unless a
-test already failed), restore the file (content and modification time). A mutant is
+copy). First each distinct step runs on the unmutated copy and must pass (the *baseline*, which
+also fills Numba's disk cache of the copy). Then, one mutation at a time: apply it, run its steps
+with ``pytest -x`` in order (the normal run's, then the simulator's) until a test fails, restore
+the file (content and modification time). A mutant is
 
 - ``caught`` when a test fails or errors (the first one is reported),
-- ``survived`` when every selected test passes,
-- ``timeout`` when its runs exceed ``--timeout`` seconds (reported, not counted as caught),
-- ``error`` when pytest could not run the selection (no test collected, internal error).
-
-A mutant expected to survive carries the reason it is equivalent (it cannot change any result).
+- ``survived`` when every selected test passes (``equivalent`` when the catalogue says why it
+  cannot change any result),
+- ``timeout`` when its steps exceed ``--timeout`` seconds (reported, not counted as caught),
+- ``error`` when pytest could not run a step (no test collected, internal error).
 
 Numba's disk cache goes to ``NUMBA_CACHE_DIR`` inside the scratch folder, never the working tree.
 Numba checks a cached kernel against its own source file only, while lsm's CPU kernels inline
@@ -95,6 +95,7 @@ class Mutation:
 
     @property
     def area(self):
+        """The part of lsm it mutates, for the report."""
         parts = Path(self.path).parts
         if parts[1] in ("cpu", "cuda", "dask"):
             return {"cpu": "cpu", "cuda": "cuda (simulator)", "dask": "dask"}[parts[1]]
