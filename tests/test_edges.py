@@ -25,8 +25,10 @@ import math
 
 import numpy as np
 import pytest
+import scipy.special
 from conftest import SIM_CONFIG
 from reference import (
+    BFLOAT16,
     LONG,
     assert_close,
     assert_loss_close,
@@ -165,6 +167,40 @@ def test_zero_weights_ignore_infinities_nan_and_large_values(backend):
     reference, ref_sign = ref_logsumexp(x, axis=1, b=b, return_sign=True)
     assert_close(value, reference, F64, "logsumexp")
     assert_close(sign, ref_sign, F64, "sign")
+
+
+@pytest.mark.parametrize("dtype", [F16, BFLOAT16, F32, F64], ids=str)
+@pytest.mark.parametrize("axis", [-1, 0], ids=["rows", "columns"])
+def test_nan_with_its_sign_bit_set_poisons_the_group(backend, dtype, axis):
+    """A NaN whose sign bit is set sorts below every number where lsm takes the maximum through
+    order-preserving integer keys, so it never becomes the maximum: the sums must still carry it
+    into every output of its group (and a mask must still hide it)."""
+    x = np.array([[1.0, 2.0, 0.5, -1.0], [0.0, -3.0, 2.5, 1.0], [4.0, 1.0, -2.0, 0.0]])
+    x[0, 2] = x[2, 3] = np.copysign(np.nan, -1.0)
+    x = x.astype(dtype)
+    where = np.ones(x.shape, dtype=bool)
+    where[2, 3] = False
+    if axis == 0:
+        x, where = x.T.copy(), where.T.copy()
+    assert np.signbit(to_long(x)[np.isnan(to_long(x))]).all()
+    assert_close(backend.log_softmax(x, axis=axis), ref_log_softmax(x, axis=axis), dtype, "log_softmax")
+    got = backend.softmax(x, axis=axis, where=where)
+    assert_close(got, ref_softmax(x, axis=axis, where=where), dtype, "softmax with where")
+    got = backend.logsumexp(x, axis=axis, where=where)
+    assert_close(got, ref_logsumexp(x, axis=axis, where=where), dtype, "logsumexp with where")
+
+
+def test_weights_that_cancel_in_working_precision_give_a_zero_sum(backend):
+    """``exp(-2^-60)`` rounds to 1, so a term just below the maximum cancels the maximum's weight
+    exactly: a zero sum, ``(-inf, 0)`` with ``return_sign`` (and -inf without), as scipy says, not
+    a sign of +-1 beside -inf."""
+    tiny = 2.0**-60
+    x = np.array([[0.0, -tiny, -inf], [0.0, -tiny, -2 * tiny], [5.0, 5.0, 1.0]])
+    b = np.array([[1.0, -1.0, 1.0], [2.0, -1.0, -1.0], [1.0, -1.0, 0.0]])
+    value, sign = backend.logsumexp(x, axis=1, b=b, return_sign=True)
+    assert np.array_equal(value, [-inf] * 3) and np.array_equal(sign, [0.0] * 3)
+    assert np.array_equal(scipy.special.logsumexp(x, axis=1, b=b, return_sign=True), (value, sign))
+    assert np.array_equal(backend.logsumexp(x, axis=1, b=b), [-inf] * 3)
 
 
 # --- long groups --------------------------------------------------------------------------------
