@@ -110,8 +110,8 @@ def _cuda(id, file, old, new, what, sim_tests, tests=()):
     return Mutation(id, f"lsm/cuda/{file}", old, new, what, tests=tests, sim_tests=sim_tests)
 
 
-def _dask(id, file, old, new, what, tests):
-    return Mutation(id, f"lsm/dask/{file}", old, new, what, tests=tests)
+def _dask(id, file, old, new, what, tests, equivalent=""):
+    return Mutation(id, f"lsm/dask/{file}", old, new, what, tests=tests, equivalent=equivalent)
 
 
 def _core(id, file, old, new, what, tests):
@@ -215,6 +215,14 @@ CATALOGUE = [
         "(np.isfinite(class_weight) & (class_weight > 0))",
         "class weights of 0 are refused as bad weights",
         (LOSS_TESTS, f"{EDGES} -k 'cpu and zero'"),
+    ),
+    _cpu(
+        "cpu-target-range",
+        "_backend.py",
+        "bad = counted & ((target < 0) | (target >= n_classes))",
+        "bad = counted & ((target < 0) | (target > n_classes))",
+        "a target equal to the number of classes passes the check",
+        ("tests/test_losses.py -k 'range or target'", f"{EDGES} -k 'cpu and class_count'"),
     ),
     _cpu(
         "cpu-row-max-ignores-where",
@@ -418,7 +426,7 @@ CATALOGUE = [
         "if t < 0 or t >= n_classes:",
         "if t < 0 or t > n_classes:",
         "a target equal to the number of classes passes the check",
-        ("tests/test_losses.py tests/test_errors.py -k 'range or target'",),
+        ("tests/test_cuda_sim_gradients_and_losses.py -k 'range'", f"{EDGES} -k 'class_count'"),
     ),
     _cuda(
         "cuda-overlap-touching",
@@ -426,7 +434,7 @@ CATALOGUE = [
         "return low < other_high and other_low < high",
         "return low < other_high and other_low <= high",
         "byte ranges that only touch count as overlapping",
-        ("tests/test_errors.py -k 'out or alias'", f"{EDGES} -k 'out'"),
+        ("tests/test_errors.py tests/test_cuda_sim.py -k 'out or alias'", f"{EDGES} -k 'out'"),
     ),
     _cuda(
         "cuda-merge-gapped-strides",
@@ -461,6 +469,9 @@ CATALOGUE = [
         "offset = tops - top",
         "the normaliser merge forms inf - inf for chunks with nothing included",
         ("tests/test_contract.py -k 'dask-halves and (row_ or where)'",),
+        equivalent="the two differ only where the group's maximum is +inf or -inf (a part at the "
+        "maximum, or one with nothing included, meets it), and the finalise step makes every "
+        "included output of such a group NaN whatever its log-sum",
     ),
     _dask(
         "dask-finalise-validity",
@@ -469,6 +480,9 @@ CATALOGUE = [
         "valid = np.isfinite(top)",
         "the finalise step misses groups whose sum is NaN",
         ("tests/test_contract.py -k 'dask-halves and (row_ or where)'",),
+        equivalent="the log-sum is not finite only where the maximum is not: a NaN anywhere in a "
+        "chunk makes its NumPy maximum NaN, and a finite maximum bounds the shifted sum between 1 "
+        "and the group's length",
     ),
     _dask(
         "dask-infinite-shift",
@@ -496,6 +510,30 @@ CATALOGUE = [
             "tests/test_contract.py tests/test_dask.py -k 'dask-halves or weights'",
             f"{EDGES} -k 'zero_weights'",
         ),
+    ),
+    _dask(
+        "dask-merge-drops-signs",
+        "_forward.py",
+        "partials.real, axis, keepdims, partials.imag, True, None, None, None",
+        "partials.real, axis, keepdims, None, True, None, None, None",
+        "the logsumexp merge forgets the partial sums' signs",
+        ("tests/test_contract.py tests/test_dask.py -k 'dask-halves or sign or weights'",),
+    ),
+    _dask(
+        "dask-finalise-in-result-dtype",
+        "_forward.py",
+        "value -= log_sum.astype(accumulation)",
+        "value -= log_sum.astype(result_dtype)",
+        "log_softmax over a split axis subtracts a log-sum rounded to the 16-bit result type",
+        ("tests/test_contract.py -k 'dask-halves'", "tests/test_half.py -k 'dask-halves'"),
+    ),
+    _dask(
+        "dask-target-range",
+        "_losses.py",
+        "bad = (target != ignore_index) & ((target < 0) | (target >= n_classes))",
+        "bad = (target != ignore_index) & ((target < 0) | (target > n_classes))",
+        "a target equal to the number of classes passes the graph's check",
+        ("tests/test_dask.py tests/test_losses.py -k 'range or target'", f"{EDGES} -k 'class_count'"),
     ),
     _dask(
         "dask-denominator-unweighted",

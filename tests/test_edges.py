@@ -237,15 +237,17 @@ def test_float32_sums_stay_compensated_over_long_groups(layout):
 @pytest.mark.parametrize(
     "name", ["log_softmax", "softmax", "logsumexp", "log_softmax_backward", "cross_entropy"]
 )
-@pytest.mark.parametrize("layout", ["halves", "interleaved"])
+@pytest.mark.parametrize("layout", ["halves", "halves-out-first", "interleaved"])
 def test_out_sharing_a_buffer_with_the_input_without_overlap(backend, name, layout):
-    """The input and ``out`` (``grad_out``) are the two halves, or the even and odd columns, of
-    one buffer. Disjoint views are legal; a GPU judges by byte ranges, so it refuses interleaved
-    views (whose ranges meet), as documented."""
-    values = np.random.default_rng(4).standard_normal((8, 6) if layout == "halves" else (4, 12))
+    """The input and ``out`` (``grad_out``) are the two halves of one buffer (whose byte ranges
+    touch, in either order), or its even and odd columns. Disjoint views are legal; a GPU judges
+    by byte ranges, so it refuses interleaved views (whose ranges meet), as documented."""
+    values = np.random.default_rng(4).standard_normal((4, 12) if layout == "interleaved" else (8, 6))
     buffer = backend.move(values)
     if layout == "halves":
         data, free, host = buffer[:4], buffer[4:], values[:4]
+    elif layout == "halves-out-first":
+        data, free, host = buffer[4:], buffer[:4], values[4:]
     else:
         data, free, host = buffer[:, ::2], buffer[:, 1::2], values[:, ::2]
     y = lsm.log_softmax(host)
@@ -362,6 +364,17 @@ def test_float16_losses_are_summed_in_float64(backend):
     loss = backend.cross_entropy(logits, target=target)
     assert np.isfinite(loss)
     assert_loss_close(loss, ref_cross_entropy(logits, target)[0], F16)
+
+
+@pytest.mark.parametrize("func", ["cross_entropy", "nll_loss"])
+@pytest.mark.parametrize("axis", [-1, 0], ids=["rows", "columns"])
+def test_target_equal_to_the_class_count_is_out_of_range(backend, func, axis):
+    """Class indices run from 0 to ``C - 1``: ``C`` itself is out of range, named with its
+    position in the whole target (on Dask, in a later chunk than the first)."""
+    logits = np.zeros((4, 5)) if axis == -1 else np.zeros((5, 4))
+    target = np.array([0, 4, 1, 5])
+    with pytest.raises(IndexError, match=r"target 5 at position \(3,\) is out of range for 5 classes"):
+        getattr(backend, func)(logits, target=target, axis=axis)
 
 
 # --- every GPU kernel family at ties and on negative groups -------------------------------------
