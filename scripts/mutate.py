@@ -517,7 +517,7 @@ CATALOGUE = [
         "partials.real, axis, keepdims, partials.imag, True, None, None, None",
         "partials.real, axis, keepdims, None, True, None, None, None",
         "the logsumexp merge forgets the partial sums' signs",
-        ("tests/test_contract.py tests/test_dask.py -k 'dask-halves or sign or weights'",),
+        ("tests/test_contract.py tests/test_dask.py -k 'dask-halves or sign or weights or negative'",),
     ),
     _dask(
         "dask-finalise-in-result-dtype",
