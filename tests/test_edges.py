@@ -368,6 +368,17 @@ def test_float16_losses_are_summed_in_float64(backend):
     assert_loss_close(loss, total / shape[0], F16)
 
 
+@pytest.mark.parametrize("func", ["cross_entropy", "nll_loss"])
+@pytest.mark.parametrize("axis", [-1, 0], ids=["rows", "columns"])
+def test_target_equal_to_the_class_count_is_out_of_range(backend, func, axis):
+    """Class indices run from 0 to ``C - 1``: ``C`` itself is out of range, named with its
+    position in the whole target (on Dask, in a later chunk than the first)."""
+    logits = np.zeros((4, 5)) if axis == -1 else np.zeros((5, 4))
+    target = np.array([0, 4, 1, 5])
+    with pytest.raises(IndexError, match=r"target 5 at position \(3,\) is out of range for 5 classes"):
+        getattr(backend, func)(logits, target=target, axis=axis)
+
+
 # --- every GPU kernel family at ties and on negative groups -------------------------------------
 
 
