@@ -173,6 +173,11 @@ def _timing(args):
 
 def main(argv=None):
     """Run ``lsm bench`` with the command line ``argv``; return the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["compare"]:
+        from .ab import main as compare
+
+        return compare(argv[1:])
     args = build_parser().parse_args(argv)
     backend = BACKENDS[args.backend]
     reason = backend.unavailable()
