@@ -178,6 +178,10 @@ def main(argv=None):
         from .ab import main as compare
 
         return compare(argv[1:])
+    if argv[:1] in (["record"], ["history"]):
+        from .history import main as history
+
+        return history(argv[0], argv[1:])
     args = build_parser().parse_args(argv)
     backend = BACKENDS[args.backend]
     reason = backend.unavailable()
