@@ -10,8 +10,8 @@ the caller's back.
 A call whose first array is a torch CPU tensor runs on the CPU backend through
 :class:`TorchHost`: tensors are read and written through NumPy views of their memory (no copy),
 and results are torch tensors (a 0-d result a 0-d tensor, as torch's reductions give), as a torch
-CUDA tensor gives torch results on the GPU. lsm builds no autograd graph, so a tensor that
-requires grad is refused.
+CUDA tensor gives torch results on the GPU. These functions build no autograd graph, so a tensor
+that requires grad is refused (``lsm.torch`` has the autograd-aware versions).
 """
 
 import numpy as np

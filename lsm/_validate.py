@@ -345,10 +345,12 @@ def gpu_byte_order(func, name):
 
 
 def requires_grad(func, name):
-    """A torch CPU tensor that requires grad (lsm builds no autograd graph)."""
+    """A torch CPU tensor that requires grad (lsm's plain functions build no autograd graph)."""
     return TypeError(
-        f"{func}: argument {name!r} is a torch tensor that requires grad, and lsm builds no autograd "
-        f"graph; pass {name}.detach() (lsm's *_backward functions and return_grad= give gradients)"
+        f"{func}: argument {name!r} is a torch tensor that requires grad, and lsm's plain functions "
+        "build no autograd graph; for autograd use lsm.torch (log_softmax, softmax, logsumexp, "
+        f"cross_entropy, CrossEntropyLoss), or pass {name}.detach() (lsm's *_backward functions and "
+        "return_grad= give gradients)"
     )
 
 
@@ -357,5 +359,5 @@ def unreadable_interface(func, name, array, error):
     grad)."""
     return TypeError(
         f"{func}: argument {name!r} ({type_name(array)}) does not expose its memory: {error} "
-        "(for a torch tensor that requires grad, pass tensor.detach())"
+        "(for a torch tensor that requires grad: lsm.torch has autograd, or pass tensor.detach())"
     )
