@@ -23,5 +23,8 @@ exclude_patterns = ["_build"]
 
 myst_heading_anchors = 3  # README links such as [Threads](#threads) resolve within a page
 numpydoc_show_class_members = False
+# The docstrings describe the parameters and results; the annotations (lsm/_typing.py, several
+# overloads a function) are for type checkers and would bury the signatures.
+autodoc_typehints = "none"
 html_theme = "alabaster"
 html_title = f"lsm {release}"

@@ -4,18 +4,19 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Sequence
 
 from ._demo import demo
 
 DESCRIPTION = "Fast, exact log-sum-exp kernels for NumPy: examples, installation facts, benchmarks."
 
 
-def _run_demo(args):
+def _run_demo(args: argparse.Namespace) -> int:
     demo()
     return 0
 
 
-def _run_info(args):
+def _run_info(args: argparse.Namespace) -> int:
     from ._info import environment, format_environment
 
     env = environment()
@@ -23,7 +24,7 @@ def _run_info(args):
     return 0
 
 
-def build_parser():
+def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``lsm`` command and its subcommands."""
     parser = argparse.ArgumentParser(prog="lsm", description=DESCRIPTION)
     commands = parser.add_subparsers(dest="command", metavar="{demo,info,bench}")
@@ -54,20 +55,22 @@ def build_parser():
     return parser
 
 
-def _run(argv):
+def _run(argv: list[str]) -> int:
     if argv[:1] == ["bench"]:
         from .bench.cli import main as bench
 
-        return bench(argv[1:])
+        status: int = bench(argv[1:])
+        return status
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:  # plain ``lsm``: the help, as ``lsm --help`` prints it
         parser.print_help()
         return 0
-    return args.handler(args)
+    handled: int = args.handler(args)
+    return handled
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``lsm`` command with the arguments ``argv`` (default: the process's); return its
     exit status.
 

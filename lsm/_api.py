@@ -1,9 +1,60 @@
 """The forward functions: their documentation, and one pipeline call each (see ``lsm._pipeline``)."""
 
+from typing import Any, Literal, overload
+
+from numpy.typing import ArrayLike, DTypeLike, NDArray
+
 from ._dispatch import pipeline_for
+from ._typing import Array, ArrayInput, Axis, FloatArray, Floating, HostResult, HostScalar, HostSequence
+
+# The overloads say which kind of array each call returns (see ``lsm._typing``); the
+# implementations below them hold the documentation.
 
 
-def log_softmax(x, axis=-1, *, dtype=None, out=None, where=None):
+@overload
+def log_softmax(
+    x: HostScalar,
+    axis: Axis = -1,
+    *,
+    dtype: DTypeLike | None = None,
+    out: None = None,
+    where: ArrayInput | None = None,
+) -> Floating: ...
+@overload
+def log_softmax(
+    x: HostSequence,
+    axis: Axis = -1,
+    *,
+    dtype: DTypeLike | None = None,
+    out: NDArray[Any] | None = None,
+    where: ArrayInput | None = None,
+) -> FloatArray: ...
+@overload
+def log_softmax(
+    x: Array,
+    axis: Axis = -1,
+    *,
+    dtype: DTypeLike | None = None,
+    out: Array | None = None,
+    where: ArrayInput | None = None,
+) -> Array: ...
+@overload
+def log_softmax(
+    x: ArrayLike,
+    axis: Axis = -1,
+    *,
+    dtype: DTypeLike | None = None,
+    out: NDArray[Any] | None = None,
+    where: ArrayInput | None = None,
+) -> HostResult: ...
+def log_softmax(
+    x: ArrayInput,
+    axis: Axis = -1,
+    *,
+    dtype: DTypeLike | None = None,
+    out: ArrayInput | None = None,
+    where: ArrayInput | None = None,
+) -> Any:
     r"""Logarithm of the softmax along ``axis``, computed without underflow.
 
     .. math::
@@ -74,7 +125,50 @@ def log_softmax(x, axis=-1, *, dtype=None, out=None, where=None):
     return pipeline.softmax("log_softmax", x, axis, dtype, out, where, log=True)
 
 
-def softmax(x, axis=-1, *, dtype=None, out=None, where=None):
+@overload
+def softmax(
+    x: HostScalar,
+    axis: Axis = -1,
+    *,
+    dtype: DTypeLike | None = None,
+    out: None = None,
+    where: ArrayInput | None = None,
+) -> Floating: ...
+@overload
+def softmax(
+    x: HostSequence,
+    axis: Axis = -1,
+    *,
+    dtype: DTypeLike | None = None,
+    out: NDArray[Any] | None = None,
+    where: ArrayInput | None = None,
+) -> FloatArray: ...
+@overload
+def softmax(
+    x: Array,
+    axis: Axis = -1,
+    *,
+    dtype: DTypeLike | None = None,
+    out: Array | None = None,
+    where: ArrayInput | None = None,
+) -> Array: ...
+@overload
+def softmax(
+    x: ArrayLike,
+    axis: Axis = -1,
+    *,
+    dtype: DTypeLike | None = None,
+    out: NDArray[Any] | None = None,
+    where: ArrayInput | None = None,
+) -> HostResult: ...
+def softmax(
+    x: ArrayInput,
+    axis: Axis = -1,
+    *,
+    dtype: DTypeLike | None = None,
+    out: ArrayInput | None = None,
+    where: ArrayInput | None = None,
+) -> Any:
     r"""Softmax along ``axis``: probabilities that sum to one.
 
     .. math::
@@ -125,7 +219,113 @@ def softmax(x, axis=-1, *, dtype=None, out=None, where=None):
     return pipeline.softmax("softmax", x, axis, dtype, out, where, log=False)
 
 
-def logsumexp(x, axis=None, *, keepdims=False, b=None, return_sign=False, dtype=None, out=None, where=None):
+@overload
+def logsumexp(
+    x: HostScalar,
+    axis: Axis = None,
+    *,
+    keepdims: bool = False,
+    b: ArrayInput | None = None,
+    return_sign: Literal[False] = False,
+    dtype: DTypeLike | None = None,
+    out: None = None,
+    where: ArrayInput | None = None,
+) -> Floating: ...
+@overload
+def logsumexp(
+    x: HostScalar,
+    axis: Axis = None,
+    *,
+    keepdims: bool = False,
+    b: ArrayInput | None = None,
+    return_sign: Literal[True],
+    dtype: DTypeLike | None = None,
+    out: None = None,
+    where: ArrayInput | None = None,
+) -> tuple[Floating, Floating]: ...
+@overload
+def logsumexp(
+    x: Array,
+    axis: Axis = None,
+    *,
+    keepdims: bool = False,
+    b: ArrayInput | None = None,
+    return_sign: Literal[False] = False,
+    dtype: DTypeLike | None = None,
+    out: Array | None = None,
+    where: ArrayInput | None = None,
+) -> Array: ...
+@overload
+def logsumexp(
+    x: Array,
+    axis: Axis = None,
+    *,
+    keepdims: bool = False,
+    b: ArrayInput | None = None,
+    return_sign: Literal[True],
+    dtype: DTypeLike | None = None,
+    out: Array | None = None,
+    where: ArrayInput | None = None,
+) -> tuple[Array, Array]: ...
+@overload
+def logsumexp(
+    x: ArrayLike,
+    axis: Axis = None,
+    *,
+    keepdims: bool = False,
+    b: ArrayInput | None = None,
+    return_sign: Literal[False] = False,
+    dtype: DTypeLike | None = None,
+    out: NDArray[Any] | None = None,
+    where: ArrayInput | None = None,
+) -> HostResult: ...
+@overload
+def logsumexp(
+    x: ArrayLike,
+    axis: Axis = None,
+    *,
+    keepdims: bool = False,
+    b: ArrayInput | None = None,
+    return_sign: Literal[True],
+    dtype: DTypeLike | None = None,
+    out: NDArray[Any] | None = None,
+    where: ArrayInput | None = None,
+) -> tuple[HostResult, HostResult]: ...
+@overload
+def logsumexp(
+    x: Array,
+    axis: Axis = None,
+    *,
+    keepdims: bool = False,
+    b: ArrayInput | None = None,
+    return_sign: bool = False,
+    dtype: DTypeLike | None = None,
+    out: Array | None = None,
+    where: ArrayInput | None = None,
+) -> Array | tuple[Array, Array]: ...
+@overload
+def logsumexp(
+    x: ArrayLike,
+    axis: Axis = None,
+    *,
+    keepdims: bool = False,
+    b: ArrayInput | None = None,
+    return_sign: bool = False,
+    dtype: DTypeLike | None = None,
+    out: NDArray[Any] | None = None,
+    where: ArrayInput | None = None,
+) -> HostResult | tuple[HostResult, HostResult]: ...
+def logsumexp(
+    x: ArrayInput,
+    axis: Axis = None,
+    *,
+    keepdims: bool = False,
+    b: ArrayInput | None = None,
+    return_sign: bool = False,
+    dtype: DTypeLike | None = None,
+    out: ArrayInput | None = None,
+    where: ArrayInput | None = None,
+) -> Any:
     r"""Logarithm of the sum of exponentials, :math:`\log \sum_j b_j e^{x_j}`, along ``axis``.
 
     .. math::

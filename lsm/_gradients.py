@@ -1,9 +1,49 @@
 """The gradients of log_softmax and softmax: their documentation, and one pipeline call each."""
 
+from typing import Any, overload
+
+from numpy.typing import ArrayLike, NDArray
+
 from ._dispatch import pipeline_for
+from ._typing import Array, ArrayInput, Axis, FloatArray, Floating, HostResult, HostScalar, HostSequence
+
+# The overloads say which kind of array each call returns (see ``lsm._typing``): that of ``grad``.
 
 
-def log_softmax_backward(grad, y, axis=-1, *, out=None, where=None):
+@overload
+def log_softmax_backward(
+    grad: HostScalar, y: ArrayInput, axis: Axis = -1, *, out: None = None, where: ArrayInput | None = None
+) -> Floating: ...
+@overload
+def log_softmax_backward(
+    grad: HostSequence,
+    y: ArrayInput,
+    axis: Axis = -1,
+    *,
+    out: NDArray[Any] | None = None,
+    where: ArrayInput | None = None,
+) -> FloatArray: ...
+@overload
+def log_softmax_backward(
+    grad: Array, y: ArrayInput, axis: Axis = -1, *, out: Array | None = None, where: ArrayInput | None = None
+) -> Array: ...
+@overload
+def log_softmax_backward(
+    grad: ArrayLike,
+    y: ArrayInput,
+    axis: Axis = -1,
+    *,
+    out: NDArray[Any] | None = None,
+    where: ArrayInput | None = None,
+) -> HostResult: ...
+def log_softmax_backward(
+    grad: ArrayInput,
+    y: ArrayInput,
+    axis: Axis = -1,
+    *,
+    out: ArrayInput | None = None,
+    where: ArrayInput | None = None,
+) -> Any:
     r"""Gradient of :func:`lsm.log_softmax`: the vector-Jacobian product for an upstream ``grad``.
 
     With :math:`y = \operatorname{log\_softmax}(x)` and :math:`g = \partial L / \partial y`,
@@ -59,7 +99,40 @@ def log_softmax_backward(grad, y, axis=-1, *, out=None, where=None):
     return pipeline.softmax_backward("log_softmax_backward", grad, y, axis, out, where, log=True)
 
 
-def softmax_backward(grad, y, axis=-1, *, out=None, where=None):
+@overload
+def softmax_backward(
+    grad: HostScalar, y: ArrayInput, axis: Axis = -1, *, out: None = None, where: ArrayInput | None = None
+) -> Floating: ...
+@overload
+def softmax_backward(
+    grad: HostSequence,
+    y: ArrayInput,
+    axis: Axis = -1,
+    *,
+    out: NDArray[Any] | None = None,
+    where: ArrayInput | None = None,
+) -> FloatArray: ...
+@overload
+def softmax_backward(
+    grad: Array, y: ArrayInput, axis: Axis = -1, *, out: Array | None = None, where: ArrayInput | None = None
+) -> Array: ...
+@overload
+def softmax_backward(
+    grad: ArrayLike,
+    y: ArrayInput,
+    axis: Axis = -1,
+    *,
+    out: NDArray[Any] | None = None,
+    where: ArrayInput | None = None,
+) -> HostResult: ...
+def softmax_backward(
+    grad: ArrayInput,
+    y: ArrayInput,
+    axis: Axis = -1,
+    *,
+    out: ArrayInput | None = None,
+    where: ArrayInput | None = None,
+) -> Any:
     r"""Gradient of :func:`lsm.softmax`: the vector-Jacobian product for an upstream ``grad``.
 
     With :math:`y = \operatorname{softmax}(x)` and :math:`g = \partial L / \partial y`,

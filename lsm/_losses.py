@@ -1,20 +1,132 @@
 """Losses over the class axis: cross_entropy (with its fused gradient) and nll_loss."""
 
+from typing import Any, Literal, SupportsIndex, overload
+
+from numpy.typing import ArrayLike, NDArray
+
 from ._dispatch import pipeline_for
+from ._typing import Array, ArrayInput, ClassAxis, FloatArray, Floating, HostResult, Reduction
+
+# The overloads say which kind of array each call returns (see ``lsm._typing``): that of the
+# logits; on the host a NumPy scalar for the 'mean' and 'sum' reductions.
 
 
+@overload
 def cross_entropy(
-    logits,
-    target,
-    axis=-1,
+    logits: Array,
+    target: ArrayInput,
+    axis: ClassAxis = -1,
     *,
-    weight=None,
-    ignore_index=-100,
-    reduction="mean",
-    label_smoothing=0.0,
-    return_grad=False,
-    grad_out=None,
-):
+    weight: ArrayInput | None = None,
+    ignore_index: SupportsIndex = -100,
+    reduction: Reduction = "mean",
+    label_smoothing: float = 0.0,
+    return_grad: Literal[False] = False,
+    grad_out: None = None,
+) -> Array: ...
+@overload
+def cross_entropy(
+    logits: Array,
+    target: ArrayInput,
+    axis: ClassAxis = -1,
+    *,
+    weight: ArrayInput | None = None,
+    ignore_index: SupportsIndex = -100,
+    reduction: Reduction = "mean",
+    label_smoothing: float = 0.0,
+    return_grad: Literal[True],
+    grad_out: Array | None = None,
+) -> tuple[Array, Array]: ...
+@overload
+def cross_entropy(
+    logits: ArrayLike,
+    target: ArrayInput,
+    axis: ClassAxis = -1,
+    *,
+    weight: ArrayInput | None = None,
+    ignore_index: SupportsIndex = -100,
+    reduction: Literal["mean", "sum"] = "mean",
+    label_smoothing: float = 0.0,
+    return_grad: Literal[False] = False,
+    grad_out: None = None,
+) -> Floating: ...
+@overload
+def cross_entropy(
+    logits: ArrayLike,
+    target: ArrayInput,
+    axis: ClassAxis = -1,
+    *,
+    weight: ArrayInput | None = None,
+    ignore_index: SupportsIndex = -100,
+    reduction: Literal["mean", "sum"] = "mean",
+    label_smoothing: float = 0.0,
+    return_grad: Literal[True],
+    grad_out: NDArray[Any] | None = None,
+) -> tuple[Floating, FloatArray]: ...
+@overload
+def cross_entropy(
+    logits: ArrayLike,
+    target: ArrayInput,
+    axis: ClassAxis = -1,
+    *,
+    weight: ArrayInput | None = None,
+    ignore_index: SupportsIndex = -100,
+    reduction: Reduction = "mean",
+    label_smoothing: float = 0.0,
+    return_grad: Literal[False] = False,
+    grad_out: None = None,
+) -> HostResult: ...
+@overload
+def cross_entropy(
+    logits: ArrayLike,
+    target: ArrayInput,
+    axis: ClassAxis = -1,
+    *,
+    weight: ArrayInput | None = None,
+    ignore_index: SupportsIndex = -100,
+    reduction: Reduction = "mean",
+    label_smoothing: float = 0.0,
+    return_grad: Literal[True],
+    grad_out: NDArray[Any] | None = None,
+) -> tuple[HostResult, FloatArray]: ...
+@overload
+def cross_entropy(
+    logits: Array,
+    target: ArrayInput,
+    axis: ClassAxis = -1,
+    *,
+    weight: ArrayInput | None = None,
+    ignore_index: SupportsIndex = -100,
+    reduction: Reduction = "mean",
+    label_smoothing: float = 0.0,
+    return_grad: bool = False,
+    grad_out: Array | None = None,
+) -> Array | tuple[Array, Array]: ...
+@overload
+def cross_entropy(
+    logits: ArrayLike,
+    target: ArrayInput,
+    axis: ClassAxis = -1,
+    *,
+    weight: ArrayInput | None = None,
+    ignore_index: SupportsIndex = -100,
+    reduction: Reduction = "mean",
+    label_smoothing: float = 0.0,
+    return_grad: bool = False,
+    grad_out: NDArray[Any] | None = None,
+) -> HostResult | tuple[HostResult, FloatArray]: ...
+def cross_entropy(
+    logits: ArrayInput,
+    target: ArrayInput,
+    axis: ClassAxis = -1,
+    *,
+    weight: ArrayInput | None = None,
+    ignore_index: SupportsIndex = -100,
+    reduction: Reduction = "mean",
+    label_smoothing: float = 0.0,
+    return_grad: bool = False,
+    grad_out: ArrayInput | None = None,
+) -> Any:
     r"""Cross-entropy between the softmax of ``logits`` along ``axis`` and ``target``.
 
     The semantics of ``torch.nn.functional.cross_entropy``, with ``axis`` as the class axis. For
@@ -110,7 +222,45 @@ def cross_entropy(
     return pipeline.cross_entropy(logits, target, axis, weight, *options)
 
 
-def nll_loss(logp, target, axis=-1, *, weight=None, ignore_index=-100, reduction="mean"):
+@overload
+def nll_loss(
+    logp: Array,
+    target: ArrayInput,
+    axis: ClassAxis = -1,
+    *,
+    weight: ArrayInput | None = None,
+    ignore_index: SupportsIndex = -100,
+    reduction: Reduction = "mean",
+) -> Array: ...
+@overload
+def nll_loss(
+    logp: ArrayLike,
+    target: ArrayInput,
+    axis: ClassAxis = -1,
+    *,
+    weight: ArrayInput | None = None,
+    ignore_index: SupportsIndex = -100,
+    reduction: Literal["mean", "sum"] = "mean",
+) -> Floating: ...
+@overload
+def nll_loss(
+    logp: ArrayLike,
+    target: ArrayInput,
+    axis: ClassAxis = -1,
+    *,
+    weight: ArrayInput | None = None,
+    ignore_index: SupportsIndex = -100,
+    reduction: Reduction = "mean",
+) -> HostResult: ...
+def nll_loss(
+    logp: ArrayInput,
+    target: ArrayInput,
+    axis: ClassAxis = -1,
+    *,
+    weight: ArrayInput | None = None,
+    ignore_index: SupportsIndex = -100,
+    reduction: Reduction = "mean",
+) -> Any:
     r"""Negative log-likelihood of class-index targets under log-probabilities ``logp``.
 
     The semantics of ``torch.nn.functional.nll_loss`` with ``axis`` as the class axis: item

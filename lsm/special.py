@@ -21,20 +21,24 @@ accumulated in float32, so its results are more accurate than scipy's float16 su
 scipy's own test file runs against this module in ``tests/test_special_scipy.py``.
 """
 
+from typing import Any, Literal, overload
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import _api, _devices, _validate
+from ._typing import Array, ArrayInput, Axis, FloatArray, Floating, HostResult, HostScalar, HostSequence
 
 __all__ = ["log_softmax", "logsumexp", "softmax"]
 
 _PYTHON_SCALARS = (bool, int, float, complex)
 
 
-def _shape(operand):
+def _shape(operand: Any) -> tuple[int, ...]:
     return tuple(np.shape(operand))
 
 
-def _dtype(operand):
+def _dtype(operand: Any) -> Any:
     """``operand``'s NumPy dtype; a Python scalar itself (weak in NumPy's promotion, NEP 50)."""
     if isinstance(operand, _PYTHON_SCALARS):
         return operand
@@ -47,7 +51,7 @@ def _dtype(operand):
     return np.dtype(dtype)
 
 
-def _promoted_dtype(a, b):
+def _promoted_dtype(a: Any, b: Any) -> np.dtype[Any]:
     """scipy's result dtype for ``a`` with ``b``: their promotion, float64 for integers and bools."""
     dtypes = {"a": _dtype(a), "b": _dtype(b)}
     for name, dtype in dtypes.items():
@@ -56,7 +60,7 @@ def _promoted_dtype(a, b):
     return np.dtype(np.float64) if promoted.kind in "biu" else promoted
 
 
-def _broadcast_to(operand, shape):
+def _broadcast_to(operand: Any, shape: tuple[int, ...]) -> Any:
     """``operand`` viewed with ``shape`` (no copy), as the same kind of array."""
     if hasattr(operand, "reshape") and np.prod(_shape(operand)) == np.prod(shape):
         return operand.reshape(shape)  # only new size-1 axes: every kind of array can
@@ -67,7 +71,71 @@ def _broadcast_to(operand, shape):
     return np.broadcast_to(operand, shape)  # NumPy, array-likes; Dask and CuPy through NEP 18
 
 
-def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
+@overload
+def logsumexp(
+    a: Array,
+    axis: Axis = None,
+    b: ArrayInput | None = None,
+    keepdims: bool = False,
+    return_sign: Literal[False] = False,
+) -> Array: ...
+@overload
+def logsumexp(
+    a: Array,
+    axis: Axis = None,
+    b: ArrayInput | None = None,
+    keepdims: bool = False,
+    *,
+    return_sign: Literal[True],
+) -> tuple[Array, Array]: ...
+@overload
+def logsumexp(
+    a: Array, axis: Axis, b: ArrayInput | None, keepdims: bool, return_sign: Literal[True]
+) -> tuple[Array, Array]: ...
+@overload
+def logsumexp(
+    a: Array,
+    axis: Axis = None,
+    b: ArrayInput | None = None,
+    keepdims: bool = False,
+    return_sign: bool = False,
+) -> Array | tuple[Array, Array]: ...
+@overload
+def logsumexp(
+    a: ArrayLike,
+    axis: Axis = None,
+    b: ArrayInput | None = None,
+    keepdims: bool = False,
+    return_sign: Literal[False] = False,
+) -> HostResult: ...
+@overload
+def logsumexp(
+    a: ArrayLike,
+    axis: Axis = None,
+    b: ArrayInput | None = None,
+    keepdims: bool = False,
+    *,
+    return_sign: Literal[True],
+) -> tuple[HostResult, HostResult]: ...
+@overload
+def logsumexp(
+    a: ArrayLike, axis: Axis, b: ArrayInput | None, keepdims: bool, return_sign: Literal[True]
+) -> tuple[HostResult, HostResult]: ...
+@overload
+def logsumexp(
+    a: ArrayLike,
+    axis: Axis = None,
+    b: ArrayInput | None = None,
+    keepdims: bool = False,
+    return_sign: bool = False,
+) -> HostResult | tuple[HostResult, HostResult]: ...
+def logsumexp(
+    a: ArrayInput,
+    axis: Axis = None,
+    b: ArrayInput | None = None,
+    keepdims: bool = False,
+    return_sign: bool = False,
+) -> Any:
     r"""Logarithm of the sum of exponentials of ``a``, weighted by ``b``, as
     :func:`scipy.special.logsumexp` defines it.
 
@@ -126,9 +194,8 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
     shape = _shape(a) if b is None else np.broadcast_shapes(_shape(a), _shape(b))
     shape = shape or (1,)  # scipy treats a 0-d input as 1-d
     dtype = None if b is None else _promoted_dtype(a, b)
-    if _shape(a) != shape:
-        a = _broadcast_to(a, shape)
-    result = _api.logsumexp(a, axis=axis, keepdims=keepdims, b=b, return_sign=return_sign, dtype=dtype)
+    operand: Any = a if _shape(a) == shape else _broadcast_to(a, shape)  # any kind of array
+    result = _api.logsumexp(operand, axis=axis, keepdims=keepdims, b=b, return_sign=return_sign, dtype=dtype)
     if return_sign and 0 in [shape[axis] for axis in _validate.axes(axis, len(shape))]:
         value, sign = result  # an empty sum: lsm's sign is 0, scipy's -1
         if isinstance(sign, np.generic):
@@ -138,7 +205,15 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
     return result
 
 
-def softmax(x, axis=None):
+@overload
+def softmax(x: HostScalar, axis: Axis = None) -> Floating: ...
+@overload
+def softmax(x: HostSequence, axis: Axis = None) -> FloatArray: ...
+@overload
+def softmax(x: Array, axis: Axis = None) -> Array: ...
+@overload
+def softmax(x: ArrayLike, axis: Axis = None) -> HostResult: ...
+def softmax(x: ArrayInput, axis: Axis = None) -> Any:
     r"""The softmax of ``x`` over ``axis``, all axes by default, as :func:`scipy.special.softmax`.
 
     .. math::
@@ -173,7 +248,15 @@ def softmax(x, axis=None):
     return _api.softmax(x, axis=axis)
 
 
-def log_softmax(x, axis=None):
+@overload
+def log_softmax(x: HostScalar, axis: Axis = None) -> Floating: ...
+@overload
+def log_softmax(x: HostSequence, axis: Axis = None) -> FloatArray: ...
+@overload
+def log_softmax(x: Array, axis: Axis = None) -> Array: ...
+@overload
+def log_softmax(x: ArrayLike, axis: Axis = None) -> HostResult: ...
+def log_softmax(x: ArrayInput, axis: Axis = None) -> Any:
     r"""The logarithm of the softmax of ``x`` over ``axis``, all axes by default, as
     :func:`scipy.special.log_softmax`.
 

@@ -112,9 +112,11 @@ def test_complex_input_is_a_type_error(a, b):
 
 
 def test_the_signatures_are_scipys():
+    """The parameters, their kinds and defaults (lsm's carry annotations, scipy's do not)."""
     import inspect
 
+    def parameters(func):
+        return [(p.name, p.kind, p.default) for p in inspect.signature(func).parameters.values()]
+
     for name in ("logsumexp", "softmax", "log_softmax"):
-        assert inspect.signature(getattr(lsm.special, name)) == inspect.signature(
-            getattr(scipy.special, name)
-        )
+        assert parameters(getattr(lsm.special, name)) == parameters(getattr(scipy.special, name))
