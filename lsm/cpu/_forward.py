@@ -24,6 +24,7 @@ import math
 
 import numpy as np
 from numba import njit, prange
+from numba.extending import register_jitable
 
 from ._exp import fast_exp
 from ._log import fast_log
@@ -256,6 +257,7 @@ def _tile_count(outer, inner):
     return outer * ((inner + COLUMN_TILE - 1) // COLUMN_TILE)
 
 
+@register_jitable  # plain Python for the backend, callable from njit code too (``_njit``)
 def chunk_rows(rows, n, threads):
     """Rows per chunk of short rows: ``CHUNK_ELEMENTS`` elements, but at least one chunk per thread."""
     return max(1, min(CHUNK_ELEMENTS // max(n, 1), -(-rows // threads)))

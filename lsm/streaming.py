@@ -1,0 +1,100 @@
+r"""Streaming logsumexp: fold values or chunks into a running state, one at a time.
+
+A loop that sees its terms one by one (or chunk by chunk: a stream, an online softmax, a
+parallel reduction) keeps a *state* :math:`(m, \ell)` of its partial sum
+:math:`S = \sum_j e^{x_j}`: :math:`m` is the largest :math:`x_j` so far and
+
+.. math::
+
+    \ell = \log \bigl(S e^{-m}\bigr) = \log \sum_j e^{x_j - m} \in [0, \log n]
+
+(when :math:`m` is not finite, :math:`\ell = \log S` itself: :math:`-\infty` for an empty sum,
+:math:`+\infty` or NaN). Two states merge as
+
+.. math::
+
+    m = \max(m_a, m_b), \qquad
+    \ell = \operatorname{logsumexp}\bigl(\ell_a + (m_a - m),\ \ell_b + (m_b - m)\bigr)
+
+with :math:`m_k - m` taken as 0 where :math:`m_k = m`, so that infinite maxima never form
+:math:`\infty - \infty`; and a state finalises to
+:math:`\log S = m + \ell` (:math:`\ell` alone when :math:`m` is not finite). Keeping :math:`m`
+and :math:`\ell` apart keeps :math:`\log S` as accurate as one logsumexp of all the terms:
+:math:`\ell` stays small, so nothing overflows, and the two-term logsumexp keeps its
+:math:`\log1p` accuracy when one part dominates.
+
+This is the partial result and the merge of lsm's Dask backend (the reductions of
+``lsm.log_softmax`` over chunked axes), computed by the same float64 operations, so a merge gives
+the bits the Dask merge gives. NaN anywhere gives NaN; +inf (without NaN) gives +inf.
+
+Every function here is compiled with Numba: it can be called from Python and from a user's
+``@njit`` function alike. States are tuples of two float64 numbers (float32 arguments are
+widened). See ``docs/numba.md``.
+
+Examples
+--------
+>>> import numpy as np, lsm
+>>> from lsm import streaming
+>>> s = streaming.EMPTY
+>>> for x in (0.0, -40.0):
+...     s = streaming.merge(s, streaming.state(x))
+>>> float(streaming.finalise(s))  # log(1 + e^-40), which log(1 + exp(-40)) rounds to 0
+4.248354255291589e-18
+
+A chunk enters as the state of its logsumexp:
+
+>>> chunks = np.split(np.arange(12.0), 3)
+>>> s = streaming.EMPTY
+>>> for chunk in chunks:
+...     s = streaming.merge(s, streaming.state(lsm.logsumexp(chunk)))
+>>> bool(np.isclose(streaming.finalise(s), lsm.logsumexp(np.arange(12.0))))
+True
+"""
+
+from .cpu._streaming import finalise, merge, state
+
+EMPTY = (float("-inf"), float("-inf"))
+"""The state of an empty sum: merging with it changes nothing, and it finalises to -inf."""
+
+state.__doc__ = r"""The state of a one-term sum :math:`e^x`.
+
+Parameters
+----------
+x : float
+    The term's exponent (any float, NaN and infinities included).
+
+Returns
+-------
+tuple of float
+    :math:`(x, 0)` for a finite ``x``, :math:`(x, x)` otherwise. The state of a chunk of terms
+    is ``state(lsm.logsumexp(chunk))``.
+"""
+
+merge.__doc__ = r"""The state of the sum of two partial sums.
+
+Parameters
+----------
+a, b : tuple of float
+    States :math:`(m_a, \ell_a)` and :math:`(m_b, \ell_b)` (see the module docstring).
+
+Returns
+-------
+tuple of float
+    :math:`(\max(m_a, m_b), \operatorname{logsumexp}(\ell_a + m_a - m, \ell_b + m_b - m))`,
+    with lsm's Dask merge's operations (and so its bits) and NaN propagation.
+"""
+
+finalise.__doc__ = r"""The logsumexp :math:`\log S` of a state.
+
+Parameters
+----------
+s : tuple of float
+    A state :math:`(m, \ell)`.
+
+Returns
+-------
+float
+    :math:`m + \ell` for a finite :math:`m`, else :math:`\ell` (-inf for the empty sum).
+"""
+
+__all__ = ["EMPTY", "finalise", "merge", "state"]
