@@ -7,11 +7,12 @@ document to ``DIR/<machine>/<commit>.json``, ``<machine>`` naming the processor 
 ``-dirty`` when the tree has uncommitted changes).
 
 ``history`` reads one machine's folder, orders the documents by commit time and, for each case,
-draws its figure over the commits (PNG) and flags *steps*: a commit where the median of the
-figure at it and up to two later commits differs by more than the threshold from the median at
-up to three earlier ones. A step must hold over the commits after it, so one noisy run is not
-flagged unless it is the newest (then it is flagged as unconfirmed). This is the overview of
-when something changed, as asv draws it; whether a change is real is for ``lsm bench compare``
+draws its figure over the commits (PNG) and flags *steps*: a commit where the figure, and the
+median of the figure at it and up to two later commits, both differ by more than the threshold
+(the same way) from the median at up to three earlier ones. A step must hold over the commits
+after it, so one noisy run is not flagged unless it is the newest (then it is flagged as
+unconfirmed). This is the overview of when something changed, as asv draws it; whether a
+change is real is for ``lsm bench compare``
 of the two commits, which times them side by side.
 """
 
@@ -91,8 +92,8 @@ def steps(values, threshold):
         after = [v for v in values[index : index + AFTER] if v is not None]
         if not before or not after or values[index] is None:
             continue
-        ratio = median(after) / median(before)
-        if abs(ratio - 1) > threshold and (ratio > 1) == (values[index] / median(before) > 1):
+        ratio, own = median(after) / median(before), values[index] / median(before)
+        if abs(ratio - 1) > threshold and abs(own - 1) > threshold and (ratio > 1) == (own > 1):
             confirmed = len(after) > 1
             # one step per change: skip a neighbour already flagged in the same direction
             if found and found[-1][0] == index - 1 and (found[-1][1] > 1) == (ratio > 1):

@@ -1,0 +1,129 @@
+"""Does ``lsm bench compare`` tell a real slowdown from noise? Self-compares and an injected slowdown.
+
+The experiment of issue 20, repeatable::
+
+    python scripts/ab_experiment.py --runs 5 --exps 2 --json ab-experiment.json --markdown ab.md
+
+1. ``--runs`` comparisons of this checkout's ``HEAD`` against itself (two workers over the same
+   extracted tree): every case should be ``no change`` or ``no detectable change``;
+2. ``--runs`` comparisons of ``HEAD`` against a copy whose ``log_softmax_backward`` kernel
+   computes each exponential as a product of ``--exps`` exponentials
+   (:func:`slowed_copy`): that op's cases should be ``slower``, and no other op's.
+
+Each comparison starts fresh worker processes, so a process's own luck (memory placement,
+thread timing) is part of what the experiment sees. Nothing is timed while anything else runs
+on the machine by this script; say in the record how loaded the machine was (``uptime``).
+"""
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from lsm.bench import ab  # noqa: E402
+
+SLOWED_OP = "log_softmax_backward"
+SLOWED_FILE = Path("lsm") / "cpu" / "_backward.py"
+SLOWED_TEXT = "fast_exp(v) * total"
+
+
+def slowed_product(exps):
+    """``exp(v)`` as a product of ``exps`` exponentials of distinct fractions of ``v``.
+
+    The weights ``(2i + 1) / exps**2`` (i < exps) are distinct and sum to 1 exactly (for a
+    power of two, each is exact in binary), so the compiler cannot merge the calls and the
+    product stays within a few ulp of ``exp(v)``: extra work, the same result.
+    """
+    if exps < 2 or exps & (exps - 1):
+        raise ValueError(f"exps={exps}: give a power of two, 2 or more")
+    weights = [(2 * i + 1) / exps**2 for i in range(exps)]
+    return "(" + " * ".join(f"fast_exp(v * to_acc({w!r}, grad))" for w in weights) + ")"
+
+
+def slowed_copy(source_root, destination, exps=2):
+    """Copy the ``lsm`` package under ``source_root`` to ``destination/lsm`` with the slowed kernel.
+
+    Returns ``destination``; ``lsm bench compare`` takes it as a revision.
+    """
+    destination = Path(destination)
+    shutil.copytree(
+        Path(source_root) / "lsm", destination / "lsm", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    kernel = destination / SLOWED_FILE
+    text = kernel.read_text(encoding="utf-8")
+    if text.count(SLOWED_TEXT) != 1:
+        raise RuntimeError(f"{SLOWED_FILE}: {SLOWED_TEXT!r} is not there exactly once; update this script")
+    kernel.write_text(text.replace(SLOWED_TEXT, f"{slowed_product(exps)} * total"), encoding="utf-8")
+    return destination
+
+
+def flagged(doc):
+    """``{verdict: [case ids]}`` of the cases called slower or faster."""
+    found = {}
+    for case in doc["cases"]:
+        if case["verdict"] in ("slower", "faster"):
+            found.setdefault(case["verdict"], []).append(case["case"])
+    return found
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=5, help="comparisons of each kind (default: 5)")
+    parser.add_argument("--exps", type=int, default=2, help="exponentials per exponential in the slowed copy")
+    parser.add_argument("--budget", type=float, default=ab.Settings.budget, help="seconds per comparison")
+    parser.add_argument("--threshold", type=float, default=ab.Settings.threshold, help="e.g. 0.05")
+    parser.add_argument("--suite", default="gate", choices=list(ab.SUITES))
+    parser.add_argument("--json", help="write every comparison's document here")
+    parser.add_argument("--markdown", help="write the summary table here")
+    args = parser.parse_args(argv)
+
+    settings = ab.Settings(threshold=args.threshold, budget=args.budget)
+    cases = ab.cases_for(args.suite)
+    head = ab.resolve("HEAD", ROOT)
+    scratch = Path(tempfile.mkdtemp(prefix="lsm-ab-experiment-"))
+    slowed = slowed_copy(head.root, scratch / "slowed", args.exps)
+    runs = []
+    try:
+        for kind, other in (("self", "HEAD"), ("slowed", str(slowed))):
+            for index in range(args.runs):
+                load = os.getloadavg()[0]
+                start = time.perf_counter()
+                doc = ab.run("HEAD", other, cases, settings, repo=ROOT)
+                summary = flagged(doc)
+                runs.append({"kind": kind, "run": index + 1, "load_at_start": load, "doc": doc, **summary})
+                print(
+                    f"{kind} run {index + 1}: {time.perf_counter() - start:.0f} s, load {load:.2f}, "
+                    f"slower {len(summary.get('slower', []))}, faster {len(summary.get('faster', []))}",
+                    flush=True,
+                )
+    finally:
+        shutil.rmtree(scratch)
+    lines = [
+        f"| comparison | run | load at start | seconds | slower | faster | largest {SLOWED_OP} ratio |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for run in runs:
+        slowed_ratios = [c["ratio"] for c in run["doc"]["cases"] if c["case"].startswith(SLOWED_OP + "-")]
+        lines.append(
+            f"| {run['kind']} | {run['run']} | {run['load_at_start']:.2f} | {run['doc']['seconds']} "
+            f"| {', '.join(run.get('slower', [])) or 0} | {', '.join(run.get('faster', [])) or 0} "
+            f"| {max(slowed_ratios):.3f} |"
+        )
+    table = "\n".join(lines)
+    print(table)
+    if args.markdown:
+        Path(args.markdown).write_text(table + "\n", encoding="utf-8")
+    if args.json:
+        Path(args.json).write_text(json.dumps(runs, indent=1) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
