@@ -273,9 +273,9 @@ class _CrossEntropy(torch.autograd.Function):
         axis = 1 if logits.dim() > 1 else 0  # torch's class axis: (N, C, d1, ...) or (C,)
         result = _cross_entropy(
             logits.detach(),
-            target,
+            target.detach(),  # under torch.no_grad() a target or weight may still require grad
             axis,
-            weight=weight,
+            weight=None if weight is None else weight.detach(),
             # torch ignores ignore_index for probability targets; lsm refuses one that is set
             ignore_index=-100 if target.is_floating_point() else ignore_index,
             reduction=reduction,
