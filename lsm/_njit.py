@@ -299,7 +299,8 @@ def _result_shape(whole, ndim, keep):
     if (whole or ndim == 1) and not keep:
         return register_jitable(lambda shape, axis: ())
     if whole or ndim == 1:
-        return register_jitable(lambda shape, axis: (1,) * ndim)
+        ones = (1,) * ndim  # a constant of the compiled function
+        return register_jitable(lambda shape, axis: ones)
     return _kept if keep else _reduced
 
 
@@ -331,6 +332,7 @@ def _logsumexp(x, axis=None, keepdims=False, b=None, return_sign=False, dtype=No
     result_shape = _result_shape(whole, ndim, keep)
     flat = flattened if whole else _as_is
     shaped = _shaped(scalar, not _absent(out))
+    shaped_sign = _shaped(scalar, False)  # the sign is never written into out
 
     def impl(x, axis=None, keepdims=False, b=None, return_sign=False, dtype=None, out=None, where=None):
         index = axis_of(axis, ndim)
@@ -351,7 +353,7 @@ def _logsumexp(x, axis=None, keepdims=False, b=None, return_sign=False, dtype=No
         if signed:
             sign = np.empty(groups, result)
             kernels.logsumexp(xc1, wc1, bc1, lse, sign, index)
-            return shaped(out, lse, shape), shaped(None, sign, shape)
+            return shaped(out, lse, shape), shaped_sign(None, sign, shape)
         kernels.logsumexp(xc1, wc1, bc1, lse, None, index)
         return shaped(out, lse, shape)
 

@@ -151,5 +151,6 @@ def build(acc):
         "compensated_total": compensated_total,
         "normaliser": normaliser,
         "softmax_value": softmax_value,
+        "logsumexp_value": logsumexp_value,
         "store_logsumexp": store_logsumexp,
     }
