@@ -49,3 +49,19 @@ def test_gradient_demo_lines():
     assert text.count("dL/dx[0] = nan") == 2
     assert text.count("dL/dx[0] = -1") == 2
     assert "L = 1005.33" in text and "-0" not in text.replace("-0.", "")
+
+
+def test_torch_training_with_lsms_criterion_follows_torchs(capsys):
+    """The same seed trains the same model with lsm.torch.CrossEntropyLoss as with torch's own:
+    the per-step losses agree to float32 rounding (accumulated over the steps), and the model
+    learns the digits."""
+    pytest.importorskip("sklearn")
+    pytest.importorskip("torch")
+    example = _load_example("torch_training")
+    train_accuracy, test_accuracy, losses = example.run(epochs=8)
+    _, _, torch_losses = example.run(epochs=8, criterion="torch")
+    np.testing.assert_allclose(losses, torch_losses, rtol=1e-5, atol=1e-6)
+    assert test_accuracy >= 0.94 and train_accuracy >= test_accuracy
+    assert np.mean(losses[-22:]) < 0.25 * losses[0]  # the last epoch's 22 steps
+    assert example.main(["--epochs", "1"]) == 0
+    assert "test accuracy" in capsys.readouterr().out
