@@ -65,3 +65,16 @@ def test_torch_training_with_lsms_criterion_follows_torchs(capsys):
     assert np.mean(losses[-22:]) < 0.25 * losses[0]  # the last epoch's 22 steps
     assert example.main(["--epochs", "1"]) == 0
     assert "test accuracy" in capsys.readouterr().out
+
+
+def test_hmm_forward_three_ways_agree(capsys):
+    """examples/hmm_forward.py: lsm.logsumexp inside @njit gives the likelihood of the NumPy and
+    scipy loops, and its command runs."""
+    example = _load_example("hmm_forward")
+    model = example.random_hmm(48, 6, 30, seed=3)
+    value = example.forward_lsm(*model)
+    assert math.isclose(value, example.forward_numpy(*model), rel_tol=1e-12)
+    pytest.importorskip("scipy")
+    assert math.isclose(value, example.forward_scipy(*model), rel_tol=1e-12)
+    assert example.main(["--states", "16", "--steps", "10"]) == 0
+    assert capsys.readouterr().out.count("log P(obs)") == 3
