@@ -134,8 +134,10 @@ def _log_softmax_into(x, axis, out, where):
 
 @pytest.mark.parametrize("log", [False, True], ids=["softmax", "log_softmax"])
 def test_out_and_where(log):
-    """``out=`` (contiguous, strided, in place) and ``where=`` (full and broadcast) as the public
-    call; a 0-d-free 2-d case covers rows and columns."""
+    """``out=`` (contiguous, in place, and for softmax strided) and ``where=`` (full, and for
+    softmax broadcast) as the public call, on rows and columns. The strided ``out`` and the
+    broadcast mask are the wrapper's business, the same for both functions; softmax's kernels
+    choose between three ways of keeping their exponentials (``lsm.cpu._njit``)."""
     compiled, public = (_log_softmax_into, lsm.log_softmax) if log else (_softmax_into, lsm.softmax)
     x = _input((4, 80), np.float64)
     where = np.random.default_rng(2).random((4, 80)) > 0.3
@@ -144,13 +146,14 @@ def test_out_and_where(log):
         out = np.empty_like(x)
         assert compiled(x, axis, out, where) is out
         _bits_equal(out, expected)
-        strided = np.empty((4, 160))[:, ::2]
-        compiled(x, axis, strided, where)
-        _bits_equal(strided, expected)
-        _bits_equal(compiled(x, axis, None, where[0]), public(x, axis, where=where[0]))
         in_place = x.copy()
         compiled(in_place, axis, in_place, None)
         _bits_equal(in_place, public(x, axis))
+        if not log:
+            strided = np.empty((4, 160))[:, ::2]
+            compiled(x, axis, strided, where)
+            _bits_equal(strided, expected)
+            _bits_equal(compiled(x, axis, None, where[0]), public(x, axis, where=where[0]))
 
 
 @njit
