@@ -198,7 +198,8 @@ def _clash(out, operand, alias_allowed):
 
 
 def _messages(func):
-    """The run-time errors about ``out``, as the public call words them (``lsm._validate``)."""
+    """The run-time errors about ``out`` (constant strings in compiled code: the shape one cannot
+    name the shapes as ``lsm._validate.out_layout`` does; the overlap one is ``out_overlaps``')."""
     return (
         f"lsm.{func}: 'out' does not have the result's shape",
         f"lsm.{func}: 'out' overlaps an input; pass a separate array (or exactly the input, in place)",
