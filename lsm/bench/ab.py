@@ -7,8 +7,13 @@ long-lived worker process (:mod:`lsm.bench.ab_worker`) importing that revision's
 cases come from this checkout's :mod:`lsm.bench.table`, so both time the same calls on the same
 inputs. For each case:
 
-1. both workers prepare it at once (compiling in parallel), each checks its result against the
-   float64 reference; a case that one revision cannot run is skipped and listed;
+0. first, one throwaway process per revision (both at once) runs every case once, compiling
+   the kernels into Numba's cache: the timing workers then load compiled kernels, as a user's
+   every later process does (a process that compiled its own float16 gradient kernels was
+   measured running them 7x slower than one that loaded them from the cache; see
+   benchmarks/RESULTS.md);
+1. both workers prepare it at once, each checks its result against the float64 reference; a
+   case that one revision cannot run is skipped and listed;
 2. A calibrates the calls per round (``round_time``) and both use that count;
 3. pairs of rounds, in ABBA order (A then B, B then A, ...), only one worker running at a time,
    each round after an untimed call; each pair gives the ratio of per-call times B/A;
@@ -207,9 +212,24 @@ def compare_case(case, workers, settings, budget):
     )
 
 
+def warm_up(revisions, cases):
+    """Run every case once in a throwaway worker per revision (at once), filling Numba's cache."""
+    workers = [WorkerProcess(revision, label) for revision, label in zip(revisions, "AB", strict=True)]
+    try:
+        for case in cases:
+            for worker in workers:
+                worker.send({"cmd": "prepare", "case": case.describe(), "check": False})
+            for worker in workers:
+                worker.receive()
+    finally:
+        for worker in workers:
+            worker.close()
+
+
 def run(spec_a, spec_b, cases, settings, repo=".", progress=None):
     """Compare revisions ``spec_a`` and ``spec_b`` on ``cases``; the results document (a dict)."""
     revisions = [resolve(spec, repo) for spec in (spec_a, spec_b)]
+    warm_up(revisions, cases)
     workers = []
     try:
         for revision, label in zip(revisions, "AB", strict=True):
