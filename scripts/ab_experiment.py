@@ -112,9 +112,11 @@ def main(argv=None):
                 runs.append({"kind": kind, "run": index + 1, "load_at_start": load, "doc": doc, **summary})
                 print(
                     f"{kind} run {index + 1}: {time.perf_counter() - start:.0f} s, load {load:.2f}, "
-                    f"slower {len(summary.get('slower', []))}, faster {len(summary.get('faster', []))}",
+                    f"slower {summary.get('slower', [])}, faster {summary.get('faster', [])}",
                     flush=True,
                 )
+                if args.json:  # after every run: a long experiment stopped early keeps its data
+                    Path(args.json).write_text(json.dumps(runs, indent=1) + "\n", encoding="utf-8")
     finally:
         shutil.rmtree(scratch)
     lines = [
@@ -132,8 +134,6 @@ def main(argv=None):
     print(table)
     if args.markdown:
         Path(args.markdown).write_text(table + "\n", encoding="utf-8")
-    if args.json:
-        Path(args.json).write_text(json.dumps(runs, indent=1) + "\n", encoding="utf-8")
     return 0
 
 

@@ -2,8 +2,8 @@
 
 Timing a baseline today and a branch tomorrow compares two machine states as much as two
 revisions. Here both run at once: each revision (a git revision, extracted with ``git archive``
-into a cache folder keyed by its commit, or a folder holding an ``lsm`` package) gets one
-long-lived worker process (:mod:`lsm.bench.ab_worker`) importing that revision's lsm, and the
+into a cache folder keyed by its commit, or a folder holding an ``lsm`` package) gets
+long-lived worker processes (:mod:`lsm.bench.ab_worker`) importing that revision's lsm, and the
 cases come from this checkout's :mod:`lsm.bench.table`, so both time the same calls on the same
 inputs. For each case:
 
@@ -12,13 +12,17 @@ inputs. For each case:
    every later process does (a process that compiled its own float16 gradient kernels was
    measured running them 7x slower than one that loaded them from the cache; see
    benchmarks/RESULTS.md);
-1. both workers prepare it at once, each checks its result against the float64 reference; a
+1. every worker prepares it at once and checks its result against the float64 reference; a
    case that one revision cannot run is skipped and listed;
-2. A calibrates the calls per round (``round_time``) and both use that count;
+2. A calibrates the calls per round (``round_time``) and every worker uses that count;
 3. pairs of rounds, in ABBA order (A then B, B then A, ...), only one worker running at a time,
-   each round after an untimed call; each pair gives the ratio of per-call times B/A;
-4. after ``min_pairs`` pairs, :func:`lsm.bench.verdict.judge` after every pair, until the
-   verdict is settled or the case's share of the time budget is spent.
+   each round after an untimed call; each pair gives the ratio of per-call times B/A. Each
+   revision has ``processes`` workers (2) and the pairs cycle through every combination of A's
+   and B's: a process may run a case a few percent slower than another process of the same code
+   for its whole life (where its memory landed), which one worker per side would report as a
+   change;
+4. after ``min_pairs`` pairs, :func:`lsm.bench.verdict.judge` after every whole cycle of
+   combinations, until the verdict is settled or the case's share of the time budget is spent.
 
 The copy reference (A's best ``np.copyto`` of the input) stays in the table for context: a
 case far below it has room left, whatever the verdict.
@@ -54,6 +58,7 @@ class Settings:
     round_time: float = 0.02
     min_pairs: int = 12
     max_pairs: int = 400
+    processes: int = 2  # worker processes per revision
 
 
 def cache_root():
@@ -172,33 +177,47 @@ class CaseResult:
     why: str | None = None
 
 
-def compare_case(case, workers, settings, budget):
-    """Time ``case`` (a :class:`lsm.bench.table.Case`) on workers A and B; a :class:`CaseResult`."""
-    a, b = workers
+def _pair_workers(pair, workers_a, workers_b):
+    """The A and B workers of pair number ``pair``, in the order they run.
+
+    The pairs cycle through every combination of A's and B's processes (one process's own
+    luck, such as where its memory landed, then spreads over the ratios instead of shifting all
+    of them), and each block of combinations runs A first, the next block B first (ABBA).
+    """
+    combinations = len(workers_a) * len(workers_b)
+    within = pair % combinations
+    a, b = workers_a[within % len(workers_a)], workers_b[within // len(workers_a)]
+    return (a, b) if (pair // combinations) % 2 == 0 else (b, a)
+
+
+def compare_case(case, workers_a, workers_b, settings, budget):
+    """Time ``case`` (a :class:`lsm.bench.table.Case`) on A's and B's workers; a :class:`CaseResult`."""
+    everyone = [*workers_a, *workers_b]
     request = {"cmd": "prepare", "case": case.describe()}
-    for worker in workers:  # both compile at once
+    for worker in everyone:  # all prepare at once
         worker.send(request)
-    ready = [worker.receive() for worker in workers]
-    answers = zip(workers, ready, strict=True)
-    why = "; ".join(f"{worker.label}: {answer['why']}" for worker, answer in answers if not answer["ok"])
-    if why:
-        return CaseResult(case.id, "skipped", why=why)
-    iterations = a.request({"cmd": "calibrate", "round_time": settings.round_time})["iterations"]
-    copy_gbps = a.request({"cmd": "copy", "rounds": 5})["copy_gbps"]
+    ready = [worker.receive() for worker in everyone]
+    answers = zip(everyone, ready, strict=True)
+    refused = {worker.label[0]: answer["why"] for worker, answer in answers if not answer["ok"]}
+    if refused:
+        return CaseResult(case.id, "skipped", why="; ".join(f"{k}: {why}" for k, why in refused.items()))
+    first = workers_a[0]
+    iterations = first.request({"cmd": "calibrate", "round_time": settings.round_time})["iterations"]
+    copy_gbps = first.request({"cmd": "copy", "rounds": 5})["copy_gbps"]
     deadline = time.perf_counter() + budget
-    seconds = {a.label: [], b.label: []}
+    seconds = {"A": [], "B": []}
     ratios = []
+    block = len(workers_a) * len(workers_b)  # verdicts only after whole cycles of combinations
     while True:
-        order = (a, b) if len(ratios) % 2 == 0 else (b, a)
-        for worker in order:
+        for worker in _pair_workers(len(ratios), workers_a, workers_b):
             answer = worker.request({"cmd": "round", "iterations": iterations})
-            seconds[worker.label].append(answer["seconds"])
-        ratios.append(seconds[b.label][-1] / seconds[a.label][-1])
-        if len(ratios) >= settings.min_pairs:
+            seconds[worker.label[0]].append(answer["seconds"])
+        ratios.append(seconds["B"][-1] / seconds["A"][-1])
+        if len(ratios) >= settings.min_pairs and len(ratios) % block == 0:
             result = verdict.judge(ratios, settings.threshold, settings.confidence)
             if result.settled or time.perf_counter() > deadline or len(ratios) >= settings.max_pairs:
                 break
-    time_a, time_b = verdict.median(seconds[a.label]), verdict.median(seconds[b.label])
+    time_a, time_b = verdict.median(seconds["A"]), verdict.median(seconds["B"])
     return CaseResult(
         case.id,
         result.verdict,
@@ -230,27 +249,28 @@ def run(spec_a, spec_b, cases, settings, repo=".", progress=None):
     """Compare revisions ``spec_a`` and ``spec_b`` on ``cases``; the results document (a dict)."""
     revisions = [resolve(spec, repo) for spec in (spec_a, spec_b)]
     warm_up(revisions, cases)
-    workers = []
+    workers = {"A": [], "B": []}
     try:
-        for revision, label in zip(revisions, "AB", strict=True):
-            workers.append(WorkerProcess(revision, label))
+        for revision, side in zip(revisions, "AB", strict=True):
+            for number in range(1, settings.processes + 1):
+                workers[side].append(WorkerProcess(revision, f"{side}{number}"))
         start = time.perf_counter()
         load_at_start = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
         results = []
         for index, case in enumerate(cases):
             spent = time.perf_counter() - start
             share = max(0.0, settings.budget - spent) / (len(cases) - index)
-            results.append(compare_case(case, workers, settings, share))
+            results.append(compare_case(case, workers["A"], workers["B"], settings, share))
             if progress is not None:
                 progress(results[-1])
         elapsed = time.perf_counter() - start
     finally:
-        for worker in workers:
+        for worker in (*workers["A"], *workers["B"]):
             worker.close()
     return {
         "revisions": {
-            label: {"spec": rev.spec, "commit": rev.commit, "root": str(rev.root), **worker.info}
-            for label, rev, worker in zip("AB", revisions, workers, strict=True)
+            side: {"spec": rev.spec, "commit": rev.commit, "root": str(rev.root), **workers[side][0].info}
+            for side, rev in zip("AB", revisions, strict=True)
         },
         "settings": asdict(settings),
         "seconds": round(elapsed, 1),
