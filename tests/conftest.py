@@ -34,8 +34,10 @@ The simulator runs every CUDA thread as a Python thread, so a shared test body m
 each backend has an element budget (``max_elements``) that a call may not exceed, and a backend
 that cannot hold an input's dtype (bfloat16, non-native byte order on the GPU) deselects the
 test cases with such inputs. Test cases marked ``heavy`` (comparisons with torch, the bulk of
-the option-by-dtype matrices) are deselected for a backend with a budget: the simulator checks
-every kernel path on the rest (the gradient and loss bodies take about a minute and a half there).
+the option-by-dtype matrices) are deselected for a backend with a budget, and for the cluster
+(a tenth of a second a call; it computes the same graphs as ``dask-halves``, which runs them): the
+simulator checks every kernel path on the rest (the gradient and loss bodies take about a minute
+and a half there).
 Cases marked ``heavy(dask=True)`` are deselected on the Dask backends as well: cases about the
 host kernels' paths (sizes, tiles, memory orders), which Dask's blocks reach just as the ``cpu``
 backend does, at a few milliseconds (on the cluster, a tenth of a second) a call.
@@ -337,7 +339,8 @@ def _runs_here(item):
     backend = params.get("backend", params.get("sweep_backend"))
     if backend is not None:
         for heavy in item.iter_markers("heavy"):
-            if backend.max_elements is not None or (backend.lazy and heavy.kwargs.get("dask")):
+            slow = backend.max_elements is not None or not backend.sweeps
+            if slow or (backend.lazy and heavy.kwargs.get("dask")):
                 return False
         return all(backend.accepts(dtype) for dtype in _input_dtypes(item))
     return item.get_closest_marker("cuda_sim") is not None if SIMULATOR else True

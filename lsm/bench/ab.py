@@ -20,7 +20,8 @@ inputs. For each case:
    revision has ``processes`` workers (2) and the pairs cycle through every combination of A's
    and B's: a process may run a case a few percent slower than another process of the same code
    for its whole life (where its memory landed), which one worker per side would report as a
-   change;
+   change. Likewise each pair starts with both workers moving their arrays to new memory
+   (whether an allocation got huge pages is luck that lasts as long as the allocation);
 4. after ``min_pairs`` pairs, :func:`lsm.bench.verdict.judge` after every whole cycle of
    combinations, until the verdict is settled or the case's share of the time budget is spent.
 
@@ -209,7 +210,10 @@ def compare_case(case, workers_a, workers_b, settings, budget):
     ratios = []
     block = len(workers_a) * len(workers_b)  # verdicts only after whole cycles of combinations
     while True:
-        for worker in _pair_workers(len(ratios), workers_a, workers_b):
+        pair = _pair_workers(len(ratios), workers_a, workers_b)
+        for worker in pair:
+            worker.request({"cmd": "reallocate"})
+        for worker in pair:
             answer = worker.request({"cmd": "round", "iterations": iterations})
             seconds[worker.label[0]].append(answer["seconds"])
         ratios.append(seconds["B"][-1] / seconds["A"][-1])

@@ -13,6 +13,7 @@ Requests and answers are JSON, one line each, on stdin and stdout:
   once (compiles, faults in memory), check the result against the float64 reference (unless
   ``check`` is false); answers ``{"ok": true}`` or ``{"ok": false, "why": ...}``;
 - ``{"cmd": "calibrate", "round_time": s}``: calls per round so that a round lasts ``s``;
+- ``{"cmd": "reallocate"}``: the operands and output moved to new memory;
 - ``{"cmd": "round", "iterations": n}``: one untimed call (wakes Numba's threads, asleep while
   the other revision ran), then ``n`` timed calls; answers the seconds per call;
 - ``{"cmd": "copy", "rounds": n}``: the best of ``n`` timed copies of the input (GB/s moved);
@@ -75,11 +76,11 @@ class Worker:
         operands = op.inputs(x, axis)
         if family == "lsm_in_place":  # each call overwrites it: its own copy
             operands = (operands[0].copy(), *operands[1:])
-        out = np.empty(op.result_shape(shape, axis), x.dtype)
+        self.operands, self.out = operands, np.empty(op.result_shape(shape, axis), x.dtype)
         compute = op.impls[family]
 
         def call():
-            return compute(self.lsm, operands, axis, out)
+            return compute(self.lsm, self.operands, axis, self.out)
 
         try:
             result = call()
@@ -93,6 +94,14 @@ class Worker:
         except AssertionError as error:
             return {"ok": False, "why": f"wrong result: {error}"}
         self.call, self.x = call, x
+        return {"ok": True}
+
+    def reallocate(self):
+        """Move the operands and the output to new memory: whether an allocation got huge pages, or
+        where it sits in the caches' sets, is luck that lasts as long as the allocation; drawn
+        anew for every pair, it is part of the noise the interval covers, not a fixed bias."""
+        self.operands = tuple(np.array(a, copy=True) for a in self.operands)
+        self.out = np.empty_like(self.out)
         return {"ok": True}
 
     def timed_round(self, iterations):
@@ -134,6 +143,7 @@ def main(table_path):
         "prepare": lambda request: worker.prepare(request["case"], request.get("check", True)),
         "calibrate": lambda request: worker.calibrate(request["round_time"]),
         "round": lambda request: worker.round(request["iterations"]),
+        "reallocate": lambda request: worker.reallocate(),
         "copy": lambda request: worker.copy(request["rounds"]),
     }
     for line in sys.stdin:
