@@ -8,8 +8,9 @@ CuPy arrays. The ``cpu`` backend runs the same bodies on the host.
 
 import numpy as np
 import pytest
-from conftest import SIM_CONFIG
 from reference import assert_close, ref_log_softmax, ref_logsumexp, ref_softmax
+
+from conftest import SIM_CONFIG
 
 F16, F32, F64 = np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)
 

@@ -10,12 +10,12 @@ streams, and the errors of device calls.
 import numba
 import numpy as np
 import pytest
-from conftest import same_layout_bytes
 from numba import cuda as device_code
 from reference import assert_close, ref_log_softmax, ref_logsumexp, ref_softmax
 from test_cuda_paths import PATHS
 
 import lsm
+from conftest import same_layout_bytes
 
 pytestmark = pytest.mark.cuda_sim
 

@@ -26,7 +26,6 @@ import math
 import numpy as np
 import pytest
 import scipy.special
-from conftest import SIM_CONFIG
 from reference import (
     BFLOAT16,
     LONG,
@@ -44,6 +43,7 @@ from reference import (
 from test_cuda_paths import PATHS
 
 import lsm
+from conftest import SIM_CONFIG
 from lsm.cpu._stats import COLUMN_BLOCK, ROW_BLOCK
 
 F16, F32, F64 = np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)
