@@ -4,12 +4,12 @@ The experiment of issue 20, repeatable::
 
     python scripts/ab_experiment.py --runs 5 --share 0.05 --json ab-experiment.json --markdown ab.md
 
-1. ``--runs`` comparisons of this checkout's ``HEAD`` against itself (two workers over the same
+1. ``--runs`` comparisons of this checkout's ``HEAD`` against itself (worker processes over the same
    extracted tree): every case should be ``no change`` or ``no detectable change``;
 2. ``--runs`` comparisons of ``HEAD`` against a copy whose ``log_softmax_backward`` runs its
-   kernel once more over ``--share`` (5%) of the input (:func:`slowed_copy`): that op's cases
-   should be ``slower``, and no other op's. With the second launch of the parallel kernel, this
-   measured 11% to 50% slower per case on the 2-core development VM (benchmarks/RESULTS.md).
+   kernel once more over ``--share`` of the input (:func:`slowed_copy`): that op's cases should
+   be ``slower``, and no other op's. On the 2-core development VM a share of 0.05 measured 4% to
+   13% slower per case (benchmarks/RESULTS.md).
 
 Each comparison starts fresh worker processes, so a process's own luck (memory placement,
 thread timing) is part of what the experiment sees. Nothing is timed while anything else runs

@@ -332,7 +332,7 @@ Two results files of lsm bench (A.json B.json) are compared the quick way instea
 case on fractions of copy, runs taken at different times (python -m lsm.bench.compare --help).
 
 examples:
-  lsm bench compare main HEAD                  the gating suite, about 3 minutes on 2 cores
+  lsm bench compare main HEAD                  the gating suite, 3-6 minutes on 2 cores
   lsm bench compare main HEAD --op softmax --dtype float32 --threshold 3%
   lsm bench compare main HEAD --suite overhead per-call overhead on 100 x 100 inputs
 """
