@@ -12,8 +12,7 @@ median of the figure at it and up to two later commits, both differ by more than
 (the same way) from the median at up to three earlier ones. A step must hold over the commits
 after it, so one noisy run is not flagged unless it is the newest (then it is flagged as
 unconfirmed). This is the overview of when something changed, as asv draws it; whether a
-change is real is for ``lsm bench compare``
-of the two commits, which times them side by side.
+change is real is for ``lsm bench compare`` of the two commits, which times them side by side.
 """
 
 import argparse
