@@ -1,6 +1,7 @@
 """The pieces of lsm.bench: the comparison table, the result check, the engine, the gate."""
 
 import dataclasses
+import importlib.util
 import itertools
 import json
 import os
@@ -108,7 +109,14 @@ def test_the_copy_normaliser_copies_the_bytes_of_every_dtype(dtype):
     dst = np.zeros_like(src)
     parallel_copy(src, dst)
     np.testing.assert_array_equal(dst.view(dtype).reshape(x.shape), x)
-    CPU.copy_call(x)()  # float16 included: Numba copies it as unsigned integers
+    kinds = {"numba", "numpy", "torch"} if importlib.util.find_spec("torch") else {"numba", "numpy"}
+    out = np.zeros_like(x)
+    calls = CPU.copy_calls(x, out)
+    assert set(calls) == kinds
+    for kind, copy in calls.items():  # float16 included: they copy it as unsigned integers
+        out[...] = 0
+        copy()
+        np.testing.assert_array_equal(out, x, err_msg=kind)
 
 
 def test_time_together_interleaves_rounds_and_reports_pytest_benchmark_statistics():

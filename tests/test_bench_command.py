@@ -68,6 +68,10 @@ def test_bench_json_has_pytest_benchmarks_layout_and_the_figures(results):
         assert info["shape"] == [10, 100] and info["dtype"] in ("float32", "float64")
         assert info["gbps"] == pytest.approx(info["bytes_moved"] / stats["median"] / 1e9)
         assert info["fraction_of_copy"] == pytest.approx(info["gbps"] / info["copy_gbps"])
+        # the reference is the fastest of the copies timed beside the group, and says which
+        assert {"numba", "numpy"} <= set(info["copy_gbps_by_kind"])
+        assert info["copy_gbps"] == max(info["copy_gbps_by_kind"].values())
+        assert info["copy_gbps"] == info["copy_gbps_by_kind"][info["copy_kind"]]
         assert info["best_gbps"] == pytest.approx(info["bytes_moved"] / stats["min"] / 1e9)
         assert bench["group"] == f"{info['op']} cpu {info['dtype']} 10x100 axis={info['axis']}"
     by_name = {bench["name"]: bench["extra_info"] for bench in results["benchmarks"]}

@@ -2,11 +2,12 @@
 
 A backend lists the implementations it runs (which family of :data:`lsm.bench.table.OPS` each
 uses, with which library), moves the seeded NumPy inputs to its device, allocates outputs there,
-converts operands for torch and jax, waits for queued device work, and makes the memory copy of
-an input that every throughput is a fraction of. Adding a backend is one class and one entry in
-:data:`BACKENDS`.
+converts operands for torch and jax, waits for queued device work, and makes the memory copies of
+an input (the fastest of them is the copy every throughput is a fraction of). Adding a backend is
+one class and one entry in :data:`BACKENDS`.
 
-Nothing here imports CuPy, torch or jax until a benchmark on them is prepared.
+Nothing here imports CuPy, torch or jax until a benchmark on them is prepared (or, for torch when
+installed, until the first copy of a CPU input: its ``copy_`` is one of the copies).
 """
 
 import importlib
@@ -122,12 +123,24 @@ class CpuBackend(Backend):
     def empty(self, shape, dtype):
         return np.empty(shape, dtype=dtype)
 
-    def copy_call(self, x):
-        """A no-argument call copying ``x`` into a preallocated array."""
+    def copy_calls(self, x, dst=None):
+        """No-argument calls copying ``x`` into ``dst`` (preallocated when None), by name: Numba's
+        ``parallel=True`` loop on lsm's threads, ``np.copyto`` (one thread, but the C library's
+        ``memcpy``, with non-temporal stores for large blocks) and, when installed, torch's
+        ``copy_`` on as many threads; the engine takes the fastest as the copy of the run."""
         # Unsigned integers of the same width copy the same bytes, also for float16 (which Numba lacks).
         src = np.ascontiguousarray(x).reshape(-1).view(f"u{x.dtype.itemsize}")
-        dst = np.empty_like(src)
-        return lambda: parallel_copy(src, dst)
+        dst = np.empty_like(x) if dst is None else dst
+        dst = dst.reshape(-1).view(src.dtype)  # a view: the calls write into the caller's array
+        calls = {"numba": lambda: parallel_copy(src, dst), "numpy": lambda: np.copyto(dst, src)}
+        if importlib.util.find_spec("torch") is not None:
+            import torch
+
+            torch.set_num_threads(numba.get_num_threads())
+            # torch has no uint32 or uint64 arithmetic, but copies them as bytes all the same
+            src_t, dst_t = torch.from_numpy(src.view(np.uint8)), torch.from_numpy(dst.view(np.uint8))
+            calls["torch"] = lambda: dst_t.copy_(src_t)
+        return calls
 
     def info(self):
         """Backend facts for the results' ``machine_info``."""
@@ -194,11 +207,11 @@ class CudaBackend(Backend):
 
         cupy.cuda.Device().synchronize()
 
-    def copy_call(self, x):
+    def copy_calls(self, x, dst=None):
         import cupy
 
-        dst = cupy.empty_like(x)
-        return lambda: cupy.copyto(dst, x)
+        dst = cupy.empty_like(x) if dst is None else dst
+        return {"cupy": lambda: cupy.copyto(dst, x)}
 
     def info(self):
         import cupy

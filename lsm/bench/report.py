@@ -61,8 +61,9 @@ def markdown_table(doc):
     impls = implementations(doc)
     lines = []
     for (backend, op, dtype, shape, axis), by_impl in rows.items():
-        copy = next(iter(by_impl.values()))["copy_gbps"]
-        cells = [op, backend, dtype, shape_id(shape), axis, f"{copy:.1f}"]
+        first = next(iter(by_impl.values()))
+        copy = f"{first['copy_gbps']:.1f}" + (f" ({first['copy_kind']})" if "copy_kind" in first else "")
+        cells = [op, backend, dtype, shape_id(shape), axis, copy]
         for impl in impls:
             info = by_impl.get(impl)
             cells.append(f"{info['fraction_of_copy']:.3f} ({info['gbps']:.2f})" if info else "-")
