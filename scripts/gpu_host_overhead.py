@@ -1,0 +1,138 @@
+"""Host-side time of one GPU call of lsm, with the kernel launches stubbed (issue 19, item 5).
+
+No GPU is needed: the driver boundary of the CUDA backend (``lsm.cuda._numba``) is replaced by
+the stand-ins of ``tests/test_cuda_launcher.py`` (host memory posing as device memory, streams
+and devices as names), the kernel launch by a no-op that counts, and the whole Python side of a
+call runs as it does on a GPU: argument checks, interface reading, planning, the kernel choice,
+grids, result allocation, the check kernels' verdict. Two figures per call:
+
+- **stand-in arrays**: each operand a kernel receives is a plain description
+  (``test_cuda_launcher.KernelArray``): lsm's own host work;
+- **Numba arrays**: each is a real ``numba.cuda`` ``DeviceNDArray`` built by
+  ``cuda.from_cuda_array_interface`` (what ``_numba.as_device`` does on a GPU), with only its
+  driver query (the current context) stubbed.
+
+Neither includes numba-cuda's own launch (typing the arguments, finding the compiled kernel,
+marshalling, ``cuLaunchKernel``), nor a real allocator (results come from ``numpy.empty``), nor
+the device-to-host copy of a loss's check verdict: a GPU adds those. Each figure is the median
+over ``--repeats`` batches of ``--calls`` calls, in microseconds per call. Timings depend on the
+machine and its load.
+
+Usage::
+
+    python scripts/gpu_host_overhead.py [--repeats 41] [--calls 50]
+"""
+
+import argparse
+import contextlib
+import importlib.metadata
+import statistics
+import sys
+import time
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+import numba
+import numba.cuda.api
+import test_cuda_launcher as launcher
+from numba import cuda
+
+import lsm
+from lsm.cuda import _numba
+
+SHAPE = (4096, 1000)  # float32 rows of 1,000: the warp-per-row kernels
+
+
+@contextlib.contextmanager
+def stubbed(numba_arrays, counts):
+    """The CUDA backend with the stand-in driver of ``tests/test_cuda_launcher.py`` and no-op
+    launches; ``counts`` gets the launches and the device arrays built."""
+    streams = launcher.Launches()  # its streams and devices: names, no driver
+    real_as_device = _numba.as_device
+
+    def launch(kernel, blocks, threads, stream, *args):
+        counts["launches"] += 1
+
+    def as_device(owner, pointer, shape, strides, dtype):
+        counts["device arrays"] += 1
+        if numba_arrays:
+            return real_as_device(owner, pointer, shape, strides, dtype)
+        return launcher.KernelArray(shape, strides, dtype)
+
+    stand_ins = {
+        "is_available": lambda: True,
+        "is_numba_device_array": lambda array: False,
+        "stream": streams.stream,
+        "on_device": streams.on_device,
+        "wait": lambda producer, consumer: None,
+        # numpy.empty: allocation costs what the caller's allocator costs, not measured here
+        "device_array": lambda shape, dtype, stream: launcher.DeviceStandIn(np.empty(shape, dtype)),
+        "to_host": launcher._verdict_without_errors,
+        "as_device": as_device,
+        "launch": launch,
+    }
+    with contextlib.ExitStack() as stack:
+        for name, value in stand_ins.items():
+            stack.enter_context(mock.patch.object(_numba, name, value))
+        if numba_arrays:  # a DeviceNDArray's only driver query: the current context
+            context = object()
+            stack.enter_context(mock.patch.object(numba.cuda.api, "current_context", lambda: context))
+            unchecked = numba.cuda.api.from_cuda_array_interface.__wrapped__  # no context check
+            stack.enter_context(mock.patch.object(cuda, "from_cuda_array_interface", unchecked))
+        yield
+
+
+def calls():
+    """``{name: call}``: the calls measured, on stand-in device arrays of ``SHAPE``."""
+    rng = np.random.default_rng(0)
+    x = launcher.DeviceStandIn(rng.standard_normal(SHAPE).astype(np.float32))
+    target = launcher.DeviceStandIn(rng.integers(0, SHAPE[1], SHAPE[0]))
+    return {
+        "softmax": lambda: lsm.softmax(x),
+        "logsumexp": lambda: lsm.logsumexp(x, axis=-1),
+        "cross_entropy with gradient": lambda: lsm.cross_entropy(x, target, return_grad=True),
+    }
+
+
+def per_call_us(call, repeats, batch):
+    """Median over ``repeats`` batches of ``batch`` calls of the time per call, in microseconds."""
+    call()  # warm-up: imports, plan caches
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(batch):
+            call()
+        times.append((time.perf_counter() - start) / batch * 1e6)
+    return statistics.median(times)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=41, help="batches timed (default 41)")
+    parser.add_argument("--calls", type=int, default=50, help="calls per batch (default 50)")
+    args = parser.parse_args()
+    print(
+        f"numba-cuda {importlib.metadata.version('numba-cuda')}, x: {SHAPE} float32, "
+        f"median of {args.repeats} batches of {args.calls} calls"
+    )
+    print("| call | launches | device arrays | stand-in arrays (us) | Numba arrays (us) |")
+    print("|---|---:|---:|---:|---:|")
+    for name, call in calls().items():
+        figures = []
+        for numba_arrays in (False, True):
+            counts = {"launches": 0, "device arrays": 0}
+            with stubbed(numba_arrays, counts):
+                call()
+                once = dict(counts)
+                figures.append(per_call_us(call, args.repeats, args.calls))
+        print(
+            f"| {name} | {once['launches']} | {once['device arrays']} | {figures[0]:.1f} | {figures[1]:.1f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
