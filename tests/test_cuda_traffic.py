@@ -138,23 +138,18 @@ TRAFFIC = {
 }
 
 
-def _byte_range(array):
-    low, high = np.lib.array_utils.byte_bounds(array)
-    return low, high
-
-
 class Tally:
     """Element loads and stores per ``(kernel, operand)``, and the kernels launched, in order."""
 
     def __init__(self, operands):
-        self.ranges = {role: _byte_range(array) for role, array in operands.items()}
+        self.ranges = {role: np.lib.array_utils.byte_bounds(array) for role, array in operands.items()}
         self.kernels = []
         self.reads, self.writes = {}, {}
         self._lock = threading.Lock()  # the simulator runs each CUDA thread as a Python thread
 
     def role(self, array):
         """The operand whose memory ``array`` lies in (``scratch``: none of them)."""
-        low, high = _byte_range(array)
+        low, high = np.lib.array_utils.byte_bounds(array)
         for role, (start, stop) in self.ranges.items():
             if start <= low and high <= stop:
                 return role
@@ -195,7 +190,8 @@ def _counted_array(tally, key, array):
 
 @contextlib.contextmanager
 def counting(tally):
-    """Every launch of lsm in the block hands its kernel counting arrays (see the docstring)."""
+    """Within the ``with`` block, every launch of lsm hands its kernel counting arrays instead of
+    the simulator's device arrays (see the module docstring)."""
     from numba.cuda.simulator.cudadrv.devicearray import FakeCUDAArray
 
     from lsm.cuda import _numba
