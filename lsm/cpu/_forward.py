@@ -2,9 +2,25 @@
 
 Every public call reaches these kernels in canonical form (see ``lsm._plan``): the *row* case
 (``inner == 1``) as a 2-d view ``(outer, n)`` whose rows are the groups, spread over threads; the
-*column* case as the 3-d view ``(outer, n, inner)`` whose groups are columns of a strided axis,
-with threads taking tiles of ``COLUMN_TILE`` adjacent columns so that every pass reads memory in
-order along the contiguous inner axis.
+*column* case as the 3-d view ``(outer, n, inner)`` whose groups are columns of a strided axis.
+
+The column path reads the input at most twice and writes the output once, in long contiguous
+runs. Columns go in *tiles* of adjacent columns, as wide as ``inner`` up to ``COLUMN_STATE_BYTES``
+of state per array (1,024 float32 or 512 float64 columns; whole rows of a small ``inner``), so
+that each step along the reduced axis reads one run of up to 4 KiB. Each tile is cut along ``n``
+into *cache blocks* of ``BLOCK_ROWS`` rows (at most 512 KiB): ``_stats.block_stats`` takes a
+block's maxima and then, from the cache, its sums ``(m_k, A_k, R_k)``; ``_stats.merge_block_stats``
+then rescales every block once by the column's true maximum, so the statistics keep the contract
+of ``_stats`` (``A`` an exact count, ``R`` compensated) however long the column and however often
+its maximum rises. Softmax then reads the input a second time to write its outputs; logsumexp
+reads it once. Per element: logsumexp 1 read, (log_)softmax 2 reads and 1 write, plus the block
+states (3 numbers per column and block, about 2% of the input for float32 tiles of 1,024).
+
+Threads take whole tiles when there are at least ``SPLIT_BELOW_TILES`` of them; otherwise (8192 x
+1024 along axis 0 is one tile) a call runs in three parallel steps: every block's statistics
+into shared scratch, their merge per chunk of ``MERGE_CHUNK`` columns, every block's outputs. The
+blocks depend on ``n`` alone and the merge runs in block order, so a column's bits do not depend
+on the thread count, on the path or on the other columns of the call.
 
 Rows of up to ``SHORT_ROW`` elements take a third path: threads take chunks of rows, and each
 step (maxima, shifted rows, exponentials, sums, normalisers, outputs) runs over the whole chunk
@@ -31,9 +47,18 @@ from ._log import fast_log
 from ._optional import included, put
 from ._scalar import acc_empty, load, store, to_acc
 from ._staging import worker_share
-from ._stats import row_max, row_sums, short_row_stats, tile_stats
+from ._stats import COLUMN_BLOCK, block_stats, merge_block_stats, row_max, row_sums, short_row_stats
 
-COLUMN_TILE = 64  # columns per task in the column kernels
+COLUMN_TILE = 64  # columns per task in the column kernels of the gradients and losses
+# The forward column path (see the module docstring): per-column state arrays of at most this
+# many bytes each (tiles of 1,024 float32 or 512 float64 columns: a tile's state stays in L1),
+# cache blocks of BLOCK_ROWS rows (a block of a tile, at most 512 KiB, is read twice, from memory
+# once; a multiple of COLUMN_BLOCK), the split into blocks below SPLIT_BELOW_TILES tiles, and
+# merges in chunks of MERGE_CHUNK columns.
+COLUMN_STATE_BYTES = 4096
+BLOCK_ROWS = 4 * COLUMN_BLOCK
+SPLIT_BELOW_TILES = 32
+MERGE_CHUNK = 64
 SHORT_ROW = 64  # rows up to this long go through the chunked short-row kernels
 CHUNK_ELEMENTS = 32768  # elements per chunk of short rows: a scratch of 128-256 KB, in L2 cache
 
@@ -148,22 +173,6 @@ def _softmax_chunk(x, where, out, r0, r1, log):
             out_row[j] = store(value if included(row_where, None, j) else masked, out_row)
 
 
-@njit(cache=True)
-def _softmax_tile(x, where, out, o, i0, i1, log):
-    m, at_max, rest = tile_stats(x, where, None, o, i0, i1)
-    width = i1 - i0
-    shift = np.empty_like(m)
-    log_norm = np.empty_like(m)
-    inv_norm = np.empty_like(m)
-    for t in range(width):
-        shift[t], log_norm[t], inv_norm[t] = _normaliser(x, m[t], at_max[t], rest[t])
-    for j in range(x.shape[1]):
-        values, out_j = x[o, j, i0:i1], out[o, j, i0:i1]
-        where_j = None if where is None else where[o, j, i0:i1]
-        for t in range(width):
-            out_j[t] = _softmax_value(values, where_j, out_j, t, shift[t], log_norm[t], inv_norm[t], log)
-
-
 @njit(cache=True, inline="always")
 def _usual_group(m, at_max, rest):
     """Whether ``_log_count_plus_rest`` applies: finite ``m``, ``A >= 1``, ``R >= 0``, ``A + R`` finite
@@ -236,12 +245,174 @@ def _logsumexp_chunk(x, where, b, lse, sign, r0, r1):
         _store_logsumexp(lse, sign, r0 + r, value, value_sign)
 
 
+# --- the column path: cache blocks of rows, wide tiles of columns -------------------------------
+
+
 @njit(cache=True)
-def _logsumexp_tile(x, where, b, lse, sign, o, i0, i1):
-    m, at_max, rest = tile_stats(x, where, b, o, i0, i1)
-    for t in range(i1 - i0):
+def _column_plan(x):
+    """``(tiles, rows, blocks)`` of the column path for the canonical view ``x``: ``tiles`` tiles
+    of adjacent columns across ``inner``, each cut along ``n`` into ``blocks`` cache blocks of
+    ``rows`` rows (the last one shorter).
+
+    The blocks, which decide how a column is summed, depend on ``n`` alone: a column's result is
+    the same bits whatever the other columns of the call (``test_layouts`` compares a call with
+    calls on slices of its columns) and however the work is spread over threads. The tiles only
+    decide who computes which columns.
+    """
+    n, inner = x.shape[1], x.shape[2]
+    widest = COLUMN_STATE_BYTES // (8 if x.itemsize == 8 else 4)
+    tiles = max(1, (inner + widest - 1) // widest)
+    return tiles, BLOCK_ROWS, max(1, (n + BLOCK_ROWS - 1) // BLOCK_ROWS)
+
+
+@njit(cache=True)
+def _split(x, tiles, blocks):
+    """Whether the column kernels spread blocks rather than whole tiles over the threads: too
+    few tiles to go round (8192 x 1024 along axis 0 is one tile), and more than one block.
+    Either way the result is the same, bit for bit (see ``_stats.merge_block_stats``)."""
+    return blocks > 1 and x.shape[0] * tiles < SPLIT_BELOW_TILES
+
+
+@njit(cache=True)
+def _wide_tile(tile, tiles, inner):
+    """``(i0, i1)`` of tile ``tile`` of ``tiles`` near-equal tiles of ``inner`` columns."""
+    tile = np.int64(tile)  # prange indices can be unsigned: keep int64 arithmetic
+    return tile * inner // tiles, (tile + 1) * inner // tiles
+
+
+@njit(cache=True)
+def _block_task(task, tiles, blocks, inner, rows, n):
+    """``(o, i0, i1, k, j0, j1)`` of task ``task`` of ``outer * tiles * blocks``."""
+    rest, k = divmod(np.int64(task), blocks)
+    o, tile = divmod(rest, tiles)
+    i0, i1 = _wide_tile(tile, tiles, inner)
+    j0 = k * rows
+    return o, i0, i1, k, j0, min(j0 + rows, n)
+
+
+@njit(cache=True)
+def _merge_task(task, chunks, inner):
+    """``(o, c0, c1)`` of task ``task`` of ``outer * chunks`` chunks of ``MERGE_CHUNK`` columns."""
+    o, chunk = divmod(np.int64(task), chunks)
+    c0 = chunk * MERGE_CHUNK
+    return o, c0, min(c0 + MERGE_CHUNK, inner)
+
+
+@njit(cache=True)
+def _block_states(x, outer, blocks, width):
+    """Scratch for the ``(m, A, R)`` of every block: three ``(outer, blocks, width)`` arrays."""
+    shape = (outer, blocks, width)
+    return acc_empty(shape, x), acc_empty(shape, x), acc_empty(shape, x)
+
+
+@njit(cache=True)
+def _tile_blocks(x, where, b, o, i0, i1, rows, blocks, states):
+    """``block_stats`` of every block of the tile ``x[o, :, i0:i1]`` into ``states[.][0, k]``."""
+    block_m, block_a, block_r = states
+    for k in range(blocks):
+        j0 = k * rows
+        j1 = min(j0 + rows, x.shape[1])
+        block_stats(x, where, b, o, i0, i1, j0, j1, block_m[0, k], block_a[0, k], block_r[0, k])
+
+
+@njit(cache=True)
+def _merged(x, block_m, block_a, block_r):
+    """``merge_block_stats`` of ``(blocks, columns)`` views, as three new arrays."""
+    m = acc_empty(block_m.shape[1], x)
+    at_max = np.empty_like(m)
+    rest = np.empty_like(m)
+    merge_block_stats(block_m, block_a, block_r, m, at_max, rest)
+    return m, at_max, rest
+
+
+@njit(cache=True)
+def _column_normalisers(x, m, at_max, rest, shift, log_norm, inv_norm):
+    for t in range(m.shape[0]):
+        shift[t], log_norm[t], inv_norm[t] = _normaliser(x, m[t], at_max[t], rest[t])
+
+
+@njit(cache=True)
+def _softmax_block(x, where, out, o, i0, i1, j0, j1, shift, log_norm, inv_norm, log):
+    """The outputs of ``x[o, j0:j1, i0:i1]`` from their columns' normalisers."""
+    for j in range(j0, j1):
+        values, out_j = x[o, j, i0:i1], out[o, j, i0:i1]
+        where_j = None if where is None else where[o, j, i0:i1]
+        for t in range(i1 - i0):
+            out_j[t] = _softmax_value(values, where_j, out_j, t, shift[t], log_norm[t], inv_norm[t], log)
+
+
+@njit(cache=True)
+def _softmax_tile(x, where, out, o, i0, i1, rows, blocks, log):
+    """(log_)softmax of the columns ``x[o, :, i0:i1]`` by one thread: the statistics of each block
+    (one read from memory), their merge, then the outputs (a second read, and the write)."""
+    states = _block_states(x, 1, blocks, i1 - i0)
+    _tile_blocks(x, where, None, o, i0, i1, rows, blocks, states)
+    m, at_max, rest = _merged(x, states[0][0], states[1][0], states[2][0])
+    shift, log_norm, inv_norm = np.empty_like(m), np.empty_like(m), np.empty_like(m)
+    _column_normalisers(x, m, at_max, rest, shift, log_norm, inv_norm)
+    _softmax_block(x, where, out, o, i0, i1, 0, x.shape[1], shift, log_norm, inv_norm, log)
+
+
+@njit(cache=True)
+def _logsumexp_tile(x, where, b, lse, sign, o, i0, i1, rows, blocks):
+    states = _block_states(x, 1, blocks, i1 - i0)
+    _tile_blocks(x, where, b, o, i0, i1, rows, blocks, states)
+    m, at_max, rest = _merged(x, states[0][0], states[1][0], states[2][0])
+    _store_column_logsumexp(x, lse, sign, o, i0, m, at_max, rest)
+
+
+@njit(cache=True)
+def _store_column_logsumexp(x, lse, sign, o, i0, m, at_max, rest):
+    for t in range(m.shape[0]):
         value, value_sign = _logsumexp_group(x, m[t], at_max[t], rest[t])
         _store_logsumexp(lse, sign, (o, i0 + t), value, value_sign)
+
+
+@njit(cache=True)
+def _split_block_stats(x, where, b, task, tiles, rows, blocks, states):
+    """Step 1 of a split column call: the statistics of one block into the shared ``states``."""
+    block_m, block_a, block_r = states
+    o, i0, i1, k, j0, j1 = _block_task(task, tiles, blocks, x.shape[2], rows, x.shape[1])
+    block_stats(
+        x, where, b, o, i0, i1, j0, j1, block_m[o, k, i0:i1], block_a[o, k, i0:i1], block_r[o, k, i0:i1]
+    )
+
+
+@njit(cache=True)
+def _split_merge(x, task, states):
+    """Step 2 of a split column call: ``(o, c0, c1, m, A, R)`` of one chunk of columns."""
+    block_m, block_a, block_r = states
+    o, c0, c1 = _merge_task(task, _merge_chunks(x.shape[2]), x.shape[2])
+    m, at_max, rest = _merged(x, block_m[o, :, c0:c1], block_a[o, :, c0:c1], block_r[o, :, c0:c1])
+    return o, c0, c1, m, at_max, rest
+
+
+@njit(cache=True)
+def _merge_chunks(inner):
+    return (inner + MERGE_CHUNK - 1) // MERGE_CHUNK
+
+
+@njit(cache=True)
+def _split_softmax_merge(x, task, states, norms):
+    o, c0, c1, m, at_max, rest = _split_merge(x, task, states)
+    shift, log_norm, inv_norm = norms
+    _column_normalisers(x, m, at_max, rest, shift[o, c0:c1], log_norm[o, c0:c1], inv_norm[o, c0:c1])
+
+
+@njit(cache=True)
+def _split_softmax_block(x, where, out, task, tiles, rows, blocks, norms, log):
+    """Step 3 of a split softmax call: the outputs of one block."""
+    shift, log_norm, inv_norm = norms
+    o, i0, i1, _, j0, j1 = _block_task(task, tiles, blocks, x.shape[2], rows, x.shape[1])
+    _softmax_block(
+        x, where, out, o, i0, i1, j0, j1, shift[o, i0:i1], log_norm[o, i0:i1], inv_norm[o, i0:i1], log
+    )
+
+
+@njit(cache=True)
+def _split_logsumexp_merge(x, lse, sign, task, states):
+    o, c0, _, m, at_max, rest = _split_merge(x, task, states)
+    _store_column_logsumexp(x, lse, sign, o, c0, m, at_max, rest)
 
 
 @njit(cache=True)
@@ -313,18 +484,48 @@ def softmax_short_rows_parallel(x, where, out, log, per_chunk):
         _softmax_chunk(x, where, out, r0, r1, log)
 
 
+# Column drivers: one task per tile, or (``_split``) three steps, each spread over the threads:
+# the statistics of every block, their merge per chunk of columns, the outputs of every block.
+
+
 @njit(cache=True)
 def softmax_columns_serial(x, where, out, log):
-    for task in range(_tile_count(x.shape[0], x.shape[2])):
-        o, i0, i1 = _tile_bounds(task, x.shape[2])
-        _softmax_tile(x, where, out, o, i0, i1, log)
+    outer, inner = x.shape[0], x.shape[2]
+    tiles, rows, blocks = _column_plan(x)
+    if _split(x, tiles, blocks):
+        states = _block_states(x, outer, blocks, inner)
+        for task in range(outer * tiles * blocks):
+            _split_block_stats(x, where, None, task, tiles, rows, blocks, states)
+        norms = acc_empty((outer, inner), x), acc_empty((outer, inner), x), acc_empty((outer, inner), x)
+        for task in range(outer * _merge_chunks(inner)):
+            _split_softmax_merge(x, task, states, norms)
+        for task in range(outer * tiles * blocks):
+            _split_softmax_block(x, where, out, task, tiles, rows, blocks, norms, log)
+    else:
+        for task in range(outer * tiles):
+            o, tile = divmod(np.int64(task), tiles)
+            i0, i1 = _wide_tile(tile, tiles, inner)
+            _softmax_tile(x, where, out, o, i0, i1, rows, blocks, log)
 
 
 @njit(cache=True, parallel=True)
 def softmax_columns_parallel(x, where, out, log):
-    for task in prange(_tile_count(x.shape[0], x.shape[2])):
-        o, i0, i1 = _tile_bounds(task, x.shape[2])
-        _softmax_tile(x, where, out, o, i0, i1, log)
+    outer, inner = x.shape[0], x.shape[2]
+    tiles, rows, blocks = _column_plan(x)
+    if _split(x, tiles, blocks):
+        states = _block_states(x, outer, blocks, inner)
+        for task in prange(outer * tiles * blocks):
+            _split_block_stats(x, where, None, task, tiles, rows, blocks, states)
+        norms = acc_empty((outer, inner), x), acc_empty((outer, inner), x), acc_empty((outer, inner), x)
+        for task in prange(outer * _merge_chunks(inner)):
+            _split_softmax_merge(x, task, states, norms)
+        for task in prange(outer * tiles * blocks):
+            _split_softmax_block(x, where, out, task, tiles, rows, blocks, norms, log)
+    else:
+        for task in prange(outer * tiles):
+            o, tile = divmod(np.int64(task), tiles)
+            i0, i1 = _wide_tile(tile, tiles, inner)
+            _softmax_tile(x, where, out, o, i0, i1, rows, blocks, log)
 
 
 # --- drivers: logsumexp; rows write lse of shape (outer,), columns (outer, inner) ------------
@@ -358,13 +559,33 @@ def logsumexp_short_rows_parallel(x, where, b, lse, sign, per_chunk):
 
 @njit(cache=True)
 def logsumexp_columns_serial(x, where, b, lse, sign):
-    for task in range(_tile_count(x.shape[0], x.shape[2])):
-        o, i0, i1 = _tile_bounds(task, x.shape[2])
-        _logsumexp_tile(x, where, b, lse, sign, o, i0, i1)
+    outer, inner = x.shape[0], x.shape[2]
+    tiles, rows, blocks = _column_plan(x)
+    if _split(x, tiles, blocks):
+        states = _block_states(x, outer, blocks, inner)
+        for task in range(outer * tiles * blocks):
+            _split_block_stats(x, where, b, task, tiles, rows, blocks, states)
+        for task in range(outer * _merge_chunks(inner)):
+            _split_logsumexp_merge(x, lse, sign, task, states)
+    else:
+        for task in range(outer * tiles):
+            o, tile = divmod(np.int64(task), tiles)
+            i0, i1 = _wide_tile(tile, tiles, inner)
+            _logsumexp_tile(x, where, b, lse, sign, o, i0, i1, rows, blocks)
 
 
 @njit(cache=True, parallel=True)
 def logsumexp_columns_parallel(x, where, b, lse, sign):
-    for task in prange(_tile_count(x.shape[0], x.shape[2])):
-        o, i0, i1 = _tile_bounds(task, x.shape[2])
-        _logsumexp_tile(x, where, b, lse, sign, o, i0, i1)
+    outer, inner = x.shape[0], x.shape[2]
+    tiles, rows, blocks = _column_plan(x)
+    if _split(x, tiles, blocks):
+        states = _block_states(x, outer, blocks, inner)
+        for task in prange(outer * tiles * blocks):
+            _split_block_stats(x, where, b, task, tiles, rows, blocks, states)
+        for task in prange(outer * _merge_chunks(inner)):
+            _split_logsumexp_merge(x, lse, sign, task, states)
+    else:
+        for task in prange(outer * tiles):
+            o, tile = divmod(np.int64(task), tiles)
+            i0, i1 = _wide_tile(tile, tiles, inner)
+            _logsumexp_tile(x, where, b, lse, sign, o, i0, i1, rows, blocks)

@@ -27,7 +27,10 @@ Speed comes from letting LLVM vectorise every loop:
   for rows of any length (a plain running sum of 10^6 float32 terms loses three decimal digits).
 
 Column tiles vectorise across the contiguous inner axis instead, one partial sum per column,
-summed plainly over ``COLUMN_BLOCK`` rows before each compensated add.
+summed plainly over ``COLUMN_BLOCK`` rows before each compensated add (``block_stats``). A long
+column is taken in blocks of rows that stay in cache between the maximum and the sums, and the
+blocks' statistics are merged with the column's maximum (``merge_block_stats``): every block is
+rescaled once, by ``exp(m_k - m)``, never once per rise of a running maximum.
 """
 
 import numpy as np
@@ -36,7 +39,7 @@ from numba.extending import overload
 
 from ._exp import fast_exp
 from ._optional import included, put, weight, weight_if
-from ._scalar import f32_from_bits, f32_to_bits, f64_from_bits, f64_to_bits, load, to_acc
+from ._scalar import acc_empty, f32_from_bits, f32_to_bits, f64_from_bits, f64_to_bits, load, to_acc
 
 ROW_BLOCK = 256  # row elements per vectorised block sum
 COLUMN_BLOCK = 32  # column elements summed plainly before a compensated add
@@ -226,31 +229,98 @@ def _tile_add(at_max, partial, values, where, b, m):
 
 
 @njit(cache=True)
-def tile_stats(x, where, b, o, i0, i1):
-    """``(m, A, R)`` for the adjacent column groups ``x[o, :, i0:i1]`` at once, as arrays.
+def _finish_sums(total, compensation):
+    """Fold each column's Neumaier compensation into its total (one place for every column sum)."""
+    for t in range(total.shape[0]):
+        total[t] = compensated_total(total[t], compensation[t])
 
-    Walks the reduced axis with the contiguous inner index innermost, so a column reduction
-    streams through memory and each step is a vector operation across the tile (on 1-d slices,
-    whose non-negative indices LLVM can vectorise).
+
+@njit(cache=True)
+def block_stats(x, where, b, o, i0, i1, j0, j1, m, at_max, rest):
+    """``(m, A, R)`` of the column pieces ``x[o, j0:j1, i0:i1]``, written into ``m``, ``at_max``
+    and ``rest`` (1-d, ``i1 - i0`` long).
+
+    Two passes over the rows ``j0:j1``: their maxima, then ``A`` and ``R`` for those maxima, the
+    latter in plain per-column sums over ``COLUMN_BLOCK`` rows added with Neumaier compensation.
+    Each row is a run of ``i1 - i0`` adjacent elements and each step is a vector operation across
+    it (on 1-d slices, whose non-negative indices LLVM can vectorise). The column kernels call it
+    on *cache blocks* (``_forward``): rows few enough that the second pass finds them in the
+    cache the first pass brought them into, so memory sees one read.
     """
-    n = x.shape[1]
-    m = np.full(i1 - i0, to_acc(-np.inf, x))
-    for j in range(n):
+    m[:] = to_acc(-np.inf, x)
+    for j in range(j0, j1):
         _tile_max(m, x[o, j, i0:i1], _tile_row(where, o, j, i0, i1), _tile_row(b, o, j, i0, i1))
-    at_max = np.zeros_like(m)
-    total = np.zeros_like(m)
+    at_max[:] = 0
+    total = rest
+    total[:] = 0
     compensation = np.zeros_like(m)
     partial = np.empty_like(m)
-    for start in range(0, n, COLUMN_BLOCK):
+    for start in range(j0, j1, COLUMN_BLOCK):
         partial[:] = 0
-        for j in range(start, min(start + COLUMN_BLOCK, n)):
+        for j in range(start, min(start + COLUMN_BLOCK, j1)):
             where_j, b_j = _tile_row(where, o, j, i0, i1), _tile_row(b, o, j, i0, i1)
             _tile_add(at_max, partial, x[o, j, i0:i1], where_j, b_j, m)
         for t in range(m.shape[0]):
             total[t], compensation[t] = compensated_add(total[t], compensation[t], partial[t])
+    _finish_sums(total, compensation)
+
+
+@njit(cache=True)
+def tile_stats(x, where, b, o, i0, i1):
+    """``(m, A, R)`` for the adjacent column groups ``x[o, :, i0:i1]`` at once, as arrays (the
+    whole reduced axis as one ``block_stats`` block)."""
+    m = acc_empty(i1 - i0, x)
+    at_max = np.empty_like(m)
+    rest = np.empty_like(m)
+    block_stats(x, where, b, o, i0, i1, 0, x.shape[1], m, at_max, rest)
+    return m, at_max, rest
+
+
+@njit(cache=True)
+def _merge_block(at_max, total, compensation, block_m, block_a, block_r, m):
+    zero = to_acc(0.0, m)
     for t in range(m.shape[0]):
-        total[t] = compensated_total(total[t], compensation[t])
-    return m, at_max, total
+        same = block_m[t] == m[t]
+        at_max[t] += block_a[t] if same else zero
+        # a conditional, not a product: a block's sums may hold inf or NaN that a zero factor
+        # must not hide, and a block at the maximum must not be multiplied by exp(0) at all
+        term = block_r[t] if same else (block_a[t] + block_r[t]) * fast_exp(block_m[t] - m[t])
+        total[t], compensation[t] = compensated_add(total[t], compensation[t], term)
+
+
+@njit(cache=True)
+def merge_block_stats(block_m, block_a, block_r, m, at_max, rest):
+    """The ``(m, A, R)`` of whole columns from those of their blocks, written into ``m``,
+    ``at_max`` and ``rest`` (1-d, one entry per column).
+
+    ``block_m``, ``block_a``, ``block_r`` are ``(blocks, columns)`` views of ``block_stats``'
+    results for consecutive row blocks. With ``m = max_k m_k``,
+
+    .. math::
+
+        A = \\sum_{m_k = m} A_k, \\qquad
+        R = \\sum_{m_k = m} R_k + \\sum_{m_k < m} (A_k + R_k)\\, e^{m_k - m},
+
+    added in block order with Neumaier compensation. Every block is rescaled once, by the
+    column's true maximum: unlike a running (online) rescale, whose rounding errors pile up each
+    time the maximum rises, this costs a block at most one exponential and one product (about an
+    eps of its own, already shrunk, share), whatever the column's length and however often its
+    maximum rises. ``A`` stays an exact count (an exact weight sum) of the maxima. A block with
+    nothing included has ``m_k = -inf``, ``A_k = R_k = 0`` and adds nothing (or, in an all
+    ``-inf`` column, its count of maxima); inf and NaN in a block's sums propagate, as in one pass.
+    """
+    m[:] = to_acc(-np.inf, m)
+    for k in range(block_m.shape[0]):
+        values = block_m[k]
+        for t in range(m.shape[0]):
+            m[t] = values[t] if values[t] > m[t] else m[t]
+    at_max[:] = 0
+    total = rest
+    total[:] = 0
+    compensation = np.zeros_like(m)
+    for k in range(block_m.shape[0]):
+        _merge_block(at_max, total, compensation, block_m[k], block_a[k], block_r[k], m)
+    _finish_sums(total, compensation)
 
 
 @njit(cache=True)
