@@ -114,10 +114,12 @@ def _signature(name, element, acc, layout):
     return {
         "softmax_rows_warp": (x, where, x, types.boolean),
         "softmax_rows_block": (x, where, x, types.boolean),
+        "softmax_rows_shared": (x, where, x, types.boolean),
         "softmax_rows_split": (x, where, x, partials, types.int64, types.boolean),
         "softmax_columns": (x, where, x, types.boolean),
         "logsumexp_rows_warp": (x, where, b, lse, sign),
         "logsumexp_rows_block": (x, where, b, lse, sign),
+        "logsumexp_rows_shared": (x, where, b, lse, sign),
         "rows_partials": (x, where, b, partials, types.int64),
         "logsumexp_rows_merge": (partials, lse, sign),
         "logsumexp_columns": (x, where, b, lse, sign),
@@ -148,10 +150,12 @@ def _loss_signature(name, element, acc, layout):
 ROW_KERNELS = [
     "softmax_rows_warp",
     "softmax_rows_block",
+    "softmax_rows_shared",
     "rows_partials",
     "softmax_rows_split",
     "logsumexp_rows_warp",
     "logsumexp_rows_block",
+    "logsumexp_rows_shared",
     "logsumexp_rows_merge",
 ]
 COLUMN_KERNELS = ["softmax_columns", "logsumexp_columns"]

@@ -17,6 +17,7 @@ import inspect
 import os
 import sys
 import types as pytypes
+import warnings
 
 import numpy as np
 import pytest
@@ -72,6 +73,9 @@ def _kernel_name(kernel):
     return kernel.py_func.__name__
 
 
+SHARED_WITHOUT_OPT_IN = 48 * 1024
+
+
 class Launches:
     """The launches of the calls made under the stand-in driver, checked as they happen: which
     kernels ran, on which device and stream, and which streams were made to wait for others."""
@@ -80,6 +84,7 @@ class Launches:
         self.names = set()
         self.devices = [None]  # the stack of devices made current (None: Numba's current one)
         self.places = set()  # (device, stream) of each launch
+        self.shared = {}  # kernel name -> the bytes of dynamic shared memory of its launches
         self.waits = []  # (producer, consumer)
         self.streams = {}
 
@@ -94,7 +99,14 @@ class Launches:
         finally:
             self.devices.pop()
 
-    def __call__(self, kernel, blocks, threads, stream, *args):
+    def __call__(self, kernel, blocks, threads, stream, *args, shared=0):
+        # dynamic shared memory: a launch option (not marshalled), an int within what a block
+        # may have without opting in to a larger carve-out (48 KiB, the static scratch included)
+        assert type(shared) is int and 0 <= shared <= SHARED_WITHOUT_OPT_IN - 256, shared
+        with warnings.catch_warnings():  # numba-cuda's own launch configuration, as _numba.launch
+            warnings.filterwarnings("ignore", "Grid size")  # makes it (the warning of small grids)
+            assert kernel[blocks, threads, 0, shared].sharedmem == shared
+        self.shared.setdefault(_kernel_name(kernel), set()).add(shared)
         parameters = inspect.signature(kernel.py_func).parameters
         assert len(args) == len(parameters), f"{_kernel_name(kernel)}: {len(args)} arguments"
         marshaller = pytypes.SimpleNamespace(extensions=kernel.targetoptions.get("extensions") or [])
@@ -149,7 +161,8 @@ def _device(array):
 RNG = np.random.default_rng(0)
 SHAPES = {  # canonical shapes that take each kernel family with the default tunables
     "warp": ((4, 50), -1),
-    "block": ((3, 2000), -1),
+    "shared": ((3, 2000), -1),
+    "block": ((3, 9000), -1),
     "split": ((2, 70_000), -1),
     "columns": ((6, 5, 7), 1),
 }
@@ -170,8 +183,20 @@ def test_forward_launches(launches, path, dtype):
     where, weights = _device(RNG.random(shape) < 0.8), _device(RNG.random(shape))
     for call in _forward_calls(x, axis, where, weights):
         call()
-    kinds = {"columns": "columns", "warp": "rows_warp", "block": "rows_block", "split": "rows_partials"}
+    kinds = {
+        "columns": "columns",
+        "warp": "rows_warp",
+        "shared": "rows_shared",
+        "block": "rows_block",
+        "split": "rows_partials",
+    }
     assert any(kinds[path] in name for name in launches.names), sorted(launches.names)
+    # the shared-memory row kernels, and only they, get one row's bytes in x's dtype
+    for name, sizes in launches.shared.items():
+        if "shared" not in name:
+            assert sizes == {0}, name
+        elif path == "shared":
+            assert sizes == {shape[-1] * np.dtype(dtype).itemsize}, name
 
 
 def test_conversions_and_scattered_outputs(launches):

@@ -1,9 +1,9 @@
 """Every kernel family of the CUDA backend on tiny inputs, as a shared test body.
 
 With the CUDA tunables shrunk to ``conftest.SIM_CONFIG`` (and two warps per block), the shapes
-below take the warp-per-row, block-per-row, split-row and column kernels, so each family runs
-with a mask, weights and ``return_sign`` in the simulator run and, on a machine with a GPU, on
-CuPy arrays. The ``cpu`` backend runs the same bodies on the host.
+below take the warp-per-row, shared-memory row, block-per-row, split-row and column kernels, so
+each family runs with a mask, weights and ``return_sign`` in the simulator run and, on a machine
+with a GPU, on CuPy arrays. The ``cpu`` backend runs the same bodies on the host.
 """
 
 import numpy as np
@@ -14,11 +14,16 @@ from conftest import SIM_CONFIG
 
 F16, F32, F64 = np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)
 
-# shape, axis -> kernel family under SIM_CONFIG (warp rows <= 32, split from 40 with < 8 rows)
+# The rows kept in shared memory under the simulator's tunables (also for SIM_CONFIG, which does
+# not set them yet): up to 64 elements, so that rows of 65 or more take the block-per-row path.
+SHARED_ROWS = {"SHARED_ROW_MAX": 64, "SHARED_ROW_MAX_FLOAT64": 64}
+# shape, axis -> kernel family under SIM_CONFIG and SHARED_ROWS (warp rows <= 32, split from 40
+# with < 8 rows, shared memory up to 64)
 PATHS = [
     pytest.param((5, 20), -1, "warp", id="warp"),
-    pytest.param((3, 36), -1, "block", id="block-few-rows"),
-    pytest.param((9, 45), -1, "block", id="block-many-rows"),
+    pytest.param((3, 36), -1, "shared", id="shared-few-rows"),
+    pytest.param((9, 45), -1, "shared", id="shared-many-rows"),
+    pytest.param((8, 70), -1, "block", id="block"),
     pytest.param((2, 100), -1, "split", id="split"),
     pytest.param((2, 30, 5), 1, "columns", id="columns"),
 ]
@@ -32,7 +37,7 @@ def small_tunables(backend, monkeypatch):
         return
     from lsm.cuda import _config
 
-    for name, value in {**SIM_CONFIG, "BLOCK_THREADS": 64, "WARPS_PER_BLOCK": 2}.items():
+    for name, value in {**SIM_CONFIG, **SHARED_ROWS, "BLOCK_THREADS": 64, "WARPS_PER_BLOCK": 2}.items():
         monkeypatch.setattr(_config, name, value)
 
 

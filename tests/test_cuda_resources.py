@@ -56,6 +56,7 @@ MISSES = {
         for layout in compiled.LAYOUTS
     },
     ("occupancy", "softmax_rows_block", "float64", "C"): _FLOAT64,
+    ("occupancy", "softmax_rows_shared", "float64", "C"): _FLOAT64,
     ("occupancy", "softmax_rows_split", "float64", "C"): _FLOAT64,
     ("occupancy", "softmax_columns", "float64", "C"): _FLOAT64,
     **{

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from numba import cuda as device_code
 from reference import assert_close, ref_log_softmax, ref_logsumexp, ref_softmax
-from test_cuda_paths import PATHS
+from test_cuda_paths import PATHS, SHARED_ROWS
 
 import lsm
 from conftest import same_layout_bytes
@@ -44,9 +44,12 @@ def host(array):
 
 
 @pytest.mark.parametrize(("shape", "axis", "path"), PATHS)
-def test_kernel_choice(shape, axis, path):
+def test_kernel_choice(shape, axis, path, monkeypatch):
     """The shapes of tests/test_cuda_paths.py take the intended kernel family."""
-    from lsm.cuda import _launch
+    from lsm.cuda import _config, _launch
+
+    for name, value in SHARED_ROWS.items():
+        monkeypatch.setattr(_config, name, value)
 
     outer = int(np.prod(shape[: axis % len(shape)]))
     inner = int(np.prod(shape[axis % len(shape) + 1 :]))
@@ -169,3 +172,68 @@ def test_stream_handles_mean_what_cupy_and_torch_mean(cuda):
     assert _numba.stream(0) is not _numba.stream(2)
     stream = cuda.stream()
     assert _numba.stream(stream) is stream
+
+
+def _edge_rows(dtype):
+    """Rows of 48 (9 of them: neither split nor warp-sized under SIM_CONFIG) with every special
+    group of the contract, a mask (one row all out) and weights (infinite where masked out)."""
+    rng = np.random.default_rng(19)
+    x = (rng.standard_normal((9, 48)) * 3).astype(dtype)
+    x[1] = -np.inf
+    x[2, 5] = np.nan
+    x[3, 7] = np.inf
+    x[4, [1, 9]] = np.inf
+    x[4, 20] = -np.inf
+    x[5] = 2.5
+    x[6, ::5] = -np.inf
+    where = rng.random(x.shape) < 0.7
+    where[7] = False
+    where[3, 7] = False  # the row's +inf masked out
+    b = rng.uniform(-1, 2, x.shape)
+    b[~where] = np.inf  # never read: outside the mask
+    b[8, ::3] = 0
+    return x, where, b
+
+
+@pytest.mark.parametrize("dtype", [F16, F32, F64], ids=str)
+def test_shared_rows_match_block_rows(cuda, monkeypatch, dtype):
+    """The shared-memory row kernels give the block-per-row kernels' results bit for bit (the
+    same sums in the same order, the row kept exactly in its own dtype), on every special group,
+    with and without a mask and weights, and in place."""
+    from lsm.cuda import _config, _launch
+
+    x, where, b = _edge_rows(dtype)
+    calls = {
+        "log_softmax": lambda: lsm.log_softmax(device(cuda, x)),
+        "softmax, where": lambda: lsm.softmax(device(cuda, x), where=device(cuda, where)),
+        "log_softmax, where": lambda: lsm.log_softmax(device(cuda, x), where=device(cuda, where)),
+        "logsumexp, where": lambda: lsm.logsumexp(device(cuda, x), axis=-1, where=device(cuda, where)),
+        "logsumexp, b": lambda: lsm.logsumexp(
+            device(cuda, x), axis=-1, b=device(cuda, np.where(where, b, 0))
+        ),
+        "logsumexp, where, b, sign": lambda: lsm.logsumexp(
+            device(cuda, x), axis=-1, where=device(cuda, where), b=device(cuda, b), return_sign=True
+        ),
+    }
+
+    def in_place():
+        dx = device(cuda, x)
+        lsm.softmax(dx, where=device(cuda, where), out=dx)
+        return dx
+
+    calls["softmax, where, in place"] = in_place
+    results = {}
+    for limit in (0, 64):  # block per row, then the row in shared memory
+        for name in ("SHARED_ROW_MAX", "SHARED_ROW_MAX_FLOAT64"):
+            monkeypatch.setattr(_config, name, limit)
+        acc = numba.float64 if dtype == F64 else numba.float32
+        assert _launch.choose(9, 48, 1, acc) == ("shared" if limit else "block")
+        for call, run in calls.items():
+            got = run()
+            results.setdefault(call, []).append(
+                [host(part) for part in (got if isinstance(got, tuple) else (got,))]
+            )
+    for call, (block, shared) in results.items():
+        for block_part, shared_part in zip(block, shared, strict=True):
+            np.testing.assert_array_equal(shared_part, block_part, err_msg=call)
+    assert_close(results["log_softmax"][1][0], ref_log_softmax(x), dtype)

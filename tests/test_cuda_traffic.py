@@ -16,7 +16,8 @@ partials, a loss's per-item losses, its checks' verdict).
 blocks; the counts do not depend on thread scheduling). A kernel change that alters the traffic
 of a path makes ``test_traffic`` fail with the measured table of that path, and the change
 updates the row (and ``benchmarks/RESULTS.md``). The design targets of issue 19 are 1 read and
-1 write of each element for rows that fit on chip, 2 reads and 1 write otherwise.
+1 write of each element for rows that fit on chip (met by the warp-per-row and the
+shared-memory row paths), 2 reads and 1 write otherwise.
 
 The counts are element accesses by threads. An access that all lanes of a warp make to the
 same address (the target logit that every thread of a cross-entropy block reads) is one memory
@@ -51,7 +52,9 @@ class Path:
     ``call`` is ``log_softmax``, ``softmax``, ``logsumexp``, ``log_softmax_backward``,
     ``softmax_backward`` or ``cross_entropy`` (class-index targets, mean, with the gradient
     into ``grad_out``); ``reads`` and ``writes`` map an operand (see ``ROLES``) to its element
-    accesses per element of ``x``; operands not named have none.
+    accesses per element of ``x``; operands not named have none. ``config`` sets tunables of
+    ``lsm.cuda._config`` for the call (the shared-memory row limit, which ``SIM_CONFIG`` leaves
+    at its GPU value).
     """
 
     call: str
@@ -60,11 +63,13 @@ class Path:
     kernels: tuple
     reads: dict
     writes: dict = field(default_factory=dict)
+    config: dict = field(default_factory=dict)  # tunables set for the call, over SIM_CONFIG's
 
 
 F = Fraction
 # The one table: what each path reads and writes today, per element of x (SIM_CONFIG tunables).
 THREADS = 32  # SIM_CONFIG's BLOCK_THREADS and COLUMN_THREADS
+SHARED = {"SHARED_ROW_MAX": 64}  # rows kept in shared memory (float32): up to 64 elements
 TRAFFIC = {
     # rows of up to 32 elements (1024 on a GPU): the row held in registers
     "softmax, warp per row": Path(
@@ -76,12 +81,35 @@ TRAFFIC = {
     "logsumexp, warp per row": Path(
         "logsumexp", (4, 32), -1, ("logsumexp_rows_warp",), reads={"x": 1}, writes={"out": F(1, 32)}
     ),
-    # longer rows: maximum, sums, output, each a pass over the row in global memory
+    # longer rows that fit in shared memory (8192 float32 elements on a GPU; 64 here): one pass
+    # reads the row into shared memory, the sums and the output come from there
+    "softmax, shared-memory row": Path(
+        "softmax", (8, 64), -1, ("softmax_rows_shared",), reads={"x": 1}, writes={"out": 1}, config=SHARED
+    ),
+    "log_softmax, shared-memory row": Path(
+        "log_softmax", (8, 64), -1, ("softmax_rows_shared",), reads={"x": 1}, writes={"out": 1}, config=SHARED
+    ),
+    "logsumexp, shared-memory row": Path(
+        "logsumexp",
+        (8, 64),
+        -1,
+        ("logsumexp_rows_shared",),
+        reads={"x": 1},
+        writes={"out": F(1, 64)},
+        config=SHARED,
+    ),
+    # rows longer than that: maximum, sums, output, each a pass over the row in global memory
     "softmax, block per row": Path(
-        "softmax", (8, 64), -1, ("softmax_rows_block",), reads={"x": 3}, writes={"out": 1}
+        "softmax", (8, 96), -1, ("softmax_rows_block",), reads={"x": 3}, writes={"out": 1}, config=SHARED
     ),
     "logsumexp, block per row": Path(
-        "logsumexp", (8, 64), -1, ("logsumexp_rows_block",), reads={"x": 2}, writes={"out": F(1, 64)}
+        "logsumexp",
+        (8, 96),
+        -1,
+        ("logsumexp_rows_block",),
+        reads={"x": 2},
+        writes={"out": F(1, 96)},
+        config=SHARED,
     ),
     # few long rows in chunks of 16: (m, A, R) of each chunk (2 passes), then the output; every
     # thread of every chunk's block merges all 6 partials of its row: 32 * 6 * 3 reads a chunk
@@ -198,7 +226,7 @@ def counting(tally):
 
     launch = _numba.launch
 
-    def counting_launch(kernel, blocks, threads, stream, *args):
+    def counting_launch(kernel, blocks, threads, stream, *args, **options):
         name = kernel.py_func.__name__
         tally.kernels.append(name)
         wrapped = []
@@ -208,7 +236,7 @@ def counting(tally):
             elif arg is not None and not np.isscalar(arg):
                 raise TypeError(f"{name}: argument {parameter!r} is neither an array nor a scalar")
             wrapped.append(arg)
-        launch(kernel, blocks, threads, stream, *wrapped)
+        launch(kernel, blocks, threads, stream, *wrapped, **options)
 
     with mock.patch.object(_numba, "launch", counting_launch):
         yield
@@ -250,7 +278,12 @@ def measure(path):
     operands = _operands(path)
     tally = Tally(operands)
     device = {role: FakeCUDAArray(array) for role, array in operands.items()}
-    with counting(tally):
+    from lsm.cuda import _config
+
+    with contextlib.ExitStack() as stack:
+        for setting, value in path.config.items():
+            stack.enter_context(mock.patch.object(_config, setting, value))
+        stack.enter_context(counting(tally))
         _call(path, device)
     size = operands["x"].size
     return tuple(tally.kernels), tally.per_element(tally.reads, size), tally.per_element(tally.writes, size)

@@ -10,6 +10,16 @@ WARP_ROW_MAX = 1024  # rows up to this length: one warp per row, the row held in
 # ... for float64 rows: a lane's 32 doubles do not fit its registers (ptxas gives the float64
 # warp kernels a 256-byte stack frame or spills at 1024), 16 do (tests/test_cuda_compile.py).
 WARP_ROW_MAX_FLOAT64 = 512
+# Rows longer than a warp's share but up to this length (float32 accumulation: float16 and float32
+# rows; float64 rows: the second) take one block per row with the row kept in dynamic shared
+# memory, stored in its own dtype: x is read once. The bound is 32 KiB of float32 (16 KiB of
+# float16) or of float64 per block, well within the 48 KiB a block may use without opting in
+# to a larger carve-out (cudaFuncSetAttribute, which numba-cuda's launch does not do), with room
+# for the reductions' static scratch; four such blocks of BLOCK_THREADS = 512 (an SM's 2048
+# threads) take 4 x 33 KiB with the 1 KiB per block the driver reserves, within an H100's
+# 228 KiB and an A100's 164 KiB, so shared memory never limits occupancy below the threads'.
+SHARED_ROW_MAX = 8192
+SHARED_ROW_MAX_FLOAT64 = 4096
 WARPS_PER_BLOCK = 4  # rows (warps) per block in the warp-per-row kernels
 BLOCK_THREADS = 512  # threads per block in the block-per-row, split-row and copy kernels
 COLUMN_THREADS = 256  # threads per block in the column kernels (one thread per column)

@@ -1,14 +1,18 @@
 """The forward kernels (log_softmax, softmax, logsumexp) over the canonical ``(outer, n, inner)`` view.
 
 **Rows** (``inner == 1``): groups that are rows of the 2-d view ``(outer, n)`` (unit stride in
-practice). Three shapes of work, as the fastest GPU softmax kernels do (the launch code picks one):
+practice). Four shapes of work, as the fastest GPU softmax kernels do (the launch code picks one):
 
 - ``*_rows_warp``: one warp per row, for ``n <= 32 * per_lane``. Each lane loads its elements
   (coalesced: lane ``l`` takes ``l, l + 32, ...``) once into a register array, and the row's
   maximum and sums are warp reductions. Blocks hold several warps (rows).
-- ``*_rows_block``: one block per row, for longer rows: threads stride over the row, block
-  reductions combine them. The row is read three times (max, sums, output); the later passes
-  mostly hit the L2 cache.
+- ``*_rows_shared``: one block per row, for longer rows that fit in shared memory
+  (``SHARED_ROW_MAX``): threads stride over the row, one pass copies it into dynamic shared
+  memory (in its own dtype) while taking the maximum, and the sums and the output are computed
+  from there, so the row is read from global memory once. Block reductions combine the threads.
+- ``*_rows_block``: the same for rows longer than that, reading the row from global memory in
+  each pass: three times for softmax (max, sums, output), twice for logsumexp; the later passes
+  hit the L2 cache only while the resident rows fit there.
 - split rows, for very long rows and few rows: ``rows_partials`` writes a summary ``(m, A, R)``
   of each chunk of ``chunk`` elements (one block per chunk), then ``softmax_rows_split`` (one
   block per chunk again, each merging the row's summaries) or ``logsumexp_rows_merge`` (one
@@ -91,7 +95,7 @@ def build_rows(acc, per_lane):
     included, weight, add_term, merge = g["included"], g["weight"], g["add_term"], g["merge"]
     compensated_total, normaliser = g["compensated_total"], g["normaliser"]
     softmax_value, store_logsumexp = g["softmax_value"], g["store_logsumexp"]
-    warp_max, warp_sum = r["warp_max"], r["warp_sum"]
+    warp_max, warp_sum, block_max, block_sum = r["warp_max"], r["warp_sum"], r["block_max"], r["block_sum"]
     lowest, zero, one = acc(-np.inf), acc(0), acc(1)
     block_summary = build_summaries(acc)["block_summary"]
 
@@ -179,6 +183,90 @@ def build_rows(acc, per_lane):
             write_softmax(x, where, out, row, 0, n, m, at_max, rest, log)
 
     @kernel
+    def softmax_rows_shared(x, where, out, log):
+        """(log_)softmax of each row of ``x``, one block per row, the row kept in shared memory.
+
+        The launch gives the block ``n * x.itemsize`` bytes of dynamic shared memory. One pass
+        reads the row from global memory into it (in ``x``'s own dtype: a float16 value widens
+        to float32 exactly, so nothing is lost and half the bytes are used) and takes the
+        maximum ``m``; the sums
+
+        .. math::
+
+            A = \\sum_{x_j = m} 1, \\qquad R = \\sum_{x_j < m} e^{x_j - m}
+
+        and the outputs ``x_j - m - log(A + R)`` or ``e^{x_j - m} / (A + R)`` are then computed
+        from shared memory: each element of ``x`` is read once and each of ``out`` written once.
+        An excluded element is kept as ``-inf``, which adds exactly nothing to ``R`` (``e^{-inf}
+        = 0``) and only to ``A`` when ``m = -inf``, where the group is NaN whatever ``A`` is; the
+        output pass reads ``where`` again, since an excluded element and an included ``-inf``
+        differ in a NaN group. Each thread reads back only the elements it wrote (the same
+        stride over the row in all passes), so no barrier guards the row: the reductions'
+        barriers are the only ones. Consecutive threads touch consecutive elements, so shared
+        memory is accessed without bank conflicts.
+        """
+        scratch = cuda.shared.array(MAX_WARPS, acc)
+        cache = cuda.shared.array(0, x.dtype)
+        rows, n = x.shape
+        masked = lowest if log else zero
+        for row in range(int64(cuda.blockIdx.x), rows, cuda.gridDim.x):
+            m = lowest
+            for j in range(cuda.threadIdx.x, n, cuda.blockDim.x):
+                value = lowest
+                if included(where, None, (row, j)):
+                    value = acc(x[row, j])
+                cache[j] = value
+                m = value if value > m else m
+            m = block_max(m, scratch)
+            at_max, total, compensation = zero, zero, zero
+            for j in range(cuda.threadIdx.x, n, cuda.blockDim.x):
+                at_max, total, compensation = add_term(acc(cache[j]), one, m, at_max, total, compensation)
+            at_max = block_sum(at_max, scratch)
+            rest = block_sum(compensated_total(total, compensation), scratch)
+            shift, log_norm, inv_norm = normaliser(m, at_max, rest)
+            for j in range(cuda.threadIdx.x, n, cuda.blockDim.x):
+                if included(where, None, (row, j)):
+                    out[row, j] = softmax_value(acc(cache[j]), shift, log_norm, inv_norm, log)
+                else:
+                    out[row, j] = masked
+
+    @kernel
+    def logsumexp_rows_shared(x, where, b, lse, sign):
+        """logsumexp of each row of ``x``, one block per row, the row kept in shared memory.
+
+        As ``softmax_rows_shared``: one pass reads ``x`` into shared memory (an element outside
+        ``where`` or of weight 0 as ``-inf``) and takes the maximum ``m``; the sums
+        ``A = \\sum_{x_j = m} b_j`` and ``R = \\sum_{x_j < m} b_j e^{x_j - m}`` come from shared
+        memory, so ``x`` is read once. The weights are read again in the sum pass (they are not
+        kept: that would double the shared memory), and ``where`` with them, since an element
+        outside the mask may have any weight (``inf * e^{-inf}`` would be NaN).
+        """
+        scratch = cuda.shared.array(MAX_WARPS, acc)
+        cache = cuda.shared.array(0, x.dtype)
+        rows, n = x.shape
+        for row in range(int64(cuda.blockIdx.x), rows, cuda.gridDim.x):
+            m = lowest
+            for j in range(cuda.threadIdx.x, n, cuda.blockDim.x):
+                value = lowest
+                if included(where, b, (row, j)):
+                    value = acc(x[row, j])
+                cache[j] = value
+                m = value if value > m else m
+            m = block_max(m, scratch)
+            at_max, total, compensation = zero, zero, zero
+            for j in range(cuda.threadIdx.x, n, cuda.blockDim.x):
+                # without weights an excluded -inf adds nothing (see softmax_rows_shared) and the
+                # mask need not be read again; a weight of 0 adds 0 (or 0 to A when m = -inf)
+                if b is None or included(where, None, (row, j)):
+                    at_max, total, compensation = add_term(
+                        acc(cache[j]), weight(b, (row, j)), m, at_max, total, compensation
+                    )
+            at_max = block_sum(at_max, scratch)
+            rest = block_sum(compensated_total(total, compensation), scratch)
+            if cuda.threadIdx.x == 0:
+                store_logsumexp(lse, sign, row, m, at_max, rest)
+
+    @kernel
     def logsumexp_rows_block(x, where, b, lse, sign):
         scratch = cuda.shared.array(MAX_WARPS, acc)
         rows, n = x.shape
@@ -233,6 +321,8 @@ def build_rows(acc, per_lane):
         "logsumexp_rows_warp": logsumexp_rows_warp,
         "softmax_rows_block": softmax_rows_block,
         "logsumexp_rows_block": logsumexp_rows_block,
+        "softmax_rows_shared": softmax_rows_shared,
+        "logsumexp_rows_shared": logsumexp_rows_shared,
         "rows_partials": rows_partials,
         "softmax_rows_split": softmax_rows_split,
         "logsumexp_rows_merge": logsumexp_rows_merge,

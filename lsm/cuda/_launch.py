@@ -2,7 +2,9 @@
 
 Row groups (``inner == 1``) go to one warp per row up to ``WARP_ROW_MAX`` elements, to the split
 path for rows of at least ``SPLIT_MIN_LENGTH`` when there are fewer than ``SPLIT_MAX_ROWS`` of
-them (too few rows to fill the GPU with one block each), and to one block per row otherwise.
+them (too few rows to fill the GPU with one block each), to one block per row with the row in
+dynamic shared memory up to ``SHARED_ROW_MAX`` elements, and to one block per row reading the
+row from global memory in each pass otherwise.
 Column groups go to the column kernels. Grids have ``MIN_BLOCKS`` to ``MAX_BLOCKS`` blocks; the
 kernels loop over the rest. Nothing here synchronises: every launch is queued on ``stream``.
 """
@@ -42,14 +44,27 @@ def _rows_device(view):
 def choose(outer, n, inner, acc):
     """The kernel family for groups of length ``n`` in the canonical ``(outer, n, inner)`` view,
     accumulated in ``acc``: ``"columns"``, ``"warp"`` (one warp per row), ``"split"`` (rows split
-    across blocks) or ``"block"`` (one block per row)."""
+    across blocks), ``"shared"`` (one block per row, the row in shared memory) or ``"block"``
+    (one block per row, the row read from global memory in each pass).
+
+    The split path comes before the shared one: a few long rows fill the GPU only when split
+    (with the default tunables no row is both long enough to split and short enough to keep).
+    """
     if inner > 1:
         return "columns"
     if n <= per_lane(acc) * WARP:
         return "warp"
     if n >= _config.SPLIT_MIN_LENGTH and outer < _config.SPLIT_MAX_ROWS:
         return "split"
+    if n <= shared_row_max(acc):
+        return "shared"
     return "block"
+
+
+def shared_row_max(acc):
+    """The longest row kept in shared memory by the kernels accumulating in ``acc``
+    (``SHARED_ROW_MAX`` or ``SHARED_ROW_MAX_FLOAT64``)."""
+    return _config.SHARED_ROW_MAX_FLOAT64 if acc == float64 else _config.SHARED_ROW_MAX
 
 
 def per_lane(acc):
@@ -61,6 +76,12 @@ def per_lane(acc):
 
 def _parts(n):
     return -(-n // _config.SPLIT_CHUNK)
+
+
+def _shared_row(path, x):
+    """The launch option of ``path`` for the rows of the view ``x``: ``shared``, the bytes of
+    dynamic shared memory that keep one row in ``x``'s dtype (the shared path), or none."""
+    return {"shared": x.shape[1] * x.dtype.itemsize} if path == "shared" else {}
 
 
 def softmax(x, where, out, log, stream, allocate):
@@ -88,6 +109,7 @@ def softmax(x, where, out, log, stream, allocate):
         )
         return
     rows = _forward.build_rows(acc, per_lane(acc))
+    shared = _shared_row(path, x)
     x, where, out = _rows_device(x), _rows_device(where), _rows_device(out)
     if path == "warp":
         warps = _config.WARPS_PER_BLOCK
@@ -103,8 +125,9 @@ def softmax(x, where, out, log, stream, allocate):
             rows["softmax_rows_split"], blocks, threads, stream, x, where, out, partials, chunk, log
         )
     else:
+        name = "softmax_rows_" + path  # shared or block
         _numba.launch(
-            rows["softmax_rows_block"], _blocks(outer, 1), _config.BLOCK_THREADS, stream, x, where, out, log
+            rows[name], _blocks(outer, 1), _config.BLOCK_THREADS, stream, x, where, out, log, **shared
         )
 
 
@@ -122,6 +145,7 @@ def logsumexp(x, where, b, lse, sign, stream, allocate):
         _numba.launch(kernel, _blocks(outer * inner, threads), threads, stream, *args)
         return
     rows = _forward.build_rows(acc, per_lane(acc))
+    shared = _shared_row(path, x)
     x, where, b = _rows_device(x), _rows_device(where), _rows_device(b)
     lse = lse.with_layout(lse.shape[:1], lse.strides[:1]).device()
     sign = None if sign is None else sign.with_layout(sign.shape[:1], sign.strides[:1]).device()
@@ -148,10 +172,8 @@ def logsumexp(x, where, b, lse, sign, stream, allocate):
             sign,
         )
     else:
-        threads = _config.BLOCK_THREADS
-        _numba.launch(
-            rows["logsumexp_rows_block"], _blocks(outer, 1), threads, stream, x, where, b, lse, sign
-        )
+        threads, name = _config.BLOCK_THREADS, "logsumexp_rows_" + path  # shared or block
+        _numba.launch(rows[name], _blocks(outer, 1), threads, stream, x, where, b, lse, sign, **shared)
 
 
 def softmax_backward(grad, y, where, out, log, stream):

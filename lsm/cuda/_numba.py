@@ -128,10 +128,11 @@ def kernel(func):
     return cuda.jit(extensions=list(LAUNCH_EXTENSIONS))(func)
 
 
-def launch(kernel_, blocks, threads, stream_, *args):
-    """Queue ``kernel_`` on ``stream_`` with ``blocks`` blocks of ``threads`` threads: every launch
-    of lsm goes through here."""
-    kernel_[blocks, threads, stream_](*args)
+def launch(kernel_, blocks, threads, stream_, *args, shared=0):
+    """Queue ``kernel_`` on ``stream_`` with ``blocks`` blocks of ``threads`` threads and
+    ``shared`` bytes of dynamic shared memory per block (``cuda.shared.array(0, dtype)`` in the
+    kernel; the simulator gives each launch the same): every launch of lsm goes through here."""
+    kernel_[blocks, threads, stream_, int(shared)](*args)
 
 
 @functools.cache
