@@ -28,6 +28,8 @@ from reference import (
     BFLOAT16,
     LONG,
     assert_close,
+    assert_scaled_close,
+    ref_backward,
     ref_log_softmax,
     ref_logsumexp,
     ref_softmax,
@@ -199,6 +201,54 @@ def test_out_is_x_in_place(dtype, shape, axis):
         assert_close(x, reference, dtype, name)
 
 
+# --- the gradients' column path: the same tiles and blocks, sums instead of statistics --------
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("log", [True, False], ids=["log_softmax", "softmax"])
+@pytest.mark.parametrize(
+    "shape, axis", [((N, 40), 0), ((SPLIT_BELOW_TILES, N, 3), 1)], ids=["split", "tiles"]
+)
+def test_backward_over_blocks(dtype, log, shape, axis):
+    """Gradients over several blocks, with a mask hiding NaN and inf in ``grad`` at a block
+    boundary and a fully masked column, then in place over ``grad``."""
+    rng = np.random.default_rng(13)
+    x = as_dtype(rng.standard_normal(shape) * 3, dtype)
+    y = lsm.log_softmax(x, axis=axis) if log else lsm.softmax(x, axis=axis)
+    grad = as_dtype(rng.standard_normal(shape), dtype)
+    where = rng.random(shape) < 0.85
+    boundary = (slice(None),) * axis + (BLOCK_ROWS,)
+    grad[boundary] = as_dtype(nan, dtype)
+    where[boundary] = False
+    where[(slice(None),) * (axis + 1) + (1,)] = False  # column 1 of every group: fully masked
+    backward = lsm.log_softmax_backward if log else lsm.softmax_backward
+    expected, scale = ref_backward(grad, y, axis=axis, where=where, log=log)
+    assert_scaled_close(backward(grad, y=y, axis=axis, where=where), expected, scale, dtype)
+    grad[boundary] = as_dtype(1.0, dtype)
+    expected, scale = ref_backward(grad, y, axis=axis, log=log)
+    result = backward(grad, y=y, axis=axis, out=grad)
+    assert result is grad
+    assert_scaled_close(grad, expected, scale, dtype, what="in place")
+
+
+def test_backward_serial_and_parallel_agree_bitwise():
+    rng = np.random.default_rng(14)
+    for dtype in DTYPES:
+        for shape, axis in (
+            ((5 * BLOCK_ROWS + 9, 70), 0),
+            ((SPLIT_BELOW_TILES + 1, 2 * BLOCK_ROWS + 1, 5), 1),
+        ):
+            y = lsm.log_softmax(as_dtype(rng.standard_normal(shape), dtype), axis=axis)
+            grad = as_dtype(rng.standard_normal(shape), dtype)
+            parallel = lsm.log_softmax_backward(grad, y=y, axis=axis)
+            numba.set_num_threads(1)
+            try:
+                serial = lsm.log_softmax_backward(grad, y=y, axis=axis)
+            finally:
+                numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+            assert parallel.tobytes() == serial.tobytes(), (dtype, shape)
+
+
 # --- accuracy over many blocks ------------------------------------------------------------------
 
 
@@ -240,7 +290,7 @@ def _bits_of(result):
 
 
 def _split_cases():
-    """Calls that take the split path (and one the per-tile path), each dtype."""
+    """Calls that take the split path (and one the per-tile path), each dtype, the gradients too."""
     rng = np.random.default_rng(11)
     cases = []
     for dtype in DTYPES:
@@ -252,6 +302,7 @@ def _split_cases():
             ("softmax", x, {"axis": 0, "where": where}),
             ("logsumexp", x, {"axis": 0, "b": b, "return_sign": True}),
             ("logsumexp", x.reshape(1, *x.shape), {"axis": 1, "where": where[None]}),
+            ("softmax_backward", x, {"axis": 0, "y": lsm.softmax(x, axis=0), "where": where}),
         ]
     x = rng.standard_normal((SPLIT_BELOW_TILES + 1, 2 * BLOCK_ROWS + 1, 5)).astype(F32)
     cases.append(("log_softmax", x, {"axis": 1}))

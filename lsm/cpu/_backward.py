@@ -14,19 +14,21 @@ fully masked group is all zeros), which is the gradient of the masked forward ca
 excluded outputs are constants.
 
 The layout follows ``_forward``: rows as 2-d ``(outer, n)`` views spread over threads, columns as
-the 3-d ``(outer, n, inner)`` view in tiles of ``COLUMN_TILE`` adjacent columns, each driver in a
-serial and a ``prange`` version; ``out`` may be ``grad`` or ``y`` (in place), written through
-a staging buffer then (see ``_staging``). Sums are blocked like ``_stats.row_sums``: fast-math
-(re-associated, hence vectorised) block sums added with Neumaier compensation.
+the 3-d ``(outer, n, inner)`` view in ``_forward``'s wide tiles and cache blocks (a block's sums
+from one read of ``grad`` and ``y``, the blocks' sums added in block order, then the outputs from a
+second read; blocks spread over threads when tiles are few), each driver in a serial and a
+``prange`` version; ``out`` may be ``grad`` or ``y`` (in place), written through a staging buffer
+then (see ``_staging``). Sums are blocked like ``_stats.row_sums``: fast-math (re-associated,
+hence vectorised) block sums added with Neumaier compensation.
 """
 
 import numpy as np
 from numba import njit, prange
 
 from ._exp import fast_exp
-from ._forward import _tile_bounds, _tile_count
+from ._forward import _block_task, _column_plan, _merge_chunks, _merge_task, _split, _wide_tile
 from ._optional import included
-from ._scalar import load, store, to_acc
+from ._scalar import acc_empty, load, store, to_acc
 from ._staging import stage_copy, worker_share
 from ._stats import _SUM_FASTMATH, COLUMN_BLOCK, ROW_BLOCK, compensated_add, compensated_total
 
@@ -84,15 +86,16 @@ def _backward_row(grad, y, where, out, buffer, o, log):
 
 
 @njit(cache=True)
-def _backward_tile(grad, y, where, out, o, i0, i1, log):
-    n = grad.shape[1]
+def _block_sums(grad, y, where, o, i0, i1, j0, j1, total, log):
+    """The sums of the column pieces ``[o, j0:j1, i0:i1]`` into ``total`` (1-d, one per column):
+    plain over ``COLUMN_BLOCK`` rows, vectorised across the columns, added with compensation."""
     zero = to_acc(0.0, grad)
-    total = np.full(i1 - i0, zero)
-    compensation = np.full(i1 - i0, zero)
-    partial = np.full(i1 - i0, zero)
-    for start in range(0, n, COLUMN_BLOCK):
+    total[:] = zero
+    compensation = np.zeros_like(total)
+    partial = np.empty_like(total)
+    for start in range(j0, j1, COLUMN_BLOCK):
         partial[:] = zero
-        for j in range(start, min(start + COLUMN_BLOCK, n)):
+        for j in range(start, min(start + COLUMN_BLOCK, j1)):
             grad_j, y_j = grad[o, j, i0:i1], y[o, j, i0:i1]
             where_j = None if where is None else where[o, j, i0:i1]
             for t in range(i1 - i0):
@@ -101,13 +104,63 @@ def _backward_tile(grad, y, where, out, o, i0, i1, log):
             total[t], compensation[t] = compensated_add(total[t], compensation[t], partial[t])
     for t in range(i1 - i0):
         total[t] = compensated_total(total[t], compensation[t])
+
+
+@njit(cache=True)
+def _merge_sums(block_sums, total):
+    """The column sums from their blocks' (``(blocks, columns)``), added in block order with
+    compensation: one block's sum is passed through unchanged."""
+    compensation = np.zeros_like(total)
+    total[:] = 0
+    for k in range(block_sums.shape[0]):
+        sums = block_sums[k]
+        for t in range(total.shape[0]):
+            total[t], compensation[t] = compensated_add(total[t], compensation[t], sums[t])
+    for t in range(total.shape[0]):
+        total[t] = compensated_total(total[t], compensation[t])
+
+
+@njit(cache=True)
+def _gradient_block(grad, y, where, out, o, i0, i1, j0, j1, total, log):
+    """The gradients of ``[o, j0:j1, i0:i1]`` from their columns' sums ``total``."""
     staged = np.empty(i1 - i0, dtype=out.dtype)  # out may be grad or y: see ``_staging``
-    for j in range(n):
+    for j in range(j0, j1):
         grad_j, y_j, out_j = grad[o, j, i0:i1], y[o, j, i0:i1], out[o, j, i0:i1]
         where_j = None if where is None else where[o, j, i0:i1]
         for t in range(i1 - i0):
             staged[t] = _gradient_value(grad_j, y_j, where_j, staged, t, total[t], log)
         stage_copy(staged, out_j)
+
+
+@njit(cache=True)
+def _backward_tile(grad, y, where, out, o, i0, i1, rows, blocks, log):
+    """The gradients of the columns ``[o, :, i0:i1]`` by one thread: the sums of each cache
+    block (one read of ``grad`` and ``y``), their merge, then the outputs (a second read)."""
+    n = grad.shape[1]
+    block_sums = acc_empty((blocks, i1 - i0), grad)
+    for k in range(blocks):
+        _block_sums(grad, y, where, o, i0, i1, k * rows, min(k * rows + rows, n), block_sums[k], log)
+    total = acc_empty(i1 - i0, grad)
+    _merge_sums(block_sums, total)
+    _gradient_block(grad, y, where, out, o, i0, i1, 0, n, total, log)
+
+
+@njit(cache=True)
+def _split_sums(grad, y, where, task, tiles, rows, blocks, block_sums, log):
+    o, i0, i1, k, j0, j1 = _block_task(task, tiles, blocks, grad.shape[2], rows, grad.shape[1])
+    _block_sums(grad, y, where, o, i0, i1, j0, j1, block_sums[o, k, i0:i1], log)
+
+
+@njit(cache=True)
+def _split_merge_sums(grad, task, block_sums, totals):
+    o, c0, c1 = _merge_task(task, _merge_chunks(grad.shape[2]), grad.shape[2])
+    _merge_sums(block_sums[o, :, c0:c1], totals[o, c0:c1])
+
+
+@njit(cache=True)
+def _split_gradients(grad, y, where, out, task, tiles, rows, blocks, totals, log):
+    o, i0, i1, _, j0, j1 = _block_task(task, tiles, blocks, grad.shape[2], rows, grad.shape[1])
+    _gradient_block(grad, y, where, out, o, i0, i1, j0, j1, totals[o, i0:i1], log)
 
 
 # --- drivers: rows take (outer, n) views, columns (outer, n, inner) ---------------------------
@@ -138,15 +191,45 @@ def backward_rows_parallel(grad, y, where, out, buffers, log):
                 _backward_row(grad, y, where, out, buffers[worker], o, log)
 
 
+# Column drivers: as ``_forward``'s, one task per tile or (``_split``) three parallel steps: the
+# sums of every cache block, their merge per chunk of columns, the outputs of every block.
+
+
 @njit(cache=True)
 def backward_columns_serial(grad, y, where, out, log):
-    for task in range(_tile_count(grad.shape[0], grad.shape[2])):
-        o, i0, i1 = _tile_bounds(task, grad.shape[2])
-        _backward_tile(grad, y, where, out, o, i0, i1, log)
+    outer, inner = grad.shape[0], grad.shape[2]
+    tiles, rows, blocks = _column_plan(grad)
+    if _split(grad, tiles, blocks):
+        block_sums = acc_empty((outer, blocks, inner), grad)
+        for task in range(outer * tiles * blocks):
+            _split_sums(grad, y, where, task, tiles, rows, blocks, block_sums, log)
+        totals = acc_empty((outer, inner), grad)
+        for task in range(outer * _merge_chunks(inner)):
+            _split_merge_sums(grad, task, block_sums, totals)
+        for task in range(outer * tiles * blocks):
+            _split_gradients(grad, y, where, out, task, tiles, rows, blocks, totals, log)
+    else:
+        for task in range(outer * tiles):
+            o, tile = divmod(np.int64(task), tiles)
+            i0, i1 = _wide_tile(tile, tiles, inner)
+            _backward_tile(grad, y, where, out, o, i0, i1, rows, blocks, log)
 
 
 @njit(cache=True, parallel=True)
 def backward_columns_parallel(grad, y, where, out, log):
-    for task in prange(_tile_count(grad.shape[0], grad.shape[2])):
-        o, i0, i1 = _tile_bounds(task, grad.shape[2])
-        _backward_tile(grad, y, where, out, o, i0, i1, log)
+    outer, inner = grad.shape[0], grad.shape[2]
+    tiles, rows, blocks = _column_plan(grad)
+    if _split(grad, tiles, blocks):
+        block_sums = acc_empty((outer, blocks, inner), grad)
+        for task in prange(outer * tiles * blocks):
+            _split_sums(grad, y, where, task, tiles, rows, blocks, block_sums, log)
+        totals = acc_empty((outer, inner), grad)
+        for task in prange(outer * _merge_chunks(inner)):
+            _split_merge_sums(grad, task, block_sums, totals)
+        for task in prange(outer * tiles * blocks):
+            _split_gradients(grad, y, where, out, task, tiles, rows, blocks, totals, log)
+    else:
+        for task in prange(outer * tiles):
+            o, tile = divmod(np.int64(task), tiles)
+            i0, i1 = _wide_tile(tile, tiles, inner)
+            _backward_tile(grad, y, where, out, o, i0, i1, rows, blocks, log)
