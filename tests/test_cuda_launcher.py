@@ -210,11 +210,15 @@ def test_conversions_and_scattered_outputs(launches):
 @pytest.mark.parametrize("axis", [-1, 1], ids=["rows", "columns"])
 @pytest.mark.parametrize("masked", [False, True], ids=["no-mask", "mask"])
 def test_backward_launches(launches, axis, masked):
-    shape = (4, 6, 5)
-    grad, y = _device(RNG.standard_normal(shape)), _device(RNG.standard_normal(shape))
-    where = _device(RNG.random(shape) < 0.8) if masked else None
-    lsm.log_softmax_backward(grad, y, axis, where=where)
-    lsm.softmax_backward(grad, y, axis, out=grad, where=where)
+    # rows of 5 (kept in shared memory) or columns of 6; along the last axis also longer rows
+    for shape in [(4, 6, 5)] + [(2, 1, 3000)] * (axis == -1):
+        grad, y = _device(RNG.standard_normal(shape)), _device(RNG.standard_normal(shape))
+        where = _device(RNG.random(shape) < 0.8) if masked else None
+        lsm.log_softmax_backward(grad, y, axis, where=where)
+        lsm.softmax_backward(grad, y, axis, out=grad, where=where)
+    if axis == -1:  # float64 rows: g of 5 (log_softmax) and g, y of 5 (softmax), then g of 3000
+        assert launches.shared["backward_rows_shared"] == {5 * 8, 2 * 5 * 8, 3000 * 8}
+        assert launches.shared["backward_rows"] == {0}  # g, y of 3000: 6000 > SHARED_ROW_MAX_FLOAT64
 
 
 @pytest.mark.parametrize("axis", [-1, 1], ids=["rows", "columns"])

@@ -237,3 +237,34 @@ def test_shared_rows_match_block_rows(cuda, monkeypatch, dtype):
         for block_part, shared_part in zip(block, shared, strict=True):
             np.testing.assert_array_equal(shared_part, block_part, err_msg=call)
     assert_close(results["log_softmax"][1][0], ref_log_softmax(x), dtype)
+
+
+@pytest.mark.parametrize("dtype", [F16, F32, F64], ids=str)
+def test_shared_backward_rows_match_block_rows(cuda, monkeypatch, dtype):
+    """The shared-memory backward kernel gives ``backward_rows``'s results bit for bit, with a
+    mask, special values and in place (``out`` is ``grad`` or ``y``)."""
+    from lsm.cuda import _config
+
+    rng = np.random.default_rng(23)
+    grad = rng.standard_normal((5, 30)).astype(dtype)
+    grad[1, 3], grad[2, 4] = np.inf, np.nan
+    y = np.log(rng.random((5, 30))).astype(dtype)
+    y[3, 2] = -np.inf
+    where = rng.random(grad.shape) < 0.7
+    where[4] = False
+
+    def calls():
+        for func in (lsm.log_softmax_backward, lsm.softmax_backward):
+            yield func(device(cuda, grad), device(cuda, y))
+            yield func(device(cuda, grad), device(cuda, y), where=device(cuda, where))
+            for into in ("grad", "y"):
+                operands = {"grad": device(cuda, grad), "y": device(cuda, y)}
+                yield func(operands["grad"], operands["y"], where=device(cuda, where), out=operands[into])
+
+    results = []
+    for limit in (0, 64):  # block per row, then g (and y) of 30 kept in shared memory
+        for name in ("SHARED_ROW_MAX", "SHARED_ROW_MAX_FLOAT64"):
+            monkeypatch.setattr(_config, name, limit)
+        results.append([host(result) for result in calls()])
+    for block, shared in zip(*results, strict=True):
+        np.testing.assert_array_equal(shared, block)

@@ -134,13 +134,45 @@ TRAFFIC = {
     "logsumexp, columns": Path(
         "logsumexp", (32, 8), 0, ("logsumexp_columns",), reads={"x": 2}, writes={"out": F(1, 32)}
     ),
-    # always one block per row (or one thread per column): the sum, then the output
+    # one block per row: the sum, then the output; grad (and y for softmax) kept in shared
+    # memory while n (2 n) elements fit (8192 float32 on a GPU, 64 here), read again otherwise
+    "log_softmax_backward, shared-memory row": Path(
+        "log_softmax_backward",
+        (4, 32),
+        -1,
+        ("backward_rows_shared",),
+        reads={"x": 1, "y": 1},
+        writes={"out": 1},
+        config=SHARED,
+    ),
+    "softmax_backward, shared-memory row": Path(
+        "softmax_backward",
+        (4, 32),
+        -1,
+        ("backward_rows_shared",),
+        reads={"x": 1, "y": 1},
+        writes={"out": 1},
+        config=SHARED,
+    ),
     "log_softmax_backward, rows": Path(
-        "log_softmax_backward", (4, 32), -1, ("backward_rows",), reads={"x": 2, "y": 1}, writes={"out": 1}
+        "log_softmax_backward",
+        (4, 96),
+        -1,
+        ("backward_rows",),
+        reads={"x": 2, "y": 1},
+        writes={"out": 1},
+        config=SHARED,
     ),
     "softmax_backward, rows": Path(
-        "softmax_backward", (4, 32), -1, ("backward_rows",), reads={"x": 2, "y": 2}, writes={"out": 1}
+        "softmax_backward",
+        (4, 96),
+        -1,
+        ("backward_rows",),
+        reads={"x": 2, "y": 2},
+        writes={"out": 1},
+        config=SHARED,
     ),
+    # one thread per column: the sum, then the output
     "log_softmax_backward, columns": Path(
         "log_softmax_backward", (32, 8), 0, ("backward_columns",), reads={"x": 2, "y": 1}, writes={"out": 1}
     ),

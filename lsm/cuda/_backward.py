@@ -9,13 +9,16 @@ For a group with upstream gradient ``g`` and forward output ``y`` (the CPU contr
     \\text{softmax:}\\quad dx_j = y_j \\Bigl(g_j - \\sum_k g_k y_k\\Bigr)
 
 Elements outside a ``where`` mask take no part in the sum and get gradient 0 (a fully masked
-group is all zeros). Two kernels, each reading a group twice (the sum, then the output) and
-writing it once:
+group is all zeros). Three kernels, each writing a group once:
 
-- ``backward_rows``: one block per row of the ``(outer, n)`` view, threads striding over the
-  row, a block reduction for the sum;
+- ``backward_rows_shared``: one block per row of the ``(outer, n)`` view for rows that fit in
+  shared memory (``n`` up to ``SHARED_ROW_MAX``, ``2 n`` for softmax), threads striding over the
+  row, a block reduction for the sum; the sum pass keeps ``g`` (and ``y``) in shared memory, so
+  ``g`` and ``y`` are read once each;
+- ``backward_rows``: the same for longer rows, reading the row twice (the sum, then the output);
 - ``backward_columns``: one thread per column of the ``(outer, n, inner)`` view, consecutive
-  threads on adjacent columns (coalesced), a compensated sum per thread.
+  threads on adjacent columns (coalesced), a compensated sum per thread, reading the column
+  twice.
 
 Every output element is written by the thread that read its inputs, after the group's sum is
 complete, so ``out`` may be ``grad`` or ``y`` (in place). Rows and columns are taken in
@@ -68,6 +71,44 @@ def build(acc):
                     out[row, j] = zero
 
     @kernel
+    def backward_rows_shared(grad, y, where, out, log):
+        """``backward_rows`` for rows that fit in shared memory: each input element is read once.
+
+        The launch gives the block ``n`` elements of dynamic shared memory in ``grad``'s dtype
+        (``y`` has the same) for log_softmax, ``2 n`` for softmax. The sum pass reads each
+        included ``g_j`` (and ``y_j`` for softmax, kept at ``n + j``) into shared memory while
+        summing ``g_j`` or ``g_j y_j``; the output pass takes them from there (log_softmax reads
+        ``y_j`` from global memory then, its only read). An excluded element is neither read
+        nor kept: its gradient is 0. Each thread reads back only what it wrote, so no barrier
+        guards the row, and ``out`` may still be ``grad`` or ``y``.
+        """
+        scratch = cuda.shared.array(MAX_WARPS, acc)
+        cache = cuda.shared.array(0, grad.dtype)
+        rows, n = grad.shape
+        for row in range(int64(cuda.blockIdx.x), rows, cuda.gridDim.x):
+            total, compensation = zero, zero
+            for j in range(cuda.threadIdx.x, n, cuda.blockDim.x):
+                if included(where, None, (row, j)):
+                    g = grad[row, j]
+                    cache[j] = g
+                    term = acc(g)
+                    if not log:
+                        v = y[row, j]
+                        cache[n + j] = v
+                        term *= acc(v)
+                    total, compensation = compensated_add(total, compensation, term)
+            total = block_sum(compensated_total(total, compensation), scratch)
+            for j in range(cuda.threadIdx.x, n, cuda.blockDim.x):
+                if included(where, None, (row, j)):
+                    g = acc(cache[j])
+                    if log:
+                        out[row, j] = g - math.exp(acc(y[row, j])) * total
+                    else:
+                        out[row, j] = acc(cache[n + j]) * (g - total)
+                else:
+                    out[row, j] = zero
+
+    @kernel
     def backward_columns(grad, y, where, out, log):
         outer, n, inner = grad.shape
         for column in range(cuda.grid(1), outer * inner, cuda.gridsize(1)):
@@ -84,4 +125,8 @@ def build(acc):
                 else:
                     out[o, j, i] = zero
 
-    return {"backward_rows": backward_rows, "backward_columns": backward_columns}
+    return {
+        "backward_rows": backward_rows,
+        "backward_rows_shared": backward_rows_shared,
+        "backward_columns": backward_columns,
+    }

@@ -178,7 +178,9 @@ def logsumexp(x, where, b, lse, sign, stream, allocate):
 
 def softmax_backward(grad, y, where, out, log, stream):
     """Fill ``out`` with the gradient of (log_)softmax (canonical ``(outer, n, inner)`` views):
-    one block per row, or one thread per column (see ``_backward``)."""
+    one block per row (the row kept in shared memory when its ``n`` elements of ``grad``, and
+    ``n`` of ``y`` for softmax, fit in ``shared_row_max``), or one thread per column (see
+    ``_backward``)."""
     outer, n, inner = grad.shape
     if outer * n * inner == 0:
         return
@@ -197,8 +199,11 @@ def softmax_backward(grad, y, where, out, log, stream):
             log,
         )
     else:
+        acc, kept = _accumulation(out.dtype), n if log else 2 * n  # g (and y for softmax) kept
+        shared = {"shared": kept * grad.dtype.itemsize} if kept <= shared_row_max(acc) else {}
+        name = "backward_rows_shared" if shared else "backward_rows"
         args = _rows_device(grad), _rows_device(y), _rows_device(where), _rows_device(out), log
-        _numba.launch(kernels["backward_rows"], _blocks(outer, 1), _config.BLOCK_THREADS, stream, *args)
+        _numba.launch(kernels[name], _blocks(outer, 1), _config.BLOCK_THREADS, stream, *args, **shared)
 
 
 def _items_device(view):
