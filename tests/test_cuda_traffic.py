@@ -111,14 +111,14 @@ TRAFFIC = {
         writes={"out": F(1, 96)},
         config=SHARED,
     ),
-    # few long rows in chunks of 16: (m, A, R) of each chunk (2 passes), then the output; every
-    # thread of every chunk's block merges all 6 partials of its row: 32 * 6 * 3 reads a chunk
+    # few long rows in chunks of 16: (m, A, R) of each chunk (2 passes), then the output; one
+    # thread of every chunk's block merges all 6 partials of its row: 6 * 3 reads a chunk
     "softmax, split rows": Path(
         "softmax",
         (2, 96),
         -1,
         ("rows_partials", "softmax_rows_split"),
-        reads={"x": 3, "scratch": F(THREADS * 6 * 3, 16)},
+        reads={"x": 3, "scratch": F(6 * 3, 16)},
         writes={"out": 1, "scratch": F(3, 16)},
     ),
     "logsumexp, split rows": Path(

@@ -15,8 +15,8 @@ practice). Four shapes of work, as the fastest GPU softmax kernels do (the launc
   hit the L2 cache only while the resident rows fit there.
 - split rows, for very long rows and few rows: ``rows_partials`` writes a summary ``(m, A, R)``
   of each chunk of ``chunk`` elements (one block per chunk), then ``softmax_rows_split`` (one
-  block per chunk again, each merging the row's summaries) or ``logsumexp_rows_merge`` (one
-  thread per row) finish.
+  block per chunk again, one thread of each merging the row's summaries for the block) or
+  ``logsumexp_rows_merge`` (one thread per row) finish.
 
 Every loop over rows is a grid-stride loop with 64-bit indices and the same trip count for all
 threads of a block (inactive warps still take part in the reductions), so any number of rows
@@ -302,12 +302,23 @@ def build_rows(acc, per_lane):
 
     @kernel
     def softmax_rows_split(x, where, out, partials, chunk, log):
+        """The output of each chunk of each row, from the row's merged chunk summaries.
+
+        One thread of the block merges the row's ``parts`` summaries and hands the result to
+        the others through shared memory: ``3 parts`` reads of ``partials`` a chunk, not
+        ``3 parts`` by every thread.
+        """
+        summary = cuda.shared.array(3, acc)
         rows, n = x.shape
         parts = partials.shape[1]
         for task in range(int64(cuda.blockIdx.x), rows * parts, cuda.gridDim.x):
             row, part = task // parts, task % parts
             start = part * chunk
-            m, at_max, rest = merged(partials, row)
+            if cuda.threadIdx.x == 0:
+                summary[0], summary[1], summary[2] = merged(partials, row)
+            cuda.syncthreads()
+            m, at_max, rest = summary[0], summary[1], summary[2]
+            cuda.syncthreads()  # every thread has it: the next task may overwrite it
             write_softmax(x, where, out, row, start, min(start + chunk, n), m, at_max, rest, log)
 
     @kernel
