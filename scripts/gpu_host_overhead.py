@@ -54,7 +54,7 @@ def stubbed(numba_arrays, counts):
     streams = launcher.Launches()  # its streams and devices: names, no driver
     real_as_device = _numba.as_device
 
-    def launch(kernel, blocks, threads, stream, *args):
+    def launch(kernel, blocks, threads, stream, *args, shared=0):
         counts["launches"] += 1
 
     def as_device(owner, pointer, shape, strides, dtype):

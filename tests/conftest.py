@@ -58,7 +58,8 @@ SIMULATOR = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
 
 # The CUDA tunables for the simulator run (see lsm/cuda/_config.py): one warp per block, rows up
 # to 32 elements per warp, longer rows on one-warp blocks, rows of 40 or more split in chunks of
-# 16 when there are fewer than 8 of them, and 1 or 2 blocks per grid (grid-stride loops).
+# 16 when there are fewer than 8 of them, rows of 33 to 64 kept in shared memory (longer ones
+# take the block path), and 1 or 2 blocks per grid (grid-stride loops).
 # (tests/test_cuda_sim.py runs every path with two-warp blocks as well.)
 SIM_CONFIG = {
     "WARP_ROW_MAX": 32,
@@ -69,6 +70,8 @@ SIM_CONFIG = {
     "SPLIT_MIN_LENGTH": 40,
     "SPLIT_MAX_ROWS": 8,
     "SPLIT_CHUNK": 16,
+    "SHARED_ROW_MAX": 64,
+    "SHARED_ROW_MAX_FLOAT64": 64,
     "MAX_BLOCKS": 2,
     "MIN_BLOCKS": 1,
 }
