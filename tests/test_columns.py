@@ -39,7 +39,7 @@ from reference import (
 import lsm
 from lsm.cpu import _forward
 from lsm.cpu._config import PARALLEL_MIN_ELEMENTS
-from lsm.cpu._forward import BLOCK_ROWS, COLUMN_STATE_BYTES, SPLIT_BELOW_TILES
+from lsm.cpu._forward import BLOCK_BYTES, BLOCK_ROWS, COLUMN_STATE_BYTES, SPLIT_BELOW_TILES
 from lsm.cpu._stats import COLUMN_BLOCK
 
 F16, F32, F64 = np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)
@@ -49,8 +49,10 @@ N = 3 * BLOCK_ROWS + 5  # three whole blocks and a short one
 
 
 def tile_width(dtype):
-    """The widest tile of the column path for ``dtype`` (1,024 float32 or 512 float64 columns)."""
-    return COLUMN_STATE_BYTES // (8 if np.dtype(dtype) == F64 else 4)
+    """The widest tile of the column path for ``dtype``."""
+    dtype = np.dtype(dtype)
+    state = COLUMN_STATE_BYTES // (8 if dtype == F64 else 4)
+    return min(state, BLOCK_BYTES // (BLOCK_ROWS * dtype.itemsize))
 
 
 def plan(x3):
@@ -267,7 +269,7 @@ def test_max_rising_in_every_block_keeps_the_contract():
 def test_float32_column_of_a_million_needs_the_compensation():
     """2^20 float32 rows, the same pattern in every block but a maximum 1.0 in the last row:
     every block is rescaled by the same factor and adds the same float32 number, so a plain total
-    of 8,192 block contributions drifts; the compensated one stays within the contract."""
+    of 2,048 block contributions drifts; the compensated one stays within the contract."""
     rng = np.random.default_rng(10)
     pattern = rng.uniform(-3.0, 0.0, (BLOCK_ROWS, 2)).astype(F32)
     repeats = 2**20 // BLOCK_ROWS

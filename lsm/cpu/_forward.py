@@ -5,19 +5,19 @@ Every public call reaches these kernels in canonical form (see ``lsm._plan``): t
 *column* case as the 3-d view ``(outer, n, inner)`` whose groups are columns of a strided axis.
 
 The column path reads the input at most twice and writes the output once, in long contiguous
-runs. Columns go in *tiles* of adjacent columns, as wide as ``inner`` up to ``COLUMN_STATE_BYTES``
-of state per array (1,024 float32 or 512 float64 columns; whole rows of a small ``inner``), so
-that each step along the reduced axis reads one run of up to 4 KiB. Each tile is cut along ``n``
-into *cache blocks* of ``BLOCK_ROWS`` rows (at most 512 KiB): ``_stats.block_stats`` takes a
-block's maxima and then, from the cache, its sums ``(m_k, A_k, R_k)``; ``_stats.merge_block_stats``
-then rescales every block once by the column's true maximum, so the statistics keep the contract
-of ``_stats`` (``A`` an exact count, ``R`` compensated) however long the column and however often
-its maximum rises. Softmax then reads the input a second time to write its outputs; logsumexp
-reads it once. Per element: logsumexp 1 read, (log_)softmax 2 reads and 1 write, plus the block
-states (3 numbers per column and block, about 2% of the input for float32 tiles of 1,024).
+runs. Columns go in *tiles* of adjacent columns, as wide as ``inner`` up to ``BLOCK_BYTES`` per
+block (256 float32, 128 float64, 512 16-bit columns: runs of 1 KiB; whole rows of a small
+``inner``). Each tile is cut along ``n`` into *cache blocks* of ``BLOCK_ROWS`` rows (at most 512
+KiB): ``_stats.block_stats`` takes a block's maxima and then, from the cache, its sums ``(m_k,
+A_k, R_k)``; ``_stats.merge_block_stats`` then rescales every block once by the column's true
+maximum, so the statistics keep the contract of ``_stats`` (``A`` an exact count, ``R``
+compensated) however long the column and however often its maximum rises. Softmax then reads the
+input a second time to write its outputs; logsumexp reads it once. Per element: logsumexp 1
+read, (log_)softmax 2 reads and 1 write, plus the block states (3 accumulator numbers per column
+and block of 512 rows: 0.6% of a float32 input's bytes, 1.2% of a 16-bit one's).
 
 Threads take whole tiles when there are at least ``SPLIT_BELOW_TILES`` of them; otherwise (8192 x
-1024 along axis 0 is one tile) a call runs in three parallel steps: every block's statistics
+1024 float32 along axis 0 is four tiles) a call runs in three parallel steps: every block's statistics
 into shared scratch, their merge per chunk of ``MERGE_CHUNK`` columns, every block's outputs. The
 blocks depend on ``n`` alone and the merge runs in block order, so a column's bits do not depend
 on the thread count, on the path or on the other columns of the call.
@@ -50,13 +50,14 @@ from ._staging import worker_share
 from ._stats import COLUMN_BLOCK, block_stats, merge_block_stats, row_max, row_sums, short_row_stats
 
 COLUMN_TILE = 64  # columns per task in the column kernels of the gradients and losses
-# The forward column path (see the module docstring): per-column state arrays of at most this
-# many bytes each (tiles of 1,024 float32 or 512 float64 columns: a tile's state stays in L1),
-# cache blocks of BLOCK_ROWS rows (a block of a tile, at most 512 KiB, is read twice, from memory
-# once; a multiple of COLUMN_BLOCK), the split into blocks below SPLIT_BELOW_TILES tiles, and
-# merges in chunks of MERGE_CHUNK columns.
+# The column path (see the module docstring): cache blocks of BLOCK_ROWS rows (a multiple of
+# COLUMN_BLOCK; each block's statistics are kept, 3 numbers per column, so long blocks keep that
+# scratch under 1% of the input), tiles at most BLOCK_BYTES per block (read twice, from memory
+# once) and COLUMN_STATE_BYTES per state array (L1), the split into blocks below
+# SPLIT_BELOW_TILES tiles, and merges in chunks of MERGE_CHUNK columns.
+BLOCK_ROWS = 16 * COLUMN_BLOCK
+BLOCK_BYTES = 512 * 2**10
 COLUMN_STATE_BYTES = 4096
-BLOCK_ROWS = 4 * COLUMN_BLOCK
 SPLIT_BELOW_TILES = 32
 MERGE_CHUNK = 64
 SHORT_ROW = 64  # rows up to this long go through the chunked short-row kernels
@@ -260,7 +261,9 @@ def _column_plan(x):
     decide who computes which columns.
     """
     n, inner = x.shape[1], x.shape[2]
-    widest = COLUMN_STATE_BYTES // (8 if x.itemsize == 8 else 4)
+    widest = min(
+        COLUMN_STATE_BYTES // (8 if x.itemsize == 8 else 4), BLOCK_BYTES // (BLOCK_ROWS * x.itemsize)
+    )
     tiles = max(1, (inner + widest - 1) // widest)
     return tiles, BLOCK_ROWS, max(1, (n + BLOCK_ROWS - 1) // BLOCK_ROWS)
 
@@ -268,7 +271,7 @@ def _column_plan(x):
 @njit(cache=True)
 def _split(x, tiles, blocks):
     """Whether the column kernels spread blocks rather than whole tiles over the threads: too
-    few tiles to go round (8192 x 1024 along axis 0 is one tile), and more than one block.
+    few tiles to go round (8192 x 1024 float32 along axis 0 is four tiles), and more than one block.
     Either way the result is the same, bit for bit (see ``_stats.merge_block_stats``)."""
     return blocks > 1 and x.shape[0] * tiles < SPLIT_BELOW_TILES
 
@@ -282,9 +285,10 @@ def _wide_tile(tile, tiles, inner):
 
 @njit(cache=True)
 def _block_task(task, tiles, blocks, inner, rows, n):
-    """``(o, i0, i1, k, j0, j1)`` of task ``task`` of ``outer * tiles * blocks``."""
-    rest, k = divmod(np.int64(task), blocks)
-    o, tile = divmod(rest, tiles)
+    """``(o, i0, i1, k, j0, j1)`` of task ``task`` of ``outer * tiles * blocks``, the tiles of a
+    block of rows one after the other (a thread's share of the tasks is one run of memory)."""
+    rest, tile = divmod(np.int64(task), tiles)
+    o, k = divmod(rest, blocks)
     i0, i1 = _wide_tile(tile, tiles, inner)
     j0 = k * rows
     return o, i0, i1, k, j0, min(j0 + rows, n)
