@@ -241,7 +241,9 @@ def test_loss_launches(launches, axis, weighted, dtype):
 
 def _all_kernels():
     acc = numba.float32
-    kernels = [*_forward.build_rows(acc, 1024 // WARP).values(), *_forward.build_columns(acc).values()]
+    kernels = [*_forward.build_rows(acc).values(), *_forward.build_columns(acc).values()]
+    for slots in _forward.WARP_SLOTS:
+        kernels += _forward.build_warp_rows(acc, slots).values()
     kernels += [*_backward.build(acc).values(), *_losses.build(acc).values()]
     kernels += [_losses.start_checks, _losses.check_targets, _losses.check_weight, _losses.reduce_loss]
     kernels += [_copy.copy3]
@@ -252,6 +254,10 @@ def test_every_kernel_is_launched_by_the_tests_above(launches):
     """The calls of this file reach every kernel of the backend (run together in one session)."""
     for path in SHAPES:
         test_forward_launches(launches, path, "float32")
+    x = RNG.standard_normal((2, 1024)).astype("float32")
+    for slots in _forward.WARP_SLOTS:  # the warp-per-row kernels of every bucket
+        for call in _forward_calls(_device(x[:, : slots * WARP]), -1, None, None):
+            call()
     test_conversions_and_scattered_outputs(launches)
     for axis in (-1, 1):
         test_backward_launches(launches, axis, True)

@@ -240,6 +240,54 @@ def test_shared_rows_match_block_rows(cuda, monkeypatch, dtype):
 
 
 @pytest.mark.parametrize("dtype", [F16, F32, F64], ids=str)
+def test_warp_row_buckets_match_the_largest(cuda, monkeypatch, dtype):
+    """The warp-per-row kernels of the bucket a row takes (2 slots per lane for rows of 48) give
+    the results of the largest bucket (a lane holding 32 elements, 16 for float64: the kernels
+    before the buckets) bit for bit, on every special group, with and without a mask and
+    weights, with the sign, and in place: the padding they skip only adds exact zeros."""
+    from lsm.cuda import _config, _launch
+
+    monkeypatch.setattr(_config, "WARP_ROW_MAX", 1024)
+    monkeypatch.setattr(_config, "WARP_ROW_MAX_FLOAT64", 512)
+    x, where, b = _edge_rows(dtype)
+    acc = numba.float64 if dtype == F64 else numba.float32
+    assert _launch.choose(9, 48, 1, acc) == "warp" and _launch.warp_slots(48) == 2
+    calls = {
+        "log_softmax": lambda: lsm.log_softmax(device(cuda, x)),
+        "softmax": lambda: lsm.softmax(device(cuda, x)),
+        "softmax, where": lambda: lsm.softmax(device(cuda, x), where=device(cuda, where)),
+        "log_softmax, where": lambda: lsm.log_softmax(device(cuda, x), where=device(cuda, where)),
+        "logsumexp": lambda: lsm.logsumexp(device(cuda, x), axis=-1),
+        "logsumexp, where": lambda: lsm.logsumexp(device(cuda, x), axis=-1, where=device(cuda, where)),
+        "logsumexp, b": lambda: lsm.logsumexp(
+            device(cuda, x), axis=-1, b=device(cuda, np.where(where, b, 0))
+        ),
+        "logsumexp, where, b, sign": lambda: lsm.logsumexp(
+            device(cuda, x), axis=-1, where=device(cuda, where), b=device(cuda, b), return_sign=True
+        ),
+    }
+
+    def in_place():
+        dx = device(cuda, x)
+        lsm.log_softmax(dx, where=device(cuda, where), out=dx)
+        return dx
+
+    calls["log_softmax, where, in place"] = in_place
+    results = {}
+    for slots in (2, _launch.per_lane(acc)):
+        monkeypatch.setattr(_launch, "warp_slots", lambda n, slots=slots: slots)
+        for call, run in calls.items():
+            got = run()
+            results.setdefault(call, []).append(
+                [host(part) for part in (got if isinstance(got, tuple) else (got,))]
+            )
+    for call, (bucket, largest) in results.items():
+        for bucket_part, largest_part in zip(bucket, largest, strict=True):
+            np.testing.assert_array_equal(bucket_part, largest_part, err_msg=call)
+    assert_close(results["log_softmax"][0][0], ref_log_softmax(x), dtype)
+
+
+@pytest.mark.parametrize("dtype", [F16, F32, F64], ids=str)
 def test_shared_backward_rows_match_block_rows(cuda, monkeypatch, dtype):
     """The shared-memory backward kernel gives ``backward_rows``'s results bit for bit, with a
     mask, special values and in place (``out`` is ``grad`` or ``y``)."""

@@ -73,13 +73,13 @@ SHARED = {"SHARED_ROW_MAX": 64}  # rows kept in shared memory (float32): up to 6
 TRAFFIC = {
     # rows of up to 32 elements (1024 on a GPU): the row held in registers
     "softmax, warp per row": Path(
-        "softmax", (4, 32), -1, ("softmax_rows_warp",), reads={"x": 1}, writes={"out": 1}
+        "softmax", (4, 32), -1, ("softmax_rows_warp1",), reads={"x": 1}, writes={"out": 1}
     ),
     "log_softmax, warp per row": Path(
-        "log_softmax", (4, 32), -1, ("softmax_rows_warp",), reads={"x": 1}, writes={"out": 1}
+        "log_softmax", (4, 32), -1, ("softmax_rows_warp1",), reads={"x": 1}, writes={"out": 1}
     ),
     "logsumexp, warp per row": Path(
-        "logsumexp", (4, 32), -1, ("logsumexp_rows_warp",), reads={"x": 1}, writes={"out": F(1, 32)}
+        "logsumexp", (4, 32), -1, ("logsumexp_rows_warp1",), reads={"x": 1}, writes={"out": F(1, 32)}
     ),
     # longer rows that fit in shared memory (8192 float32 elements on a GPU; 64 here): one pass
     # reads the row into shared memory, the sums and the output come from there

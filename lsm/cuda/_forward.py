@@ -3,9 +3,11 @@
 **Rows** (``inner == 1``): groups that are rows of the 2-d view ``(outer, n)`` (unit stride in
 practice). Four shapes of work, as the fastest GPU softmax kernels do (the launch code picks one):
 
-- ``*_rows_warp``: one warp per row, for ``n <= 32 * per_lane``. Each lane loads its elements
-  (coalesced: lane ``l`` takes ``l, l + 32, ...``) once into a register array, and the row's
-  maximum and sums are warp reductions. Blocks hold several warps (rows).
+- ``*_rows_warp<slots>``: one warp per row, for ``n <= 32 * slots``, one kernel pair per bucket
+  of ``slots`` in ``WARP_SLOTS`` (the launch takes the smallest that holds the row). Each lane
+  loads its elements (coalesced: lane ``l`` takes ``l, l + 32, ...``) once into a register
+  array of ``slots``, and the row's maximum and sums are warp reductions. Blocks hold several
+  warps (rows).
 - ``*_rows_shared``: one block per row, for longer rows that fit in shared memory
   (``SHARED_ROW_MAX``): threads stride over the row, one pass copies it into dynamic shared
   memory (in its own dtype) while taking the maximum, and the sums and the output are computed
@@ -88,20 +90,42 @@ def build_summaries(acc):
     return {"block_summary": block_summary, "column_summary": column_summary}
 
 
+#: Row elements each lane holds in the warp-per-row kernels, one kernel pair per bucket: a row of
+#: ``n`` takes the smallest bucket with ``32 * slots >= n`` (``_launch.warp_slots``), so a short
+#: row's lanes keep only the registers it needs.
+WARP_SLOTS = (1, 2, 4, 8, 16, 32)
+
+
+def _named(func, name):
+    """``func`` renamed ``name`` (before compiling: each bucket's kernel is its own PTX entry
+    and shows under its own name in ``ptxas -v``, the launches and the tests)."""
+    func.__name__ = func.__qualname__ = name
+    return func
+
+
 @functools.cache
-def build_rows(acc, per_lane):
-    """The row kernels for accumulation type ``acc`` and rows of up to ``32 * per_lane``."""
+def build_warp_rows(acc, slots):
+    """The warp-per-row kernels for accumulation type ``acc`` and rows of up to ``32 * slots``
+    elements, named ``softmax_rows_warp<slots>`` and ``logsumexp_rows_warp<slots>``.
+
+    ``slots`` is closed over, so numba-cuda compiles it as a constant: the per-lane arrays of
+    ``slots`` elements and the loops over them are unrolled into registers, and a kernel for
+    short rows holds (and reads, exponentiates, writes) no more than its rows need. Padding
+    beyond ``n`` would only add exact zeros (``e^{-inf - m}``, or a weight of 0) to the sums, so
+    every bucket that holds a row gives the same results bit for bit.
+    """
     g, r = _group.build(acc), _reduce.build(acc)
-    included, weight, add_term, merge = g["included"], g["weight"], g["add_term"], g["merge"]
+    included, weight, add_term = g["included"], g["weight"], g["add_term"]
     compensated_total, normaliser = g["compensated_total"], g["normaliser"]
     softmax_value, store_logsumexp = g["softmax_value"], g["store_logsumexp"]
-    warp_max, warp_sum, block_max, block_sum = r["warp_max"], r["warp_sum"], r["block_max"], r["block_sum"]
+    warp_max, warp_sum = r["warp_max"], r["warp_sum"]
     lowest, zero, one = acc(-np.inf), acc(0), acc(1)
-    block_summary = build_summaries(acc)["block_summary"]
 
-    @kernel
     def softmax_rows_warp(x, where, out, log):
-        cache = cuda.local.array(per_lane, acc)
+        """(log_)softmax of each row of ``x`` (``n <= 32 * slots``), one warp per row: lane ``l``
+        loads elements ``l, l + 32, ...`` (coalesced) once into registers, the row's maximum and
+        sums are warp reductions, and each element is written once."""
+        cache = cuda.local.array(slots, acc)
         rows, n = x.shape
         warps = cuda.blockDim.x // WARP
         lane = cuda.threadIdx.x % WARP
@@ -110,7 +134,7 @@ def build_rows(acc, per_lane):
             row = first + cuda.threadIdx.x // WARP
             active = row < rows
             m = lowest
-            for k in range(per_lane):
+            for k in range(slots):
                 j = lane + WARP * k
                 value = lowest
                 if active and j < n:
@@ -120,13 +144,13 @@ def build_rows(acc, per_lane):
                 m = value if value > m else m
             m = warp_max(m)
             at_max, total, compensation = zero, zero, zero
-            for k in range(per_lane):
+            for k in range(slots):
                 at_max, total, compensation = add_term(cache[k], one, m, at_max, total, compensation)
             at_max = warp_sum(at_max)
             rest = warp_sum(compensated_total(total, compensation))
             shift, log_norm, inv_norm = normaliser(m, at_max, rest)
             masked = lowest if log else zero
-            for k in range(per_lane):
+            for k in range(slots):
                 j = lane + WARP * k
                 if active and j < n:
                     if included(where, None, (row, j)):
@@ -134,10 +158,11 @@ def build_rows(acc, per_lane):
                     else:
                         out[row, j] = masked
 
-    @kernel
     def logsumexp_rows_warp(x, where, b, lse, sign):
-        cache = cuda.local.array(per_lane, acc)
-        weights = cuda.local.array(per_lane, acc)
+        """logsumexp of each row of ``x`` (``n <= 32 * slots``), one warp per row, the row and
+        its weights held in registers (an excluded element as ``-inf`` of weight 0)."""
+        cache = cuda.local.array(slots, acc)
+        weights = cuda.local.array(slots, acc)
         rows, n = x.shape
         warps = cuda.blockDim.x // WARP
         lane = cuda.threadIdx.x % WARP
@@ -146,7 +171,7 @@ def build_rows(acc, per_lane):
             row = first + cuda.threadIdx.x // WARP
             active = row < rows
             m = lowest
-            for k in range(per_lane):
+            for k in range(slots):
                 j = lane + WARP * k
                 value, w = lowest, zero  # excluded: contributes nothing, never NaN
                 if active and j < n:
@@ -157,12 +182,29 @@ def build_rows(acc, per_lane):
                 m = value if value > m else m
             m = warp_max(m)
             at_max, total, compensation = zero, zero, zero
-            for k in range(per_lane):
+            for k in range(slots):
                 at_max, total, compensation = add_term(cache[k], weights[k], m, at_max, total, compensation)
             at_max = warp_sum(at_max)
             rest = warp_sum(compensated_total(total, compensation))
             if active and lane == 0:
                 store_logsumexp(lse, sign, row, m, at_max, rest)
+
+    return {
+        "softmax_rows_warp": kernel(_named(softmax_rows_warp, f"softmax_rows_warp{slots}")),
+        "logsumexp_rows_warp": kernel(_named(logsumexp_rows_warp, f"logsumexp_rows_warp{slots}")),
+    }
+
+
+@functools.cache
+def build_rows(acc):
+    """The row kernels for accumulation type ``acc`` but the warp-per-row ones (``build_warp_rows``)."""
+    g, r = _group.build(acc), _reduce.build(acc)
+    included, weight, add_term, merge = g["included"], g["weight"], g["add_term"], g["merge"]
+    compensated_total, normaliser = g["compensated_total"], g["normaliser"]
+    softmax_value, store_logsumexp = g["softmax_value"], g["store_logsumexp"]
+    block_max, block_sum = r["block_max"], r["block_sum"]
+    lowest, zero, one = acc(-np.inf), acc(0), acc(1)
+    block_summary = build_summaries(acc)["block_summary"]
 
     @cuda.jit(device=True)
     def write_softmax(x, where, out, row, start, stop, m, at_max, rest, log):
@@ -328,8 +370,6 @@ def build_rows(acc, per_lane):
             store_logsumexp(lse, sign, row, m, at_max, rest)
 
     return {
-        "softmax_rows_warp": softmax_rows_warp,
-        "logsumexp_rows_warp": logsumexp_rows_warp,
         "softmax_rows_block": softmax_rows_block,
         "logsumexp_rows_block": logsumexp_rows_block,
         "softmax_rows_shared": softmax_rows_shared,

@@ -68,10 +68,24 @@ def shared_row_max(acc):
 
 
 def per_lane(acc):
-    """Row elements each lane holds in the warp-per-row kernels accumulating in ``acc``
+    """The most row elements a lane holds in the warp-per-row kernels accumulating in ``acc``
     (``WARP_ROW_MAX`` or ``WARP_ROW_MAX_FLOAT64`` rounded down to whole warps)."""
     row_max = _config.WARP_ROW_MAX_FLOAT64 if acc == float64 else _config.WARP_ROW_MAX
     return row_max // WARP
+
+
+def warp_slots(n):
+    """The bucket of ``_forward.WARP_SLOTS`` for a row of ``n`` elements (``n <= 32 * 32``): the
+    fewest slots per lane that hold it, so short rows take the kernels with few registers."""
+    for slots in _forward.WARP_SLOTS:
+        if n <= slots * WARP:
+            return slots
+    raise ValueError(f"a row of {n} elements is too long for one warp")
+
+
+def _warp_kernel(name, n, acc):
+    """The warp-per-row kernel ``name`` for rows of ``n`` elements accumulated in ``acc``."""
+    return _forward.build_warp_rows(acc, warp_slots(n))[name]
 
 
 def _parts(n):
@@ -108,14 +122,12 @@ def softmax(x, where, out, log, stream, allocate):
             log,
         )
         return
-    rows = _forward.build_rows(acc, per_lane(acc))
+    rows = _forward.build_rows(acc)
     shared = _shared_row(path, x)
     x, where, out = _rows_device(x), _rows_device(where), _rows_device(out)
     if path == "warp":
-        warps = _config.WARPS_PER_BLOCK
-        _numba.launch(
-            rows["softmax_rows_warp"], _blocks(outer, warps), warps * WARP, stream, x, where, out, log
-        )
+        warps, kernel = _config.WARPS_PER_BLOCK, _warp_kernel("softmax_rows_warp", n, acc)
+        _numba.launch(kernel, _blocks(outer, warps), warps * WARP, stream, x, where, out, log)
     elif path == "split":
         parts = _parts(n)
         partials = allocate((outer, parts, 3), np.dtype(acc.name))
@@ -144,16 +156,14 @@ def logsumexp(x, where, b, lse, sign, stream, allocate):
         args = x.device(), _device(where), _device(b), lse.device(), _device(sign)
         _numba.launch(kernel, _blocks(outer * inner, threads), threads, stream, *args)
         return
-    rows = _forward.build_rows(acc, per_lane(acc))
+    rows = _forward.build_rows(acc)
     shared = _shared_row(path, x)
     x, where, b = _rows_device(x), _rows_device(where), _rows_device(b)
     lse = lse.with_layout(lse.shape[:1], lse.strides[:1]).device()
     sign = None if sign is None else sign.with_layout(sign.shape[:1], sign.strides[:1]).device()
     if path == "warp":
-        warps = _config.WARPS_PER_BLOCK
-        _numba.launch(
-            rows["logsumexp_rows_warp"], _blocks(outer, warps), warps * WARP, stream, x, where, b, lse, sign
-        )
+        warps, kernel = _config.WARPS_PER_BLOCK, _warp_kernel("logsumexp_rows_warp", n, acc)
+        _numba.launch(kernel, _blocks(outer, warps), warps * WARP, stream, x, where, b, lse, sign)
     elif path == "split":
         parts = _parts(n)
         partials = allocate((outer, parts, 3), np.dtype(acc.name))
