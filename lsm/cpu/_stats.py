@@ -308,6 +308,9 @@ def merge_block_stats(block_m, block_a, block_r, m, at_max, rest):
     maximum rises. ``A`` stays an exact count (an exact weight sum) of the maxima. A block with
     nothing included has ``m_k = -inf``, ``A_k = R_k = 0`` and adds nothing (or, in an all
     ``-inf`` column, its count of maxima); inf and NaN in a block's sums propagate, as in one pass.
+    One difference from a single pass remains, with weights near the largest float only: a
+    block's weighted sum, taken against its own maximum, may overflow to inf where its terms
+    against the column's maximum would not.
     """
     m[:] = to_acc(-np.inf, m)
     for k in range(block_m.shape[0]):
