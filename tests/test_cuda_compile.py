@@ -46,8 +46,9 @@ def compile_ptx(kernel, argtypes, cc):
     of the compilation (the only reach into numba-cuda's internals, kept to the tests).
     """
     device = pytypes.SimpleNamespace(compute_capability=cc)
+    bounds = getattr(kernel, "targetoptions", {}).get("launch_bounds")  # as the kernel compiles
     with _compile_lock, mock.patch("numba.cuda.dispatcher.get_current_device", lambda: device):
-        ptx, _ = cuda.compile_ptx(kernel.py_func, argtypes, cc=cc)
+        ptx, _ = cuda.compile_ptx(kernel.py_func, argtypes, cc=cc, launch_bounds=bounds)
     return ptx
 
 
@@ -183,7 +184,7 @@ def warp_kernel_exists(name, dtype):
 def _kernel(name, acc):
     if name in WARP_KERNELS:
         family = name.rstrip("0123456789")
-        return _forward.build_warp_rows(acc, int(name[len(family) :]))[family]
+        return _forward.build_warp_rows(acc, int(name[len(family) :]), _config.WARPS_PER_BLOCK)[family]
     if name in BACKWARD_KERNELS:
         return _backward.build(acc)[name]
     if name in LOSS_KERNELS:

@@ -31,7 +31,7 @@ from numba import types
 from numba.cuda.dispatcher import _Kernel
 
 import lsm
-from lsm.cuda import _backward, _copy, _forward, _losses, _numba
+from lsm.cuda import _backward, _config, _copy, _forward, _losses, _numba
 from lsm.cuda._reduce import WARP
 
 
@@ -123,6 +123,8 @@ class Launches:
                     f"{_kernel_name(kernel)}: {error!r}"
                 ) from error
         assert 0 < blocks and 0 < threads <= 1024
+        bounds = kernel.targetoptions.get("launch_bounds")  # a larger block fails to launch
+        assert bounds is None or threads <= bounds[0], (_kernel_name(kernel), threads, bounds)
         self.names.add(_kernel_name(kernel))
         self.places.add((self.devices[-1], stream))
 
@@ -243,7 +245,7 @@ def _all_kernels():
     acc = numba.float32
     kernels = [*_forward.build_rows(acc).values(), *_forward.build_columns(acc).values()]
     for slots in _forward.WARP_SLOTS:
-        kernels += _forward.build_warp_rows(acc, slots).values()
+        kernels += _forward.build_warp_rows(acc, slots, _config.WARPS_PER_BLOCK).values()
     kernels += [*_backward.build(acc).values(), *_losses.build(acc).values()]
     kernels += [_losses.start_checks, _losses.check_targets, _losses.check_weight, _losses.reduce_loss]
     kernels += [_copy.copy3]

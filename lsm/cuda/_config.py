@@ -2,8 +2,10 @@
 
 The launch code reads them at every call, so tests can shrink them (``monkeypatch.setattr``) to
 reach the multi-block, block-per-row and split-row paths with tiny inputs in the simulator.
-``WARP_ROW_MAX`` also sizes the per-lane register cache of the warp-per-row kernels, which are
-compiled once per value.
+The warp-per-row kernels are compiled per bucket of row elements per lane (1, 2, 4, ... 32, the
+smallest that holds the row: ``_launch.warp_slots``), so ``WARP_ROW_MAX`` (at most 1024) only
+bounds the rows that take them; ``WARPS_PER_BLOCK`` is compiled into them as their launch bounds
+(once per value).
 """
 
 WARP_ROW_MAX = 1024  # rows up to this length: one warp per row, the row held in registers
@@ -20,7 +22,9 @@ WARP_ROW_MAX_FLOAT64 = 512
 # 228 KiB and an A100's 164 KiB, so shared memory never limits occupancy below the threads'.
 SHARED_ROW_MAX = 8192
 SHARED_ROW_MAX_FLOAT64 = 4096
-WARPS_PER_BLOCK = 4  # rows (warps) per block in the warp-per-row kernels
+# rows (warps) per block in the warp-per-row kernels: 4 warps (128 threads) in 8 blocks per SM
+# make the 32 resident warps (50%) their launch bounds ask ptxas to keep registers for
+WARPS_PER_BLOCK = 4
 BLOCK_THREADS = 512  # threads per block in the block-per-row, split-row and copy kernels
 COLUMN_THREADS = 256  # threads per block in the column kernels (one thread per column)
 SPLIT_MIN_LENGTH = 65536  # rows at least this long ...

@@ -34,7 +34,7 @@ taken in a grid-stride loop with 64-bit indices, so any number of them runs on a
 import functools
 
 import numpy as np
-from numba import int64
+from numba import float64, int64
 
 from . import _group, _reduce
 from ._numba import cuda, kernel
@@ -96,6 +96,24 @@ def build_summaries(acc):
 WARP_SLOTS = (1, 2, 4, 8, 16, 32)
 
 
+# Warps per SM that the warp-per-row kernels ask ptxas to make room for (launch bounds): 32 of an
+# SM's 64 caps a thread at 64 registers (50% occupancy), 16 at 128. Left to itself ptxas gives
+# the 8-slot kernels 64-127 registers and the 16-slot ones 119-208; under the caps the machine
+# code still has no stack frame and no spills (tests/test_cuda_compile.py). No cap where one
+# would spill: logsumexp of float64 rows at 8 and 16 slots (the weights double the registers),
+# and the 32-slot kernels (a lane's 32 elements need more than 128 registers).
+_RESIDENT_WARPS = {1: 32, 2: 32, 4: 32, 8: 32, 16: 16}
+
+
+def _launch_bounds(family, acc, slots, warps):
+    """``(threads, blocks)`` launch bounds of warp-per-row kernel ``family`` (``"softmax"`` or
+    ``"logsumexp"``) with ``slots`` per lane in blocks of ``warps`` warps, or None (no cap)."""
+    resident = _RESIDENT_WARPS.get(slots)
+    if resident is None or (family == "logsumexp" and acc == float64 and slots >= 8):
+        return None
+    return WARP * warps, max(1, resident // warps)
+
+
 def _named(func, name):
     """``func`` renamed ``name`` (before compiling: each bucket's kernel is its own PTX entry
     and shows under its own name in ``ptxas -v``, the launches and the tests)."""
@@ -104,15 +122,17 @@ def _named(func, name):
 
 
 @functools.cache
-def build_warp_rows(acc, slots):
-    """The warp-per-row kernels for accumulation type ``acc`` and rows of up to ``32 * slots``
-    elements, named ``softmax_rows_warp<slots>`` and ``logsumexp_rows_warp<slots>``.
+def build_warp_rows(acc, slots, warps):
+    """The warp-per-row kernels for accumulation type ``acc``, rows of up to ``32 * slots``
+    elements and blocks of ``warps`` warps (rows), named ``softmax_rows_warp<slots>`` and
+    ``logsumexp_rows_warp<slots>``.
 
     ``slots`` is closed over, so numba-cuda compiles it as a constant: the per-lane arrays of
     ``slots`` elements and the loops over them are unrolled into registers, and a kernel for
     short rows holds (and reads, exponentiates, writes) no more than its rows need. Padding
     beyond ``n`` would only add exact zeros (``e^{-inf - m}``, or a weight of 0) to the sums, so
-    every bucket that holds a row gives the same results bit for bit.
+    every bucket that holds a row gives the same results bit for bit. The block size is
+    compiled in as the kernels' launch bounds (``_launch_bounds``), which cap their registers.
     """
     g, r = _group.build(acc), _reduce.build(acc)
     included, weight, add_term = g["included"], g["weight"], g["add_term"]
@@ -190,8 +210,10 @@ def build_warp_rows(acc, slots):
                 store_logsumexp(lse, sign, row, m, at_max, rest)
 
     return {
-        "softmax_rows_warp": kernel(_named(softmax_rows_warp, f"softmax_rows_warp{slots}")),
-        "logsumexp_rows_warp": kernel(_named(logsumexp_rows_warp, f"logsumexp_rows_warp{slots}")),
+        f"{family}_rows_warp": kernel(
+            _named(func, f"{family}_rows_warp{slots}"), _launch_bounds(family, acc, slots, warps)
+        )
+        for family, func in (("softmax", softmax_rows_warp), ("logsumexp", logsumexp_rows_warp))
     }
 
 

@@ -85,7 +85,7 @@ def warp_slots(n):
 
 def _warp_kernel(name, n, acc):
     """The warp-per-row kernel ``name`` for rows of ``n`` elements accumulated in ``acc``."""
-    return _forward.build_warp_rows(acc, warp_slots(n))[name]
+    return _forward.build_warp_rows(acc, warp_slots(n), _config.WARPS_PER_BLOCK)[name]
 
 
 def _parts(n):

@@ -121,11 +121,18 @@ class AbsentOperand:
 LAUNCH_EXTENSIONS = (AbsentOperand(),)
 
 
-def kernel(func):
-    """``cuda.jit`` for a kernel that lsm launches (with :data:`LAUNCH_EXTENSIONS`)."""
+def kernel(func, launch_bounds=None):
+    """``cuda.jit`` for a kernel that lsm launches (with :data:`LAUNCH_EXTENSIONS`).
+
+    ``launch_bounds``, ``(threads, blocks)``: the kernel is launched with at most ``threads``
+    threads per block, and ptxas keeps its registers low enough for ``blocks`` such blocks per
+    SM (a launch with more threads fails). The simulator has no registers and ignores them.
+    """
     if SIMULATOR:
         return cuda.jit(func)
-    return cuda.jit(extensions=list(LAUNCH_EXTENSIONS))(func)
+    if launch_bounds is None:
+        return cuda.jit(extensions=list(LAUNCH_EXTENSIONS))(func)
+    return cuda.jit(extensions=list(LAUNCH_EXTENSIONS), launch_bounds=launch_bounds)(func)
 
 
 def launch(kernel_, blocks, threads, stream_, *args, shared=0):
