@@ -32,6 +32,7 @@ taken in a grid-stride loop with 64-bit indices, so any number of them runs on a
 """
 
 import functools
+import math
 
 import numpy as np
 from numba import float64, int64
@@ -136,15 +137,17 @@ def build_warp_rows(acc, slots, warps):
     """
     g, r = _group.build(acc), _reduce.build(acc)
     included, weight, add_term = g["included"], g["weight"], g["add_term"]
-    compensated_total, normaliser = g["compensated_total"], g["normaliser"]
-    softmax_value, store_logsumexp = g["softmax_value"], g["store_logsumexp"]
+    compensated_add, compensated_total = g["compensated_add"], g["compensated_total"]
+    normaliser, softmax_value, store_logsumexp = g["normaliser"], g["softmax_value"], g["store_logsumexp"]
     warp_max, warp_sum = r["warp_max"], r["warp_sum"]
     lowest, zero, one = acc(-np.inf), acc(0), acc(1)
 
     def softmax_rows_warp(x, where, out, log):
         """(log_)softmax of each row of ``x`` (``n <= 32 * slots``), one warp per row: lane ``l``
         loads elements ``l, l + 32, ...`` (coalesced) once into registers, the row's maximum and
-        sums are warp reductions, and each element is written once."""
+        sums are warp reductions, and each element is written once. For softmax the sum pass
+        leaves ``e^{x - m}`` in the register for the output: one exponential per element, the
+        same one ``add_term`` and ``softmax_value`` would each compute (bit for bit)."""
         cache = cuda.local.array(slots, acc)
         rows, n = x.shape
         warps = cuda.blockDim.x // WARP
@@ -165,7 +168,16 @@ def build_warp_rows(acc, slots, warps):
             m = warp_max(m)
             at_max, total, compensation = zero, zero, zero
             for k in range(slots):
-                at_max, total, compensation = add_term(cache[k], one, m, at_max, total, compensation)
+                # add_term's step, its e^{x - m} kept for softmax: one exponential per element
+                value = cache[k]
+                if value == m:
+                    at_max += one
+                    term = one  # e^0
+                else:
+                    term = math.exp(value - m)
+                    total, compensation = compensated_add(total, compensation, term)
+                if not log:
+                    cache[k] = term
             at_max = warp_sum(at_max)
             rest = warp_sum(compensated_total(total, compensation))
             shift, log_norm, inv_norm = normaliser(m, at_max, rest)
@@ -173,10 +185,14 @@ def build_warp_rows(acc, slots, warps):
             for k in range(slots):
                 j = lane + WARP * k
                 if active and j < n:
-                    if included(where, None, (row, j)):
+                    if not included(where, None, (row, j)):
+                        out[row, j] = masked
+                    elif log:
                         out[row, j] = softmax_value(cache[k], shift, log_norm, inv_norm, log)
                     else:
-                        out[row, j] = masked
+                        # e^{x - m} / (A + R): the shift is m unless the group is NaN, where
+                        # inv_norm is NaN and so is the product
+                        out[row, j] = cache[k] * inv_norm
 
     def logsumexp_rows_warp(x, where, b, lse, sign):
         """logsumexp of each row of ``x`` (``n <= 32 * slots``), one warp per row, the row and
