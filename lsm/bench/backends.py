@@ -12,6 +12,7 @@ installed, until the first copy of a CPU input: its ``copy_`` is one of the copi
 
 import importlib
 import importlib.util
+import warnings
 from typing import NamedTuple
 
 import numba
@@ -137,8 +138,12 @@ class CpuBackend(Backend):
             import torch
 
             torch.set_num_threads(numba.get_num_threads())
-            # torch has no uint32 or uint64 arithmetic, but copies them as bytes all the same
-            src_t, dst_t = torch.from_numpy(src.view(np.uint8)), torch.from_numpy(dst.view(np.uint8))
+            # torch has no uint32 or uint64 arithmetic, but copies them as bytes all the same; the
+            # source may be read-only (torch warns about that, and only reads it here)
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "The given NumPy array is not writable", UserWarning)
+                src_t = torch.from_numpy(src.view(np.uint8))
+            dst_t = torch.from_numpy(dst.view(np.uint8))
             calls["torch"] = lambda: dst_t.copy_(src_t)
         return calls
 
