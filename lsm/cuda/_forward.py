@@ -254,6 +254,19 @@ def build_rows(acc):
             else:
                 out[row, j] = masked
 
+    @cuda.jit(device=True)
+    def cache_row(x, where, b, row, cache, scratch):
+        """Read row ``row`` of ``x`` into the shared ``cache``, an element outside ``where`` or of
+        weight 0 as ``-inf``; the row's maximum (a block reduction: every thread gets it)."""
+        m = lowest
+        for j in range(cuda.threadIdx.x, x.shape[1], cuda.blockDim.x):
+            value = lowest
+            if included(where, b, (row, j)):
+                value = acc(x[row, j])
+            cache[j] = value
+            m = value if value > m else m
+        return block_max(m, scratch)
+
     @kernel
     def softmax_rows_block(x, where, out, log):
         scratch = cuda.shared.array(MAX_WARPS, acc)
@@ -290,14 +303,7 @@ def build_rows(acc):
         rows, n = x.shape
         masked = lowest if log else zero
         for row in range(int64(cuda.blockIdx.x), rows, cuda.gridDim.x):
-            m = lowest
-            for j in range(cuda.threadIdx.x, n, cuda.blockDim.x):
-                value = lowest
-                if included(where, None, (row, j)):
-                    value = acc(x[row, j])
-                cache[j] = value
-                m = value if value > m else m
-            m = block_max(m, scratch)
+            m = cache_row(x, where, None, row, cache, scratch)
             at_max, total, compensation = zero, zero, zero
             for j in range(cuda.threadIdx.x, n, cuda.blockDim.x):
                 at_max, total, compensation = add_term(acc(cache[j]), one, m, at_max, total, compensation)
@@ -325,14 +331,7 @@ def build_rows(acc):
         cache = cuda.shared.array(0, x.dtype)
         rows, n = x.shape
         for row in range(int64(cuda.blockIdx.x), rows, cuda.gridDim.x):
-            m = lowest
-            for j in range(cuda.threadIdx.x, n, cuda.blockDim.x):
-                value = lowest
-                if included(where, b, (row, j)):
-                    value = acc(x[row, j])
-                cache[j] = value
-                m = value if value > m else m
-            m = block_max(m, scratch)
+            m = cache_row(x, where, b, row, cache, scratch)
             at_max, total, compensation = zero, zero, zero
             for j in range(cuda.threadIdx.x, n, cuda.blockDim.x):
                 # without weights an excluded -inf adds nothing (see softmax_rows_shared) and the
