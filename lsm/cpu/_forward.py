@@ -49,7 +49,7 @@ from ._scalar import acc_empty, load, store, to_acc
 from ._staging import worker_share
 from ._stats import COLUMN_BLOCK, block_stats, merge_block_stats, row_max, row_sums, short_row_stats
 
-COLUMN_TILE = 64  # columns per task in the column kernels of the gradients and losses
+COLUMN_TILE = 64  # columns per task in the column kernels of the losses
 # The column path (see the module docstring): cache blocks of BLOCK_ROWS rows (a multiple of
 # COLUMN_BLOCK; each block's statistics are kept, 3 numbers per column, so long blocks keep that
 # scratch under 1% of the input), tiles at most BLOCK_BYTES per block (read twice, from memory
