@@ -195,6 +195,48 @@ def _edge_rows(dtype):
     return x, where, b
 
 
+def _forward_calls(cuda, x, where, b, in_place):
+    """The forward calls two row kernels are compared on, by name: log_softmax, softmax and
+    logsumexp with and without a mask, logsumexp with weights and the sign, and ``in_place``
+    (``lsm.softmax`` or ``lsm.log_softmax``) masked, in place."""
+
+    def in_place_call():
+        dx = device(cuda, x)
+        in_place(dx, where=device(cuda, where), out=dx)
+        return dx
+
+    return {
+        "log_softmax": lambda: lsm.log_softmax(device(cuda, x)),
+        "softmax": lambda: lsm.softmax(device(cuda, x)),
+        "softmax, where": lambda: lsm.softmax(device(cuda, x), where=device(cuda, where)),
+        "log_softmax, where": lambda: lsm.log_softmax(device(cuda, x), where=device(cuda, where)),
+        "logsumexp": lambda: lsm.logsumexp(device(cuda, x), axis=-1),
+        "logsumexp, where": lambda: lsm.logsumexp(device(cuda, x), axis=-1, where=device(cuda, where)),
+        "logsumexp, b": lambda: lsm.logsumexp(
+            device(cuda, x), axis=-1, b=device(cuda, np.where(where, b, 0))
+        ),
+        "logsumexp, where, b, sign": lambda: lsm.logsumexp(
+            device(cuda, x), axis=-1, where=device(cuda, where), b=device(cuda, b), return_sign=True
+        ),
+        f"{in_place.__name__}, where, in place": in_place_call,
+    }
+
+
+def _outputs(calls):
+    """Every call's results as host arrays, by name (a tuple result part by part)."""
+    outputs = {}
+    for call, run in calls.items():
+        got = run()
+        outputs[call] = [host(part) for part in (got if isinstance(got, tuple) else (got,))]
+    return outputs
+
+
+def _assert_bitwise_equal(expected, got):
+    for call, parts in expected.items():
+        for expected_part, got_part in zip(parts, got[call], strict=True):
+            np.testing.assert_array_equal(got_part, expected_part, err_msg=call)
+
+
 @pytest.mark.parametrize("dtype", [F16, F32, F64], ids=str)
 def test_shared_rows_match_block_rows(cuda, monkeypatch, dtype):
     """The shared-memory row kernels give the block-per-row kernels' results bit for bit (the
@@ -203,40 +245,17 @@ def test_shared_rows_match_block_rows(cuda, monkeypatch, dtype):
     from lsm.cuda import _config, _launch
 
     x, where, b = _edge_rows(dtype)
-    calls = {
-        "log_softmax": lambda: lsm.log_softmax(device(cuda, x)),
-        "softmax, where": lambda: lsm.softmax(device(cuda, x), where=device(cuda, where)),
-        "log_softmax, where": lambda: lsm.log_softmax(device(cuda, x), where=device(cuda, where)),
-        "logsumexp, where": lambda: lsm.logsumexp(device(cuda, x), axis=-1, where=device(cuda, where)),
-        "logsumexp, b": lambda: lsm.logsumexp(
-            device(cuda, x), axis=-1, b=device(cuda, np.where(where, b, 0))
-        ),
-        "logsumexp, where, b, sign": lambda: lsm.logsumexp(
-            device(cuda, x), axis=-1, where=device(cuda, where), b=device(cuda, b), return_sign=True
-        ),
-    }
-
-    def in_place():
-        dx = device(cuda, x)
-        lsm.softmax(dx, where=device(cuda, where), out=dx)
-        return dx
-
-    calls["softmax, where, in place"] = in_place
-    results = {}
+    calls = _forward_calls(cuda, x, where, b, lsm.softmax)
+    runs = []
     for limit in (0, 64):  # block per row, then the row in shared memory
         for name in ("SHARED_ROW_MAX", "SHARED_ROW_MAX_FLOAT64"):
             monkeypatch.setattr(_config, name, limit)
         acc = numba.float64 if dtype == F64 else numba.float32
         assert _launch.choose(9, 48, 1, acc) == ("shared" if limit else "block")
-        for call, run in calls.items():
-            got = run()
-            results.setdefault(call, []).append(
-                [host(part) for part in (got if isinstance(got, tuple) else (got,))]
-            )
-    for call, (block, shared) in results.items():
-        for block_part, shared_part in zip(block, shared, strict=True):
-            np.testing.assert_array_equal(shared_part, block_part, err_msg=call)
-    assert_close(results["log_softmax"][1][0], ref_log_softmax(x), dtype)
+        runs.append(_outputs(calls))
+    block, shared = runs
+    _assert_bitwise_equal(block, shared)
+    assert_close(shared["log_softmax"][0], ref_log_softmax(x), dtype)
 
 
 @pytest.mark.parametrize("dtype", [F16, F32, F64], ids=str)
@@ -252,39 +271,14 @@ def test_warp_row_buckets_match_the_largest(cuda, monkeypatch, dtype):
     x, where, b = _edge_rows(dtype)
     acc = numba.float64 if dtype == F64 else numba.float32
     assert _launch.choose(9, 48, 1, acc) == "warp" and _launch.warp_slots(48) == 2
-    calls = {
-        "log_softmax": lambda: lsm.log_softmax(device(cuda, x)),
-        "softmax": lambda: lsm.softmax(device(cuda, x)),
-        "softmax, where": lambda: lsm.softmax(device(cuda, x), where=device(cuda, where)),
-        "log_softmax, where": lambda: lsm.log_softmax(device(cuda, x), where=device(cuda, where)),
-        "logsumexp": lambda: lsm.logsumexp(device(cuda, x), axis=-1),
-        "logsumexp, where": lambda: lsm.logsumexp(device(cuda, x), axis=-1, where=device(cuda, where)),
-        "logsumexp, b": lambda: lsm.logsumexp(
-            device(cuda, x), axis=-1, b=device(cuda, np.where(where, b, 0))
-        ),
-        "logsumexp, where, b, sign": lambda: lsm.logsumexp(
-            device(cuda, x), axis=-1, where=device(cuda, where), b=device(cuda, b), return_sign=True
-        ),
-    }
-
-    def in_place():
-        dx = device(cuda, x)
-        lsm.log_softmax(dx, where=device(cuda, where), out=dx)
-        return dx
-
-    calls["log_softmax, where, in place"] = in_place
-    results = {}
+    calls = _forward_calls(cuda, x, where, b, lsm.log_softmax)
+    runs = []
     for slots in (2, _launch.per_lane(acc)):
         monkeypatch.setattr(_launch, "warp_slots", lambda n, slots=slots: slots)
-        for call, run in calls.items():
-            got = run()
-            results.setdefault(call, []).append(
-                [host(part) for part in (got if isinstance(got, tuple) else (got,))]
-            )
-    for call, (bucket, largest) in results.items():
-        for bucket_part, largest_part in zip(bucket, largest, strict=True):
-            np.testing.assert_array_equal(bucket_part, largest_part, err_msg=call)
-    assert_close(results["log_softmax"][0][0], ref_log_softmax(x), dtype)
+        runs.append(_outputs(calls))
+    bucket, largest = runs
+    _assert_bitwise_equal(largest, bucket)
+    assert_close(bucket["log_softmax"][0], ref_log_softmax(x), dtype)
 
 
 @pytest.mark.parametrize("dtype", [F16, F32, F64], ids=str)
