@@ -1,11 +1,21 @@
-"""Numba's cache of the CPU kernels: kept in step with all their sources, and a private temporary
-folder when Numba has no writable cache folder (a read-only install without a writable home)."""
+"""Numba's cache of the CPU kernels: kept in step with all their sources, safe when processes
+compile at once, and a private temporary folder when Numba has no writable cache folder (a
+read-only install without a writable home)."""
 
+import importlib
 import os
+import pkgutil
 import stat
+import subprocess
+import sys
 import tempfile
+import textwrap
 
-from lsm.cpu._cache import private_temporary_folder, refresh
+from numba.core import caching
+from numba.core.registry import CPUDispatcher
+
+import lsm.cpu
+from lsm.cpu._cache import KeyNamedCacheFile, private_temporary_folder, refresh
 
 
 def _cache_files(cache):
@@ -65,3 +75,64 @@ def test_the_temporary_cache_folder_is_private_and_never_another_users(tmp_path,
     folder.rmdir()
     folder.symlink_to(other)  # a link is not a folder this user made
     assert private_temporary_folder() not in (folder, other)
+
+
+def test_two_processes_saving_at_once_never_name_each_others_code(tmp_path):
+    """Both processes read the index before either writes it; the last index write is the second
+    one's, the last data write the first one's. Numba's own numbering gives both signatures
+    ``.1.nbc``, and the index would then name the first signature's code for the second."""
+    processes = [KeyNamedCacheFile(str(tmp_path), "f-1.py311", "stamp") for _ in range(2)]
+    data_writes = []
+    for process in processes:
+        process._load_index = dict  # the index each one read: still empty
+        process._save_data = lambda name, data: data_writes.append((name, data))
+    processes[0].save(("float32",), "code for float32")
+    processes[1].save(("int16",), "code for int16")
+
+    for name, data in reversed(data_writes):  # the first process's data lands last
+        caching.IndexDataCacheFile._save_data(processes[0], name, data)
+    reader = KeyNamedCacheFile(str(tmp_path), "f-1.py311", "stamp")
+    assert reader.load(("int16",)) == "code for int16"
+    assert reader.load(("float32",)) is None  # its index entry was lost: compiled again, no harm
+    assert len({name for name, _ in data_writes}) == 2
+
+
+def test_a_cached_function_is_saved_and_loaded_under_its_signatures_digests(tmp_path):
+    (tmp_path / "user_module.py").write_text(
+        textwrap.dedent(
+            """
+            from lsm.cpu._cache import njit
+
+            @njit(cache=True)
+            def add_one(x):
+                return x + 1
+
+            print(add_one(1), add_one(1.5), add_one.stats.cache_hits.total())
+            """
+        )
+    )
+
+    def run():
+        command = [sys.executable, "-c", "import user_module"]
+        return subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+
+    assert run().split() == ["2", "2.5", "0"]  # compiled, and saved
+    data_files = sorted(path.name for path in (tmp_path / "__pycache__").glob("*.nbc"))
+    assert len(data_files) == 2 and not any(name.endswith((".1.nbc", ".2.nbc")) for name in data_files)
+    assert run().split() == ["2", "2.5", "2"]  # both loaded from the cache
+
+
+def _lsm_dispatchers():
+    names = [info.name for info in pkgutil.iter_modules(lsm.cpu.__path__, "lsm.cpu.")]
+    modules = [importlib.import_module(name) for name in [*names, "lsm.bench.backends"]]
+    return [
+        value for module in modules for value in vars(module).values() if isinstance(value, CPUDispatcher)
+    ]
+
+
+def test_every_cached_kernel_of_lsm_uses_the_key_named_files():
+    cached = [d for d in _lsm_dispatchers() if not isinstance(d._cache, caching.NullCache)]
+    assert len(cached) > 100
+    assert [
+        d.py_func.__qualname__ for d in cached if type(d._cache._cache_file) is not KeyNamedCacheFile
+    ] == []

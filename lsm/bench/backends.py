@@ -17,9 +17,10 @@ from typing import NamedTuple
 
 import numba
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
 from .._info import first_line
+from ..cpu._cache import njit
 
 
 class Implementation(NamedTuple):

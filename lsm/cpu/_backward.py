@@ -23,8 +23,9 @@ hence vectorised) block sums added with Neumaier compensation.
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
+from ._cache import njit
 from ._exp import fast_exp
 from ._forward import _block_task, _column_plan, _merge_chunks, _merge_task, _split, _wide_tile
 from ._optional import included

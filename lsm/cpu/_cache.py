@@ -15,6 +15,15 @@ the kernels in ``_forward.py`` inline helpers from the other modules of this pac
 a helper alone would leave the cached kernels running the old helper code. :func:`refresh`
 compares a fingerprint of every source file here with the one stored in the cache folder and,
 on a mismatch, deletes this package's cache files there, so Numba compiles afresh.
+
+**Safe between processes.** Numba names the data file of each compiled signature by a counter
+(``<function>.1.nbc``, ``.2.nbc``, ...) taken from the index it has just read. Two processes
+compiling a function for two different signatures at once (``pytest -n 2``, the workers of a
+Dask cluster on a fresh install) can both take ``.1``; one's index entry then names the other's
+machine code, which a third process loads for the wrong signature (a typing error at best).
+:func:`njit` is ``numba.njit`` with the data files named by a digest of their signature instead
+(:class:`KeyNamedCacheFile`): two signatures never share a file, and a racing index write can
+only lose an entry (one more compile), never point it at another signature's code.
 """
 
 import hashlib
@@ -24,6 +33,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
+import numba
 from numba.core import caching
 
 _PACKAGE = Path(__file__).parent
@@ -60,6 +70,41 @@ def refresh(package=_PACKAGE, cache=None):
         stamp.write_text(fingerprint)
     except OSError:  # nothing to clear where nothing can be written
         pass
+
+
+class KeyNamedCacheFile(caching.IndexDataCacheFile):
+    """Numba's index-and-data cache files, each data file named by a digest of its index key."""
+
+    def data_name(self, key):
+        """``<function>.<digest>.nbc``: the same name for the same key in every process."""
+        digest = hashlib.sha256(repr(key).encode()).hexdigest()[:20]
+        return f"{self._index_name.removesuffix('.nbi')}.{digest}.nbc"
+
+    def save(self, key, data):
+        name = self.data_name(key)
+        self._save_data(name, data)  # first: an index entry never names a file not yet written
+        overloads = self._load_index()
+        if overloads.get(key) != name:
+            overloads[key] = name
+            self._save_index(overloads)
+
+
+def njit(**options):
+    """``numba.njit(**options)`` whose cache, with ``cache=True``, uses :class:`KeyNamedCacheFile`.
+
+    The only way this package's kernels are compiled with ``cache=True``:
+    ``tests/test_cache.py`` checks every cached dispatcher of lsm.
+    """
+    decorate = numba.njit(**options)
+
+    def decorate_race_free(function):
+        dispatcher = decorate(function)
+        cache = getattr(dispatcher._cache, "_cache_file", None)  # None without cache=True
+        if cache is not None:
+            cache.__class__ = KeyNamedCacheFile  # same state, a different save
+        return dispatcher
+
+    return decorate_race_free
 
 
 class _TemporaryLocator(caching._SourceFileBackedLocatorMixin, caching._CacheLocator):

@@ -29,10 +29,11 @@ is a normal number; subnormal results are within one smallest subnormal. ``exp(-
 """
 
 import numpy as np
-from numba import njit, types
+from numba import types
 from numba.core.errors import TypingError
 from numba.extending import overload
 
+from ._cache import njit
 from ._scalar import f32_from_bits, f64_from_bits
 
 # float32: ln 2 split so that k * _LN2_HI_32 is exact for |k| < 2^9

@@ -39,9 +39,10 @@ formats (see ``_scalar``).
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 from numba.extending import register_jitable
 
+from ._cache import njit
 from ._exp import fast_exp
 from ._log import fast_log
 from ._optional import included, put

@@ -27,10 +27,11 @@ divides inside such a loop.
 """
 
 import numpy as np
-from numba import njit, types
+from numba import types
 from numba.core.errors import TypingError
 from numba.extending import overload
 
+from ._cache import njit
 from ._scalar import f32_from_bits, f32_to_bits, f64_from_bits, f64_to_bits
 
 _SQRT_HALF_BITS_32 = np.uint32(0x3F3504F3)  # float32 bits of sqrt(1/2)

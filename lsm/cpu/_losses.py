@@ -28,9 +28,10 @@ validated the targets: every other index lies in ``[0, C)``.
 """
 
 import numpy as np
-from numba import njit, prange, types
+from numba import prange, types
 from numba.extending import overload
 
+from ._cache import njit
 from ._exp import fast_exp
 from ._forward import _normaliser, _tile_bounds, _tile_count
 from ._optional import weight

@@ -16,9 +16,9 @@ loop makes are mostly small, where waking the pool costs more than it saves.
 """
 
 import numpy as np
-from numba import njit
 
 from . import _backward, _forward
+from ._cache import njit
 from ._config import EXPS_BUFFER_BYTES
 
 

@@ -15,9 +15,11 @@ import llvmlite.binding
 import numba
 import numpy as np
 from llvmlite import ir
-from numba import njit, types
+from numba import types
 from numba.core.errors import TypingError
 from numba.extending import intrinsic, overload
+
+from ._cache import njit
 
 _F32_TO_F16_SUBNORMAL_SCALE = np.float32(2.0**24)  # half subnormals are multiples of 2^-24
 _F16_SUBNORMAL_UNIT = np.float32(2.0**-24)

@@ -12,8 +12,10 @@ The row drivers take ``buffers``: None (no aliasing: write directly) or one buff
 worker, each worker taking a contiguous share of the rows.
 """
 
-from numba import njit, types
+from numba import types
 from numba.extending import overload
+
+from ._cache import njit
 
 
 def stage_copy(buffer, out):

@@ -34,9 +34,10 @@ rescaled once, by ``exp(m_k - m)``, never once per rise of a running maximum.
 """
 
 import numpy as np
-from numba import njit, types
+from numba import types
 from numba.extending import overload
 
+from ._cache import njit
 from ._exp import fast_exp
 from ._optional import included, put, weight, weight_if
 from ._scalar import acc_empty, f32_from_bits, f32_to_bits, f64_from_bits, f64_to_bits, load, to_acc

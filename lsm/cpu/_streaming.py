@@ -9,8 +9,8 @@ merge gives the bits the Dask merge gives.
 """
 
 import numpy as np
-from numba import njit
 
+from ._cache import njit
 from ._exp import fast_exp
 from ._forward import _log_count_plus_rest, _logsumexp_group, _usual_group
 from ._stats import from_order_key, order_key
