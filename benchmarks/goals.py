@@ -1,8 +1,8 @@
-"""The speed goals lsm's kernels were tuned against (issue 3), as cases and a goal-by-goal table.
+"""The speed goals lsm's CPU kernels are tuned against, as cases and a goal-by-goal table.
 
 Run from the repository root::
 
-    python -m benchmarks.goals [--quick] [--large] [--no-startup] [--out DIR]
+    python -m benchmarks.goals [--set {first,copy-limit}] [--quick] [--large] [--no-startup] [--out DIR]
 
 It times the cases of every goal with ``lsm bench``'s engine (each beside every installed peer
 and a same-run copy of its input), measures startup with ``scripts/measure_startup.py``, writes
@@ -10,7 +10,7 @@ and a same-run copy of its input), measures startup with ``scripts/measure_start
 ``./lsm-goals``) and prints one row per goal and case: lsm's figure, the peer's, their ratio,
 the target and whether it is met, then every case with all its peers.
 
-The goals, float32 and inputs of 32 MB unless said:
+Two sets of goals. ``first`` (the default; issue 3), float32 and inputs of 32 MB unless said:
 
 1. with ``out=``, log_softmax and softmax >= 1.2x torch's ``out=`` kernels on 262144x32,
    8192x1024, 1024x32768, 32x1048576 (last axis), 8192x1024 (axis 0) and 64x1024x256 (axis 1);
@@ -23,6 +23,18 @@ The goals, float32 and inputs of 32 MB unless said:
 7. throughput within +-25% of its median from 4 MB to 1 GB inputs (1e3 to 1e8 elements and
    1 GiB reported; 1e8 and 1 GiB with ``--large``);
 8. import and first call in a fresh process, kernel cache warm: <= 1 s.
+
+``copy-limit`` (issue 14), float32 unless said, lsm's ``out=`` calls:
+
+R. log_softmax and softmax over the rows of 262144x32, 8192x1024, 1024x32768 and 32x1048576:
+   >= 1.2x torch's ``out=`` kernels and >= 0.8 of the fastest same-run copy;
+C. over a strided axis (8192x1024 axis 0, 64x1024x256 and 64x1000x49 axis 1): >= 0.5 of the
+   copy and >= 2x torch's ``out=`` kernels;
+F. float64 on every input above: >= 1.1x torch; H. float16: >= 1.0x torch;
+B. log_softmax_backward and softmax_backward on every input above: >= 0.6 of the copy;
+X. cross_entropy with its gradient, (4096, 32000) with the classes last and first: >= 5x torch's
+   forward and backward;
+L. logsumexp on every input above: >= 1.2x jitted jax.
 """
 
 import argparse
@@ -81,6 +93,9 @@ class Goal:
         lsm over the peer must reach at least ``target``; at most, where :attr:`at_most`.
     with_peers : bool
         Whether the goal's inputs are timed beside every installed peer, or lsm alone.
+    alone : bool
+        Time lsm and the goal's own peer only (when that is an implementation): the large
+        inputs of the ``copy-limit`` goals would spend minutes in NumPy's naive versions.
     """
 
     number: str
@@ -93,6 +108,7 @@ class Goal:
     target: float = 1.0
     at_most: bool = False
     with_peers: bool = True
+    alone: bool = False
 
     def lsm_impl(self, op):
         return next(impl for impl in self.impls if impl in OPS[op].impls)
@@ -160,16 +176,98 @@ GOALS = (
 )
 
 
-def goal_cases(backend, large=False):
-    """Every case some goal needs, ordered input by input; ``large`` adds 1e8 elements and more."""
+COPY_LIMIT_ROWS = (((262144, 32), -1), ((8192, 1024), -1), ((1024, 32768), -1), ((32, 1048576), -1))
+COPY_LIMIT_COLUMNS = (((8192, 1024), 0), ((64, 1024, 256), 1), ((64, 1000, 49), 1))
+COPY_LIMIT_INPUTS = COPY_LIMIT_ROWS + COPY_LIMIT_COLUMNS
+BACKWARD = ("log_softmax_backward", "softmax_backward")
+# (4096, 32000): 4096 rows of a 32000-word vocabulary, its classes last, then first
+CROSS_ENTROPY_INPUTS = (((4096, 32000), -1), ((32000, 4096), 0))
+
+COPY_LIMIT_GOALS = (
+    Goal("R1", "rows: >= 1.2x torch out=", FORWARD, "float32", COPY_LIMIT_ROWS, target=1.2, alone=True),
+    Goal(
+        "R2",
+        "rows: >= 0.8 of the copy",
+        FORWARD,
+        "float32",
+        COPY_LIMIT_ROWS,
+        peer="copy",
+        target=0.8,
+        alone=True,
+    ),
+    Goal(
+        "C1",
+        "columns: >= 0.5 of the copy",
+        FORWARD,
+        "float32",
+        COPY_LIMIT_COLUMNS,
+        peer="copy",
+        target=0.5,
+        alone=True,
+    ),
+    Goal("C2", "columns: >= 2x torch out=", FORWARD, "float32", COPY_LIMIT_COLUMNS, target=2.0, alone=True),
+    Goal("F", "float64: >= 1.1x torch out=", FORWARD, "float64", COPY_LIMIT_INPUTS, target=1.1, alone=True),
+    Goal("H", "float16: >= 1.0x torch out=", FORWARD, "float16", COPY_LIMIT_INPUTS, alone=True),
+    Goal(
+        "B",
+        "backward: >= 0.6 of the copy",
+        BACKWARD,
+        "float32",
+        COPY_LIMIT_INPUTS,
+        peer="copy",
+        target=0.6,
+        alone=True,
+    ),
+    Goal(
+        "X",
+        "cross_entropy + gradient: >= 5x torch",
+        ("cross_entropy",),
+        "float32",
+        CROSS_ENTROPY_INPUTS,
+        peer="torch",
+        target=5.0,
+        alone=True,
+    ),
+    Goal(
+        "L",
+        "logsumexp: >= 1.2x jax.jit",
+        ("logsumexp",),
+        "float32",
+        COPY_LIMIT_INPUTS,
+        peer="jax",
+        target=1.2,
+        alone=True,
+    ),
+)
+GOAL_SETS = {"first": GOALS, "copy-limit": COPY_LIMIT_GOALS}
+
+
+def _timed_impls(goal):
+    """The implementations a goal times: None for every installed one."""
+    lsm_impls = {goal.lsm_impl(op) for op in goal.ops}
+    if not goal.with_peers:
+        return lsm_impls
+    if goal.alone:
+        return lsm_impls | {goal.peer}  # a peer "copy" adds nothing: every case has its copy
+    return None
+
+
+def goal_cases(backend, large=False, goals=GOALS):
+    """Every case some goal of ``goals`` needs, ordered input by input; ``large`` adds goal 7's
+    1e8 elements and more."""
     wanted = set()
-    for goal in GOALS:
-        impls = None if goal.with_peers else {goal.lsm_impl(op) for op in goal.ops}
+    for goal in goals:
+        impls = _timed_impls(goal)
         wanted.update(
             case.id for case in make_cases(backend, goal.ops, [goal.dtype], impls=impls, inputs=goal.inputs)
         )
-    inputs = [pair for goal in GOALS for pair in goal.inputs if large or np.prod(pair[0]) < LARGE_ELEMENTS]
-    return [case for case in make_cases(backend, inputs=inputs) if case.id in wanted]
+    inputs = [
+        pair
+        for goal in goals
+        for pair in goal.inputs
+        if large or goal.peer != "median" or np.prod(pair[0]) < LARGE_ELEMENTS
+    ]
+    return [case for case in make_cases(backend, inputs=list(dict.fromkeys(inputs))) if case.id in wanted]
 
 
 def _speed(info):
@@ -239,15 +337,15 @@ def _startup_rows(goal, startup):
         )
 
 
-def goal_table(doc, startup=()):
-    """The goal-by-goal markdown table of ``doc`` (and of :mod:`measure_startup`'s figures,
-    ``startup``), then one line per goal: cases met of those measured."""
+def goal_table(doc, startup=(), goals=GOALS):
+    """The goal-by-goal markdown table of ``doc`` for ``goals`` (and of :mod:`measure_startup`'s
+    figures, ``startup``), then one line per goal: cases met of those measured."""
     found = {
         (info["op"], info["dtype"], tuple(info["shape"]), info["axis"], info["impl"]): info
         for info in timed_cases(doc).values()
     }
     rows, summary = [], []
-    for goal in GOALS:
+    for goal in goals:
         if goal.peer == "median":
             judged = list(_spread_rows(goal, found))
         elif goal.peer == "startup":
@@ -291,6 +389,9 @@ def measure_startup():
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m benchmarks.goals", description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--set", choices=GOAL_SETS, default="first", help="which goals (default: first, issue 3's)"
+    )
     parser.add_argument("--quick", action="store_true", help="3 rounds and about 0.02 s per case")
     parser.add_argument("--large", action="store_true", help="add goal 7's 1e8-element and 1 GiB inputs")
     parser.add_argument("--no-startup", action="store_true", help="skip goal 8 (fresh processes)")
@@ -298,13 +399,14 @@ def main(argv=None):
         "--out", default="lsm-goals", metavar="DIR", help="output folder (default: ./lsm-goals)"
     )
     args = parser.parse_args(argv)
-    backend = BACKENDS["cpu"]
-    cases = goal_cases(backend, args.large)
+    backend, goals = BACKENDS["cpu"], GOAL_SETS[args.set]
+    cases = goal_cases(backend, args.large, goals)
     print(f"goals: {len(cases)} cases", file=sys.stderr)
     entries, skipped, failed = run_cases(backend, cases, QUICK_TIMING if args.quick else DEFAULT_TIMING)
     doc = document(entries, backend)
-    startup = [] if args.no_startup else measure_startup()
-    text = f"Measured on {describe_run(doc)}.\n\n{goal_table(doc, startup)}\n\n{markdown_table(doc)}\n"
+    wants_startup = any(goal.peer == "startup" for goal in goals)
+    startup = measure_startup() if wants_startup and not args.no_startup else []
+    text = f"Measured on {describe_run(doc)}.\n\n{goal_table(doc, startup, goals)}\n\n{markdown_table(doc)}\n"
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "lsm-goals-cpu.json").write_text(

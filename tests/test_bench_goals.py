@@ -36,6 +36,32 @@ def test_goal_cases_cover_every_goal_layout_and_leave_large_inputs_out():
     assert len({case.id for case in cases}) == len(cases)
 
 
+def test_copy_limit_cases_time_lsm_beside_its_peer_only_and_keep_the_large_loss_inputs():
+    cases = goals.goal_cases(CPU, goals=goals.COPY_LIMIT_GOALS)
+    assert {case.op for case in cases} == {*goals.FORWARD, *goals.BACKWARD, "logsumexp", "cross_entropy"}
+    assert {case.impl for case in cases} <= {"lsm", "torch_out", "torch", "jax"}
+    loss_layouts = {(case.shape, case.axis) for case in cases if case.op == "cross_entropy"}
+    assert loss_layouts == {((4096, 32000), -1), ((32000, 4096), 0)}  # 1.3e8 elements, kept
+    assert {case.dtype for case in cases if case.shape == (64, 1000, 49)} == {"float16", "float32", "float64"}
+    assert {case.impl for case in cases if case.op == "softmax_backward"} == {"lsm"}  # judged by the copy
+    assert len({case.id for case in cases}) == len(cases)
+
+
+def test_copy_limit_table_judges_losses_against_torch_and_backward_against_the_copy():
+    infos = [
+        _info("cross_entropy", "float32", (32000, 4096), 0, "lsm", 6.0),
+        _info("cross_entropy", "float32", (32000, 4096), 0, "torch", 1.0),
+        _info("softmax_backward", "float32", (64, 1000, 49), 1, "lsm", 10.0),
+    ]
+    table = goals.goal_table({"benchmarks": [{"extra_info": i} for i in infos]}, goals=goals.COPY_LIMIT_GOALS)
+    rows = table.splitlines()
+    case = "cross_entropy float32 32000x4096 axis 0"
+    assert _line("X", case, "6.00 GB/s", "torch 1.00 GB/s", "6.00", ">= 5", "yes") in rows
+    case = "softmax_backward float32 64x1000x49 axis 1"
+    assert _line("B", case, "10.00 GB/s", "copy 20.00 GB/s", "0.50", ">= 0.6", "no") in rows
+    assert "- goal B (backward: >= 0.6 of the copy): met on 0 of 1" in rows
+
+
 def test_without_jax_the_jax_cases_are_left_out(monkeypatch):
     monkeypatch.setattr(Implementation, "installed", lambda impl: impl.module != "jax")
     impls = {case.impl for case in goals.goal_cases(CPU)}
@@ -105,14 +131,16 @@ def test_goal_table_memory_small_inputs_spread_and_startup():
     assert goals.goal_table({"benchmarks": []}) == "(no goal case measured)"
 
 
+def _shrunk(goal):
+    """``goal`` on its layouts shrunk to at most 8 along each axis."""
+    inputs = tuple((tuple(min(n, 8) for n in shape), axis) for shape, axis in goal.inputs)
+    return dataclasses.replace(goal, inputs=tuple(dict.fromkeys(inputs)))
+
+
 def test_goals_run_end_to_end_on_shrunk_inputs(monkeypatch, tmp_path, capsys):
     """The goal runner on the goals' layouts shrunk to at most 8 along each axis."""
 
-    def shrunk(goal):
-        inputs = tuple((tuple(min(n, 8) for n in shape), axis) for shape, axis in goal.inputs)
-        return dataclasses.replace(goal, inputs=tuple(dict.fromkeys(inputs)))
-
-    monkeypatch.setattr(goals, "GOALS", tuple(map(shrunk, goals.GOALS)))
+    monkeypatch.setitem(goals.GOAL_SETS, "first", tuple(map(_shrunk, goals.GOALS)))
     assert goals.main(["--quick", "--no-startup", "--out", str(tmp_path)]) == 0
     printed = capsys.readouterr().out
     assert "| 2 | softmax float32 8x8x8 axis 1 |" in printed  # 64x1024x256 reduced along axis 1
@@ -141,3 +169,14 @@ def test_startup_parses_the_child_output_and_summarises_runs(startup):
 def test_startup_times_a_fresh_process(startup):
     figures = startup.run_child("logsumexp")
     assert 0 < figures["import_s"] < 60 and 0 < figures["first_call_s"] < 600
+
+
+def test_copy_limit_goals_run_end_to_end_on_shrunk_inputs(monkeypatch, tmp_path, capsys):
+    """The issue-14 goals on their layouts shrunk to at most 8 along each axis (no startup run)."""
+
+    monkeypatch.setitem(goals.GOAL_SETS, "copy-limit", tuple(map(_shrunk, goals.COPY_LIMIT_GOALS)))
+    monkeypatch.setattr(goals, "measure_startup", lambda: pytest.fail("no goal of the set needs startup"))
+    assert goals.main(["--set", "copy-limit", "--quick", "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "| B | log_softmax_backward float32 8x8x8 axis 1 |" in printed
+    assert "| X | cross_entropy float32 8x8 axis 0 |" in printed

@@ -347,12 +347,19 @@ def _softmax_block(x, where, out, o, i0, i1, j0, j1, shift, log_norm, inv_norm, 
 
 
 @njit(cache=True)
-def _softmax_tile(x, where, out, o, i0, i1, rows, blocks, log):
-    """(log_)softmax of the columns ``x[o, :, i0:i1]`` by one thread: the statistics of each block
-    (one read from memory), their merge, then the outputs (a second read, and the write)."""
+def tile_column_stats(x, where, b, o, i0, i1, rows, blocks):
+    """``(m, A, R)`` of the columns ``x[o, :, i0:i1]`` by one thread: the statistics of each
+    cache block of ``rows`` rows (one read from memory), then their merge."""
     states = _block_states(x, 1, blocks, i1 - i0)
-    _tile_blocks(x, where, None, o, i0, i1, rows, blocks, states)
-    m, at_max, rest = _merged(x, states[0][0], states[1][0], states[2][0])
+    _tile_blocks(x, where, b, o, i0, i1, rows, blocks, states)
+    return _merged(x, states[0][0], states[1][0], states[2][0])
+
+
+@njit(cache=True)
+def _softmax_tile(x, where, out, o, i0, i1, rows, blocks, log):
+    """(log_)softmax of the columns ``x[o, :, i0:i1]`` by one thread: their statistics (one read
+    from memory), then the outputs (a second read, and the write)."""
+    m, at_max, rest = tile_column_stats(x, where, None, o, i0, i1, rows, blocks)
     shift, log_norm, inv_norm = np.empty_like(m), np.empty_like(m), np.empty_like(m)
     _column_normalisers(x, m, at_max, rest, shift, log_norm, inv_norm)
     _softmax_block(x, where, out, o, i0, i1, 0, x.shape[1], shift, log_norm, inv_norm, log)
@@ -360,9 +367,7 @@ def _softmax_tile(x, where, out, o, i0, i1, rows, blocks, log):
 
 @njit(cache=True)
 def _logsumexp_tile(x, where, b, lse, sign, o, i0, i1, rows, blocks):
-    states = _block_states(x, 1, blocks, i1 - i0)
-    _tile_blocks(x, where, b, o, i0, i1, rows, blocks, states)
-    m, at_max, rest = _merged(x, states[0][0], states[1][0], states[2][0])
+    m, at_max, rest = tile_column_stats(x, where, b, o, i0, i1, rows, blocks)
     _store_column_logsumexp(x, lse, sign, o, i0, m, at_max, rest)
 
 

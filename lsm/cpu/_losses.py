@@ -19,9 +19,12 @@ Terms with ``q_c = 0`` contribute nothing, even where ``x_c = -inf`` (``0 log 0 
 One pass finds ``m``, a second forms ``S`` (and, with smoothing or probability targets, the sums
 of ``q_c (x_c - m)`` and ``q_c``), and the last writes the gradient, already multiplied by the
 reduction's ``scale`` (``1 / total weight`` for a mean). A row that fits in cache is therefore
-read once from memory and its gradient written once. The gradient may be written over the logits
-themselves: every pass reads element ``c`` before the last one writes it, and the last one
-writes through a staging buffer then (see ``_staging``) so that it still vectorises.
+read once from memory and its gradient written once. A class axis that is not last is taken in
+tiles of ``COLUMN_TILE`` adjacent columns, their ``(m, A, R)`` found cache block by cache block
+(``_forward.tile_column_stats``: one read from memory), then the gradient pass reads them again.
+The gradient may be written over the logits themselves: every pass reads element ``c`` before
+the last one writes it, and the last one writes through a staging buffer then (see ``_staging``)
+so that it still vectorises.
 
 Ignored items (``target == ignore_index``) get loss 0 and a zero gradient. The caller has
 validated the targets: every other index lies in ``[0, C)``.
@@ -33,7 +36,7 @@ from numba.extending import overload
 
 from ._cache import njit
 from ._exp import fast_exp
-from ._forward import _normaliser, _tile_bounds, _tile_count
+from ._forward import _column_plan, _normaliser, _tile_bounds, _tile_count, tile_column_stats
 from ._optional import weight
 from ._scalar import load, store, to_acc
 from ._staging import stage_copy, worker_share
@@ -44,7 +47,6 @@ from ._stats import (
     compensated_total,
     row_max,
     row_sums,
-    tile_stats,
 )
 
 
@@ -151,7 +153,8 @@ def _cross_entropy_tile(x, target, probs, class_weight, options, loss, grad, o, 
     n, width = x.shape[1], i1 - i0
     zero = to_acc(0.0, x)
     keep_acc, spread_acc, s = to_acc(keep, x), to_acc(spread, x), to_acc(scale, x)
-    m, at_max, rest = tile_stats(x, None, None, o, i0, i1)
+    _, rows, blocks = _column_plan(x)
+    m, at_max, rest = tile_column_stats(x, None, None, o, i0, i1, rows, blocks)
     shift, log_norm, inv_norm = np.empty_like(m), np.empty_like(m), np.empty_like(m)
     for k in range(width):
         shift[k], log_norm[k], inv_norm[k] = _normaliser(x, m[k], at_max[k], rest[k])

@@ -40,7 +40,7 @@ from numba.extending import overload
 from ._cache import njit
 from ._exp import fast_exp
 from ._optional import included, put, weight, weight_if
-from ._scalar import acc_empty, f32_from_bits, f32_to_bits, f64_from_bits, f64_to_bits, load, to_acc
+from ._scalar import f32_from_bits, f32_to_bits, f64_from_bits, f64_to_bits, load, to_acc
 
 ROW_BLOCK = 256  # row elements per vectorised block sum
 COLUMN_BLOCK = 32  # column elements summed plainly before a compensated add
@@ -264,17 +264,6 @@ def block_stats(x, where, b, o, i0, i1, j0, j1, m, at_max, rest):
         for t in range(m.shape[0]):
             total[t], compensation[t] = compensated_add(total[t], compensation[t], partial[t])
     _finish_sums(total, compensation)
-
-
-@njit(cache=True)
-def tile_stats(x, where, b, o, i0, i1):
-    """``(m, A, R)`` for the adjacent column groups ``x[o, :, i0:i1]`` at once, as arrays (the
-    whole reduced axis as one ``block_stats`` block)."""
-    m = acc_empty(i1 - i0, x)
-    at_max = np.empty_like(m)
-    rest = np.empty_like(m)
-    block_stats(x, where, b, o, i0, i1, 0, x.shape[1], m, at_max, rest)
-    return m, at_max, rest
 
 
 @njit(cache=True)
