@@ -12,8 +12,8 @@ every block (each block then rescaled by the final maximum), tiny and huge magni
 of 2^20 float32 elements whose block contributions are all equal (an uncompensated total drifts),
 weights that are zero at infinities or negative with ``return_sign``, ``out=x`` in place, and
 the same bits from the serial and parallel drivers, from the split and the per-tile paths and
-from one or two Numba threads (in subprocesses). The host only: other backends have no such
-blocks.
+from one or two Numba threads (in subprocesses), cross-entropy's column tiles included. The host
+only: other backends have no such blocks.
 """
 
 import os
@@ -37,7 +37,7 @@ from reference import (
 )
 
 import lsm
-from lsm.cpu import _forward
+from lsm.cpu import _forward, _losses
 from lsm.cpu._config import PARALLEL_MIN_ELEMENTS
 from lsm.cpu._forward import BLOCK_BYTES, BLOCK_ROWS, COLUMN_STATE_BYTES, SPLIT_BELOW_TILES
 from lsm.cpu._stats import COLUMN_BLOCK
@@ -299,12 +299,16 @@ def _split_cases():
         x = as_dtype(rng.standard_normal((5 * BLOCK_ROWS + 9, 70)) * 3, dtype)
         b = rng.uniform(-0.5, 2.0, x.shape)
         where = rng.random(x.shape) < 0.9
+        target = rng.integers(0, x.shape[0], x.shape[1])
+        target[::7] = -100  # ignored
         cases += [
             ("log_softmax", x, {"axis": 0}),
             ("softmax", x, {"axis": 0, "where": where}),
             ("logsumexp", x, {"axis": 0, "b": b, "return_sign": True}),
             ("logsumexp", x.reshape(1, *x.shape), {"axis": 1, "where": where[None]}),
             ("softmax_backward", x, {"axis": 0, "y": lsm.softmax(x, axis=0), "where": where}),
+            # 70 classes' columns: one tile on one thread, two tiles of 35 on two threads
+            ("cross_entropy", x, {"axis": 0, "target": target, "label_smoothing": 0.1, "return_grad": True}),
         ]
     x = rng.standard_normal((SPLIT_BELOW_TILES + 1, 2 * BLOCK_ROWS + 1, 5)).astype(F32)
     cases.append(("log_softmax", x, {"axis": 1}))
@@ -362,6 +366,17 @@ def test_one_and_two_numba_threads_agree_bitwise(tmp_path):
         assert done.returncode == 0, done.stderr
         outputs.append(path.read_bytes())
     assert outputs[0] == outputs[1]
+
+
+def test_loss_tiles_narrow_only_to_feed_the_threads():
+    """The loss column kernels take the forward path's tiles, narrowed (to 64 columns at least)
+    only when the groups alone leave threads idle; the bits do not depend on it (above)."""
+    tiles = _losses._loss_tiles
+    assert tiles(np.empty((1, 8, 4096), F32), 2) == 4096 // tile_width(F32)  # wide enough already
+    assert tiles(np.empty((1, 8, 200), F32), 1) == 1
+    assert tiles(np.empty((1, 8, 200), F32), 2) == 2
+    assert tiles(np.empty((1, 8, 200), F32), 16) == 4  # no narrower than 64 columns
+    assert tiles(np.empty((64, 8, 49), F32), 16) == 1  # 64 groups feed 16 threads
 
 
 def test_block_rows_are_whole_compensated_blocks():

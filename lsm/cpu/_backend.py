@@ -264,7 +264,8 @@ class CpuBackend:
             _run(*kernels, x.size, x, target, probs, class_weight, options, loss, grad, buffers)
         else:
             kernels = _losses.cross_entropy_columns_serial, _losses.cross_entropy_columns_parallel
-            _run(*kernels, x.size, x, target, probs, class_weight, options, loss, grad)
+            threads = numba.get_num_threads()
+            _run(*kernels, x.size, x, target, probs, class_weight, options, loss, grad, threads)
 
     def nll_loss(self, logp, target, class_weight, ignore_index, loss):
         _losses.nll_gather(_bits(logp), target, class_weight, ignore_index, loss)

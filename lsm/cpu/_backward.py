@@ -27,7 +27,7 @@ from numba import prange
 
 from ._cache import njit
 from ._exp import fast_exp
-from ._forward import _block_task, _column_plan, _merge_chunks, _merge_task, _split, _wide_tile
+from ._forward import _block_task, _column_plan, _merge_chunks, _merge_task, _split, tile_task
 from ._optional import included
 from ._scalar import acc_empty, load, store, to_acc
 from ._staging import stage_copy, worker_share
@@ -211,8 +211,7 @@ def backward_columns_serial(grad, y, where, out, log):
             _split_gradients(grad, y, where, out, task, tiles, rows, blocks, totals, log)
     else:
         for task in range(outer * tiles):
-            o, tile = divmod(np.int64(task), tiles)
-            i0, i1 = _wide_tile(tile, tiles, inner)
+            o, i0, i1 = tile_task(task, tiles, inner)
             _backward_tile(grad, y, where, out, o, i0, i1, rows, blocks, log)
 
 
@@ -231,6 +230,5 @@ def backward_columns_parallel(grad, y, where, out, log):
             _split_gradients(grad, y, where, out, task, tiles, rows, blocks, totals, log)
     else:
         for task in prange(outer * tiles):
-            o, tile = divmod(np.int64(task), tiles)
-            i0, i1 = _wide_tile(tile, tiles, inner)
+            o, i0, i1 = tile_task(task, tiles, inner)
             _backward_tile(grad, y, where, out, o, i0, i1, rows, blocks, log)

@@ -50,7 +50,6 @@ from ._scalar import acc_empty, load, store, to_acc
 from ._staging import worker_share
 from ._stats import COLUMN_BLOCK, block_stats, merge_block_stats, row_max, row_sums, short_row_stats
 
-COLUMN_TILE = 64  # columns per task in the column kernels of the losses
 # The column path (see the module docstring): cache blocks of BLOCK_ROWS rows (a multiple of
 # COLUMN_BLOCK; each block's statistics are kept, 3 numbers per column, so long blocks keep that
 # scratch under 1% of the input), tiles at most BLOCK_BYTES per block (read twice, from memory
@@ -285,6 +284,14 @@ def _wide_tile(tile, tiles, inner):
 
 
 @njit(cache=True)
+def tile_task(task, tiles, inner):
+    """``(o, i0, i1)`` of task ``task`` of ``outer * tiles``: tile ``task % tiles`` of group ``o``."""
+    o, tile = divmod(np.int64(task), tiles)  # prange indices can be unsigned: keep int64 arithmetic
+    i0, i1 = _wide_tile(tile, tiles, inner)
+    return o, i0, i1
+
+
+@njit(cache=True)
 def _block_task(task, tiles, blocks, inner, rows, n):
     """``(o, i0, i1, k, j0, j1)`` of task ``task`` of ``outer * tiles * blocks``, the tiles of a
     block of rows one after the other (a thread's share of the tasks is one run of memory)."""
@@ -425,19 +432,6 @@ def _split_logsumexp_merge(x, lse, sign, task, states):
     _store_column_logsumexp(x, lse, sign, o, c0, m, at_max, rest)
 
 
-@njit(cache=True)
-def _tile_bounds(task, inner):
-    tiles = (inner + COLUMN_TILE - 1) // COLUMN_TILE
-    o, tile = divmod(np.int64(task), tiles)  # prange indices can be unsigned: keep int64 arithmetic
-    i0 = tile * COLUMN_TILE
-    return o, i0, min(i0 + COLUMN_TILE, inner)
-
-
-@njit(cache=True)
-def _tile_count(outer, inner):
-    return outer * ((inner + COLUMN_TILE - 1) // COLUMN_TILE)
-
-
 @register_jitable  # plain Python for the backend, callable from njit code too (``_njit``)
 def chunk_rows(rows, n, threads):
     """Rows per chunk of short rows: ``CHUNK_ELEMENTS`` elements, but at least one chunk per thread."""
@@ -513,8 +507,7 @@ def softmax_columns_serial(x, where, out, log):
             _split_softmax_block(x, where, out, task, tiles, rows, blocks, norms, log)
     else:
         for task in range(outer * tiles):
-            o, tile = divmod(np.int64(task), tiles)
-            i0, i1 = _wide_tile(tile, tiles, inner)
+            o, i0, i1 = tile_task(task, tiles, inner)
             _softmax_tile(x, where, out, o, i0, i1, rows, blocks, log)
 
 
@@ -533,8 +526,7 @@ def softmax_columns_parallel(x, where, out, log):
             _split_softmax_block(x, where, out, task, tiles, rows, blocks, norms, log)
     else:
         for task in prange(outer * tiles):
-            o, tile = divmod(np.int64(task), tiles)
-            i0, i1 = _wide_tile(tile, tiles, inner)
+            o, i0, i1 = tile_task(task, tiles, inner)
             _softmax_tile(x, where, out, o, i0, i1, rows, blocks, log)
 
 
@@ -579,8 +571,7 @@ def logsumexp_columns_serial(x, where, b, lse, sign):
             _split_logsumexp_merge(x, lse, sign, task, states)
     else:
         for task in range(outer * tiles):
-            o, tile = divmod(np.int64(task), tiles)
-            i0, i1 = _wide_tile(tile, tiles, inner)
+            o, i0, i1 = tile_task(task, tiles, inner)
             _logsumexp_tile(x, where, b, lse, sign, o, i0, i1, rows, blocks)
 
 
@@ -596,6 +587,5 @@ def logsumexp_columns_parallel(x, where, b, lse, sign):
             _split_logsumexp_merge(x, lse, sign, task, states)
     else:
         for task in prange(outer * tiles):
-            o, tile = divmod(np.int64(task), tiles)
-            i0, i1 = _wide_tile(tile, tiles, inner)
+            o, i0, i1 = tile_task(task, tiles, inner)
             _logsumexp_tile(x, where, b, lse, sign, o, i0, i1, rows, blocks)

@@ -20,8 +20,9 @@ One pass finds ``m``, a second forms ``S`` (and, with smoothing or probability t
 of ``q_c (x_c - m)`` and ``q_c``), and the last writes the gradient, already multiplied by the
 reduction's ``scale`` (``1 / total weight`` for a mean). A row that fits in cache is therefore
 read once from memory and its gradient written once. A class axis that is not last is taken in
-tiles of ``COLUMN_TILE`` adjacent columns, their ``(m, A, R)`` found cache block by cache block
-(``_forward.tile_column_stats``: one read from memory), then the gradient pass reads them again.
+the forward path's tiles of adjacent columns, their ``(m, A, R)`` found cache block by cache
+block (``_forward.tile_column_stats``: one read from memory), then the gradient pass reads them
+again.
 The gradient may be written over the logits themselves: every pass reads element ``c`` before
 the last one writes it, and the last one writes through a staging buffer then (see ``_staging``)
 so that it still vectorises.
@@ -36,7 +37,7 @@ from numba.extending import overload
 
 from ._cache import njit
 from ._exp import fast_exp
-from ._forward import _column_plan, _normaliser, _tile_bounds, _tile_count, tile_column_stats
+from ._forward import _column_plan, _normaliser, tile_column_stats, tile_task
 from ._optional import weight
 from ._scalar import load, store, to_acc
 from ._staging import stage_copy, worker_share
@@ -48,6 +49,9 @@ from ._stats import (
     row_max,
     row_sums,
 )
+
+# The narrowest tile of the column kernels: a row of it fills a cache line (64 bytes) or more.
+NARROWEST_TILE = 64
 
 
 def target_probability(probs, index, like):
@@ -186,17 +190,33 @@ def _cross_entropy_tile(x, target, probs, class_weight, options, loss, grad, o, 
                 total[k] += pick[k]
     for k in range(width):
         loss[o, i0 + k] = 0.0 if ignored[k] else total[k] * log_norm[k] - weighted[k]
-    if grad is None:
-        return
-    staged = np.empty(width, dtype=grad.dtype)  # the gradient may be written over the logits
-    for j in range(n):
+    if grad is not None:
+        columns = (shift, inv_norm, total * s, pick * s, targets, ignored)
+        _tile_gradient(x, probs, class_weight, grad, o, i0, i1, columns, (keep_acc * s, spread_acc * s))
+
+
+@njit(cache=True)
+def _tile_gradient(x, probs, class_weight, grad, o, i0, i1, columns, scaled):
+    """The gradient ``p_c Q - q_c`` of the columns ``x[o, :, i0:i1]``, a row of the tile at a time.
+
+    ``columns`` holds one array each of the columns' shifts, ``1 / S``, ``Q``, target picks
+    (``Q`` and the picks already multiplied by the reduction's scale), class-index targets and
+    whether each is ignored; ``scaled`` is ``(keep, spread)`` times the scale. No tuple is built
+    per element: the loop over the tile's columns vectorises.
+    """
+    shift, inv_norm, big_q, pick, targets, ignored = columns
+    keep, spread = scaled
+    zero = to_acc(0.0, x)
+    staged = np.empty(i1 - i0, dtype=grad.dtype)  # the gradient may be written over the logits
+    for j in range(x.shape[1]):
         values, grad_j = x[o, j, i0:i1], grad[o, j, i0:i1]
         probs_j = None if probs is None else probs[o, j, i0:i1]
-        for k in range(width):
-            scaled = (total[k] * s, keep_acc * s, spread_acc * s, pick[k] * s, targets[k])
-            shift_k, inv_k = shift[k], inv_norm[k]
-            value = _gradient_value(values, probs_j, class_weight, staged, j, k, shift_k, inv_k, scaled)
-            staged[k] = store(zero, staged) if ignored[k] else value
+        w_j = weight(class_weight, x, j)
+        for k in range(i1 - i0):
+            p = fast_exp(load(values[k]) - shift[k]) * inv_norm[k]
+            q = w_j * (keep * target_probability(probs_j, k, x) + spread)
+            q = q + pick[k] if j == targets[k] else q
+            staged[k] = store(zero if ignored[k] else p * big_q[k] - q, staged)
         stage_copy(staged, grad_j)
 
 
@@ -206,6 +226,7 @@ def _cross_entropy_tile(x, target, probs, class_weight, options, loss, grad, o, 
 # ``options`` is ``(ignore_index, keep, spread, scale)``: ``keep = 1 - label_smoothing``,
 # ``spread = label_smoothing / C`` and the gradient's factor ``scale``. ``buffers`` is None, or
 # ``(workers, C)`` staging rows when ``grad`` is ``x`` itself (see ``_staging``).
+# ``threads``, Numba's thread count of the call, sets the number of column tiles.
 
 
 @njit(cache=True)
@@ -231,16 +252,28 @@ def cross_entropy_rows_parallel(x, target, probs, class_weight, options, loss, g
 
 
 @njit(cache=True)
-def cross_entropy_columns_serial(x, target, probs, class_weight, options, loss, grad):
-    for task in range(_tile_count(x.shape[0], x.shape[2])):
-        o, i0, i1 = _tile_bounds(task, x.shape[2])
+def _loss_tiles(x, threads):
+    """Tiles of the column kernels: the forward path's (``_forward._column_plan``), narrowed down
+    to ``NARROWEST_TILE`` columns where ``x.shape[0]`` groups of them would leave threads idle.
+    The tiles only decide who computes which columns, never a column's result."""
+    outer, inner = x.shape[0], x.shape[2]
+    wanted = (threads + outer - 1) // outer
+    return max(_column_plan(x)[0], min(wanted, (inner + NARROWEST_TILE - 1) // NARROWEST_TILE))
+
+
+@njit(cache=True)
+def cross_entropy_columns_serial(x, target, probs, class_weight, options, loss, grad, threads):
+    tiles = _loss_tiles(x, threads)
+    for task in range(x.shape[0] * tiles):
+        o, i0, i1 = tile_task(task, tiles, x.shape[2])
         _cross_entropy_tile(x, target, probs, class_weight, options, loss, grad, o, i0, i1)
 
 
 @njit(cache=True, parallel=True)
-def cross_entropy_columns_parallel(x, target, probs, class_weight, options, loss, grad):
-    for task in prange(_tile_count(x.shape[0], x.shape[2])):
-        o, i0, i1 = _tile_bounds(task, x.shape[2])
+def cross_entropy_columns_parallel(x, target, probs, class_weight, options, loss, grad, threads):
+    tiles = _loss_tiles(x, threads)
+    for task in prange(x.shape[0] * tiles):
+        o, i0, i1 = tile_task(task, tiles, x.shape[2])
         _cross_entropy_tile(x, target, probs, class_weight, options, loss, grad, o, i0, i1)
 
 
