@@ -371,7 +371,10 @@ def test_one_and_two_numba_threads_agree_bitwise(tmp_path):
 def test_loss_tiles_narrow_only_to_feed_the_threads():
     """The loss column kernels take the forward path's tiles, narrowed (to 64 columns at least)
     only when the groups alone leave threads idle; the bits do not depend on it (above)."""
-    tiles = _losses._loss_tiles
+
+    def tiles(x, threads):
+        return _losses._loss_plan(x, threads)[0]
+
     assert tiles(np.empty((1, 8, 4096), F32), 2) == 4096 // tile_width(F32)  # wide enough already
     assert tiles(np.empty((1, 8, 200), F32), 1) == 1
     assert tiles(np.empty((1, 8, 200), F32), 2) == 2

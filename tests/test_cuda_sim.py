@@ -246,11 +246,11 @@ def test_shared_rows_match_block_rows(cuda, monkeypatch, dtype):
 
     x, where, b = _edge_rows(dtype)
     calls = _forward_calls(cuda, x, where, b, lsm.softmax)
+    acc = numba.float64 if dtype == F64 else numba.float32
     runs = []
     for limit in (0, 64):  # block per row, then the row in shared memory
         for name in ("SHARED_ROW_MAX", "SHARED_ROW_MAX_FLOAT64"):
             monkeypatch.setattr(_config, name, limit)
-        acc = numba.float64 if dtype == F64 else numba.float32
         assert _launch.choose(9, 48, 1, acc) == ("shared" if limit else "block")
         runs.append(_outputs(calls))
     block, shared = runs

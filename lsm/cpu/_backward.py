@@ -31,7 +31,7 @@ from ._forward import _block_task, _column_plan, _merge_chunks, _merge_task, _sp
 from ._optional import included
 from ._scalar import acc_empty, load, store, to_acc
 from ._staging import stage_copy, worker_share
-from ._stats import _SUM_FASTMATH, COLUMN_BLOCK, ROW_BLOCK, compensated_add, compensated_total
+from ._stats import _SUM_FASTMATH, COLUMN_BLOCK, ROW_BLOCK, compensated_add, compensated_total, finish_sums
 
 
 @njit(cache=True, inline="always")
@@ -103,8 +103,7 @@ def _block_sums(grad, y, where, o, i0, i1, j0, j1, total, log):
                 partial[t] += _sum_term(grad_j, y_j, where_j, t, log)
         for t in range(i1 - i0):
             total[t], compensation[t] = compensated_add(total[t], compensation[t], partial[t])
-    for t in range(i1 - i0):
-        total[t] = compensated_total(total[t], compensation[t])
+    finish_sums(total, compensation)
 
 
 @njit(cache=True)
@@ -117,8 +116,7 @@ def _merge_sums(block_sums, total):
         sums = block_sums[k]
         for t in range(total.shape[0]):
             total[t], compensation[t] = compensated_add(total[t], compensation[t], sums[t])
-    for t in range(total.shape[0]):
-        total[t] = compensated_total(total[t], compensation[t])
+    finish_sums(total, compensation)
 
 
 @njit(cache=True)

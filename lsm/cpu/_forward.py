@@ -278,8 +278,8 @@ def _split(x, tiles, blocks):
 
 @njit(cache=True)
 def _wide_tile(tile, tiles, inner):
-    """``(i0, i1)`` of tile ``tile`` of ``tiles`` near-equal tiles of ``inner`` columns."""
-    tile = np.int64(tile)  # prange indices can be unsigned: keep int64 arithmetic
+    """``(i0, i1)`` of tile ``tile`` (an int64, from ``tile_task`` or ``_block_task``) of ``tiles``
+    near-equal tiles of ``inner`` columns."""
     return tile * inner // tiles, (tile + 1) * inner // tiles
 
 

@@ -46,6 +46,7 @@ from ._stats import (
     ROW_BLOCK,
     compensated_add,
     compensated_total,
+    finish_sums,
     row_max,
     row_sums,
 )
@@ -152,12 +153,11 @@ def _cross_entropy_row(x, target, probs, class_weight, options, loss, grad, buff
 
 
 @njit(cache=True)
-def _cross_entropy_tile(x, target, probs, class_weight, options, loss, grad, o, i0, i1):
+def _cross_entropy_tile(x, target, probs, class_weight, options, loss, grad, o, i0, i1, rows, blocks):
     ignore_index, keep, spread, scale = options
     n, width = x.shape[1], i1 - i0
     zero = to_acc(0.0, x)
     keep_acc, spread_acc, s = to_acc(keep, x), to_acc(spread, x), to_acc(scale, x)
-    _, rows, blocks = _column_plan(x)
     m, at_max, rest = tile_column_stats(x, None, None, o, i0, i1, rows, blocks)
     shift, log_norm, inv_norm = np.empty_like(m), np.empty_like(m), np.empty_like(m)
     for k in range(width):
@@ -173,9 +173,8 @@ def _cross_entropy_tile(x, target, probs, class_weight, options, loss, grad, o, 
                 term = zero if q == 0 else q * (load(values[k]) - shift[k])
                 weighted[k], weighted_c[k] = compensated_add(weighted[k], weighted_c[k], term)
                 total[k], total_c[k] = compensated_add(total[k], total_c[k], q)
-        for k in range(width):
-            weighted[k] = compensated_total(weighted[k], weighted_c[k])
-            total[k] = compensated_total(total[k], total_c[k])
+        finish_sums(weighted, weighted_c)
+        finish_sums(total, total_c)
     targets = np.full(width, np.int64(-1))
     pick = np.full(width, zero)
     ignored = np.zeros(width, dtype=np.bool_)
@@ -252,29 +251,31 @@ def cross_entropy_rows_parallel(x, target, probs, class_weight, options, loss, g
 
 
 @njit(cache=True)
-def _loss_tiles(x, threads):
-    """Tiles of the column kernels: the forward path's (``_forward._column_plan``), narrowed down
-    to ``NARROWEST_TILE`` columns where ``x.shape[0]`` groups of them would leave threads idle.
-    The tiles only decide who computes which columns, never a column's result."""
+def _loss_plan(x, threads):
+    """``(tiles, rows, blocks)`` of the column kernels: the forward path's plan
+    (``_forward._column_plan``), its tiles narrowed down to ``NARROWEST_TILE`` columns where
+    ``x.shape[0]`` groups of them would leave threads idle. The tiles only decide who computes
+    which columns, never a column's result."""
+    tiles, rows, blocks = _column_plan(x)
     outer, inner = x.shape[0], x.shape[2]
     wanted = (threads + outer - 1) // outer
-    return max(_column_plan(x)[0], min(wanted, (inner + NARROWEST_TILE - 1) // NARROWEST_TILE))
+    return max(tiles, min(wanted, (inner + NARROWEST_TILE - 1) // NARROWEST_TILE)), rows, blocks
 
 
 @njit(cache=True)
 def cross_entropy_columns_serial(x, target, probs, class_weight, options, loss, grad, threads):
-    tiles = _loss_tiles(x, threads)
+    tiles, rows, blocks = _loss_plan(x, threads)
     for task in range(x.shape[0] * tiles):
         o, i0, i1 = tile_task(task, tiles, x.shape[2])
-        _cross_entropy_tile(x, target, probs, class_weight, options, loss, grad, o, i0, i1)
+        _cross_entropy_tile(x, target, probs, class_weight, options, loss, grad, o, i0, i1, rows, blocks)
 
 
 @njit(cache=True, parallel=True)
 def cross_entropy_columns_parallel(x, target, probs, class_weight, options, loss, grad, threads):
-    tiles = _loss_tiles(x, threads)
+    tiles, rows, blocks = _loss_plan(x, threads)
     for task in prange(x.shape[0] * tiles):
         o, i0, i1 = tile_task(task, tiles, x.shape[2])
-        _cross_entropy_tile(x, target, probs, class_weight, options, loss, grad, o, i0, i1)
+        _cross_entropy_tile(x, target, probs, class_weight, options, loss, grad, o, i0, i1, rows, blocks)
 
 
 @njit(cache=True)

@@ -230,7 +230,7 @@ def _tile_add(at_max, partial, values, where, b, m):
 
 
 @njit(cache=True)
-def _finish_sums(total, compensation):
+def finish_sums(total, compensation):
     """Fold each column's Neumaier compensation into its total (one place for every column sum)."""
     for t in range(total.shape[0]):
         total[t] = compensated_total(total[t], compensation[t])
@@ -263,7 +263,7 @@ def block_stats(x, where, b, o, i0, i1, j0, j1, m, at_max, rest):
             _tile_add(at_max, partial, x[o, j, i0:i1], where_j, b_j, m)
         for t in range(m.shape[0]):
             total[t], compensation[t] = compensated_add(total[t], compensation[t], partial[t])
-    _finish_sums(total, compensation)
+    finish_sums(total, compensation)
 
 
 @njit(cache=True)
@@ -313,7 +313,7 @@ def merge_block_stats(block_m, block_a, block_r, m, at_max, rest):
     compensation = np.zeros_like(m)
     for k in range(block_m.shape[0]):
         _merge_block(at_max, total, compensation, block_m[k], block_a[k], block_r[k], m)
-    _finish_sums(total, compensation)
+    finish_sums(total, compensation)
 
 
 @njit(cache=True)
