@@ -13,10 +13,10 @@ practice). Four shapes of work, as the fastest GPU softmax kernels do (the launc
   memory (in its own dtype) while taking the maximum, and the sums and the output are computed
   from there, so the row is read from global memory once. Block reductions combine the threads.
 - ``*_rows_block``: the same for rows longer than that, reading the row from global memory in
-  each pass: three times for softmax (max, sums, output), twice for logsumexp; the later passes
-  hit the L2 cache only while the resident rows fit there.
-- split rows, for very long rows and few rows: ``rows_partials`` writes a summary ``(m, A, R)``
-  of each chunk of ``chunk`` elements (one block per chunk), then ``softmax_rows_split`` (one
+  each pass: a one-pass summary ``(m, A, R)`` (``build_summaries``), then, for softmax, the
+  output: two reads of each element and one write (one read for logsumexp).
+- split rows, for very long rows and few rows: ``rows_partials`` writes the one-pass summary
+  ``(m, A, R)`` of each chunk of ``chunk`` elements (one block per chunk), then ``softmax_rows_split`` (one
   block per chunk again, one thread of each merging the row's summaries for the block) or
   ``logsumexp_rows_merge`` (one thread per row) finish.
 
@@ -26,8 +26,8 @@ runs on a capped grid.
 
 **Columns** (``inner > 1``): groups that are columns ``x[o, :, i]``. One thread per column,
 consecutive threads on consecutive ``i``: every step along the reduced axis is one coalesced
-read of adjacent elements across a warp. Each thread walks its column
-three times (max, sums, output) with compensated sums, like the CPU column tiles. Columns are
+read of adjacent elements across a warp. Each thread walks its column twice: a one-pass summary
+with compensated sums, then the output (logsumexp: once). Columns are
 taken in a grid-stride loop with 64-bit indices, so any number of them runs on a capped grid.
 """
 
@@ -44,49 +44,42 @@ from ._reduce import MAX_WARPS, WARP
 
 @functools.cache
 def build_summaries(acc):
-    """``(m, A, R)`` of one group, for the forward and the loss kernels alike (see ``_group``):
-    ``block_summary`` over a stretch of a row by a whole block, ``column_summary`` over a column
-    by one thread."""
+    """``(m, A, R)`` of one group in one pass over global memory, for the forward and the loss
+    kernels alike (see ``_group``): ``block_summary`` over a stretch of a row by a whole block,
+    ``column_summary`` over a column by one thread. Each thread summarises its elements as it
+    reads them (``online_add``); a block then rescales every thread's summary to the block's
+    maximum and sums them."""
     g, r = _group.build(acc), _reduce.build(acc)
-    included, weight, add_term = g["included"], g["weight"], g["add_term"]
-    compensated_total = g["compensated_total"]
+    included, weight = g["included"], g["weight"]
+    online_add, online_finish, rescaled = g["online_add"], g["online_finish"], g["rescaled"]
     block_max, block_sum = r["block_max"], r["block_sum"]
     lowest, zero = acc(-np.inf), acc(0)
 
     @cuda.jit(device=True)
     def block_summary(x, where, b, row, start, stop, scratch):
         """``(m, A, R)`` of ``x[row, start:stop]``, computed by the whole block."""
-        m = lowest
+        m, at_max, ref, total, compensation = lowest, zero, lowest, zero, zero
         for j in range(start + cuda.threadIdx.x, stop, cuda.blockDim.x):
             if included(where, b, (row, j)):
-                value = acc(x[row, j])
-                m = value if value > m else m
-        m = block_max(m, scratch)
-        at_max, total, compensation = zero, zero, zero
-        for j in range(start + cuda.threadIdx.x, stop, cuda.blockDim.x):
-            if included(where, b, (row, j)):
-                at_max, total, compensation = add_term(
-                    acc(x[row, j]), weight(b, (row, j)), m, at_max, total, compensation
+                m, at_max, ref, total, compensation = online_add(
+                    acc(x[row, j]), weight(b, (row, j)), m, at_max, ref, total, compensation
                 )
-        at_max = block_sum(at_max, scratch)
-        rest = block_sum(compensated_total(total, compensation), scratch)
-        return m, at_max, rest
+        m, at_max, rest = online_finish(m, at_max, ref, total, compensation)
+        top = block_max(m, scratch)
+        if m != top:  # below the block's maximum (never NaN): the thread's A joins R
+            rest = rescaled(at_max + rest, m, top)
+            at_max = zero
+        return top, block_sum(at_max, scratch), block_sum(rest, scratch)
 
     @cuda.jit(device=True)
     def column_summary(x, where, b, o, i):
-        n = x.shape[1]
-        m = lowest
-        for j in range(n):
+        m, at_max, ref, total, compensation = lowest, zero, lowest, zero, zero
+        for j in range(x.shape[1]):
             if included(where, b, (o, j, i)):
-                value = acc(x[o, j, i])
-                m = value if value > m else m
-        at_max, total, compensation = zero, zero, zero
-        for j in range(n):
-            if included(where, b, (o, j, i)):
-                at_max, total, compensation = add_term(
-                    acc(x[o, j, i]), weight(b, (o, j, i)), m, at_max, total, compensation
+                m, at_max, ref, total, compensation = online_add(
+                    acc(x[o, j, i]), weight(b, (o, j, i)), m, at_max, ref, total, compensation
                 )
-        return m, at_max, compensated_total(total, compensation)
+        return online_finish(m, at_max, ref, total, compensation)
 
     return {"block_summary": block_summary, "column_summary": column_summary}
 

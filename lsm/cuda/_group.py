@@ -17,6 +17,17 @@ Partial summaries of pieces of a group (warps, blocks, split-row chunks) are com
 rescaling each to the common maximum (``merge``). Long sums per thread use Neumaier
 compensation, like the CPU kernels' block sums.
 
+A thread that reads its elements from global memory summarises them in one pass
+(``online_add``, then ``online_finish``), without knowing ``m`` in advance. Rescaling the running
+sum at every rise of the running maximum would multiply it by a rounded ``e^{m_old - m_new}``
+once per rise, an error that grows with the number of rises (on a float64 group of 4096 sorted
+values 1/1024 apart it exceeds the contract's 4 eps: ``tests/test_cuda_sim.py``). So the sum is
+kept relative to a *reference* ``r <= m`` instead, and rescaled only when the maximum
+climbs more than ``RESCALE_GAP`` above ``r``: each earlier term then shrinks by at least
+``e^{-RESCALE_GAP}``, so a term carries the rounding of at most one rescale that matters. The
+terms stay at most ``w e^{RESCALE_GAP}``, far from overflow, and the rescales (and the final one
+from ``r`` to ``m``) are computed in float64 and rounded once.
+
 ``build(acc)`` returns the device functions for accumulation type ``acc``.
 """
 
@@ -24,14 +35,20 @@ import functools
 import math
 
 import numpy as np
+from numba import float64
 
 from ._numba import cuda
+
+#: How far the running maximum may climb above the reference of a thread's running sum before
+#: the sum is rescaled (see the module docstring): terms up to ``e^16 = 8.9e6`` times their weight.
+RESCALE_GAP = 16.0
 
 
 @functools.cache
 def build(acc):
     """Device functions for accumulation type ``acc`` (float32 or float64), by name."""
     nan, inf, zero, one = acc(np.nan), acc(np.inf), acc(0), acc(1)
+    gap = acc(RESCALE_GAP)
 
     @cuda.jit(device=True)
     def included(where, b, index):
@@ -80,6 +97,43 @@ def build(acc):
         else:
             total, compensation = compensated_add(total, compensation, w * math.exp(value - m))
         return at_max, total, compensation
+
+    @cuda.jit(device=True)
+    def rescaled(value, low, high):
+        """``value e^{low - high}`` (``low <= high``), in float64 and rounded once."""
+        return acc(float64(value) * math.exp(float64(low) - float64(high)))
+
+    @cuda.jit(device=True)
+    def online_add(value, w, m, at_max, ref, total, compensation):
+        """Account one included element in a thread's one-pass summary ``(m, A, r, T)``.
+
+        ``T`` (compensated) is ``R`` relative to the reference ``r``: ``R = T e^{r - m}``. A new
+        maximum moves the old maximal terms into ``T`` as ``A e^{m - r}`` and, only when it lies
+        more than ``RESCALE_GAP`` above ``r`` (always the first time, when ``r = -inf``; and for
+        ``+inf``), makes itself the reference. The special groups come out as in two passes: a NaN
+        is never a maximum and lands in ``T`` as ``exp(NaN)``; ``-inf`` elements count in ``A``
+        until a larger one gives them ``e^{-inf} = 0``; after ``+inf`` every finite term is 0.
+        """
+        if value > m:
+            if value - ref > gap:
+                total, compensation = rescaled(total, ref, value), rescaled(compensation, ref, value)
+                ref = value
+            total, compensation = compensated_add(total, compensation, at_max * math.exp(m - ref))
+            m, at_max = value, w
+        elif value == m:
+            at_max += w
+        else:
+            total, compensation = compensated_add(total, compensation, w * math.exp(value - ref))
+        return m, at_max, ref, total, compensation
+
+    @cuda.jit(device=True)
+    def online_finish(m, at_max, ref, total, compensation):
+        """``(m, A, R)`` of a one-pass summary: ``R = T e^{r - m}`` (``r = m`` for the special
+        groups, whose maximum is infinite)."""
+        rest = compensated_total(total, compensation)
+        if ref != m:
+            rest = rescaled(rest, ref, m)
+        return m, at_max, rest
 
     @cuda.jit(device=True)
     def merge(m, at_max, rest, m2, at_max2, rest2):
@@ -147,6 +201,9 @@ def build(acc):
         "weight": weight,
         "add_term": add_term,
         "merge": merge,
+        "rescaled": rescaled,
+        "online_add": online_add,
+        "online_finish": online_finish,
         "compensated_add": compensated_add,
         "compensated_total": compensated_total,
         "normaliser": normaliser,

@@ -18,10 +18,11 @@ the gradient multiplied by the reduction's ``scale``. Terms with ``q_c = 0`` cou
 - ``cross_entropy_columns``: one thread per column of the ``(outer, C, inner)`` view;
 - ``nll_loss``: one thread per item, ``loss = -w_t logp_t``.
 
-Both cross-entropy kernels read the logits in three passes (maximum, exp-sum, gradient; a fourth
-for the sums of ``q_c`` with label smoothing or probability targets) and write each gradient
-element from the thread that read it, after every read of the group (the block
-synchronises first), so the gradient may be written over the logits.
+Both cross-entropy kernels read the logits in two passes (the one-pass summary ``(m, A, R)`` of
+``_forward.build_summaries``, then the gradient; a third for the sums of ``q_c`` with label
+smoothing or probability targets), plus the target logit once per item, and write each gradient
+element from the thread that read it, after every read of the group (the block synchronises
+first), so the gradient may be written over the logits.
 
 ``start_checks``, ``check_weight`` and ``check_targets`` validate on the device and report
 through one 3-element int64 ``verdict`` (the first bad target's flat position, or the item count
@@ -109,11 +110,12 @@ def build(acc):
             pick = zero
             if target is not None:
                 pick = keep_acc * weight(class_weight, t)
-                weighted += target_term(pick, acc(x[row, t]), shift)
                 q_total += pick
-            if first == 0:
+            if first == 0:  # the loss is thread 0's alone: only it reads the target logit
+                if target is not None:
+                    weighted += target_term(pick, acc(x[row, t]), shift)
                 loss[row] = q_total * log_norm - weighted
-            cuda.syncthreads()  # every thread has read x[row, t] before the gradient overwrites it
+            cuda.syncthreads()  # every read of the row is done before the gradient overwrites it
             if grad is not None:
                 scaled = (q_total * s, keep_acc * s, spread_acc * s, pick * s)
                 for c in range(first, n, step):
