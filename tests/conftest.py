@@ -59,7 +59,8 @@ SIMULATOR = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
 # The CUDA tunables for the simulator run (see lsm/cuda/_config.py): one warp per block, rows up
 # to 32 elements per warp, longer rows on one-warp blocks, rows of 40 or more split in chunks of
 # 16 when there are fewer than 8 of them, rows of 33 to 64 kept in shared memory (longer ones
-# take the block path), and 1 or 2 blocks per grid (grid-stride loops).
+# take the block path), columns of 8 or more split between 2 warps (the forward column kernels),
+# and 1 or 2 blocks per grid (grid-stride loops).
 # (tests/test_cuda_sim.py runs every path with two-warp blocks as well.)
 SIM_CONFIG = {
     "WARP_ROW_MAX": 32,
@@ -67,6 +68,8 @@ SIM_CONFIG = {
     "WARPS_PER_BLOCK": 1,
     "BLOCK_THREADS": 32,
     "COLUMN_THREADS": 32,
+    "COLUMN_PARTS": 2,
+    "COLUMN_PART_MIN": 4,
     "SPLIT_MIN_LENGTH": 40,
     "SPLIT_MAX_ROWS": 8,
     "SPLIT_CHUNK": 16,

@@ -11,7 +11,14 @@ import numba
 import numpy as np
 import pytest
 from numba import cuda as device_code
-from reference import assert_close, ref_log_softmax, ref_logsumexp, ref_softmax
+from reference import (
+    assert_close,
+    assert_scaled_close,
+    ref_backward,
+    ref_log_softmax,
+    ref_logsumexp,
+    ref_softmax,
+)
 from test_cuda_paths import PATHS, SHARED_ROWS
 
 import lsm
@@ -346,3 +353,63 @@ def test_one_pass_summaries_stay_accurate_on_rising_groups(cuda, monkeypatch, dt
         b = weights if axis == 0 else np.ascontiguousarray(weights.T)
         got = host(lsm.logsumexp(device(cuda, layout), axis=axis, b=device(cuda, b)))
         assert_close(got, ref_logsumexp(layout, axis=axis, b=b), dtype, "logsumexp, b")
+
+
+@pytest.mark.parametrize("dtype", [F16, F32, F64], ids=str)
+def test_column_kernels_hold_the_contract_however_the_columns_are_split(cuda, monkeypatch, dtype):
+    """The forward column kernels keep the contract whether each column's 48 elements are
+    summarised by one warp or split among 3 or 5 warps (unequal shares) and merged, on every
+    special group (the rows of ``_edge_rows`` as columns), with and without a mask and weights,
+    with the sign (one negative sum)."""
+    from lsm.cuda import _config, _launch
+
+    x, where, b = (np.ascontiguousarray(a.T) for a in _edge_rows(dtype))
+    # weights in the accumulation type, of one sign per column (column 6 all negative): a sum
+    # whose terms cancel loses accuracy however it is taken, and differently in each order
+    weights = np.abs(np.where(where, b, 0)).astype(F64 if dtype == F64 else F32)
+    weights[:, 6] *= -1
+    expected = [
+        ref_log_softmax(x, axis=0),
+        ref_softmax(x, axis=0, where=where),
+        *ref_logsumexp(x, axis=0, where=where, b=weights, return_sign=True),
+    ]
+    monkeypatch.setattr(_config, "COLUMN_PART_MIN", 1)
+    for parts in (1, 3, 5):
+        monkeypatch.setattr(_config, "COLUMN_PARTS", parts)
+        assert _launch.column_parts(48) == parts
+        lse = lsm.logsumexp(
+            device(cuda, x), 0, where=device(cuda, where), b=device(cuda, weights), return_sign=True
+        )
+        got = [
+            host(lsm.log_softmax(device(cuda, x), axis=0)),
+            host(lsm.softmax(device(cuda, x), axis=0, where=device(cuda, where))),
+            *map(host, lse),
+        ]
+        for name, value, reference in zip(
+            ("log_softmax", "softmax", "lse", "sign"), got, expected, strict=True
+        ):
+            assert_close(value, reference, dtype, f"{name}, {parts} parts")
+
+
+@pytest.mark.parametrize("dtype", [F16, F32, F64], ids=str)
+def test_backward_columns_hold_the_contract_however_the_columns_are_split(cuda, monkeypatch, dtype):
+    """``backward_columns`` gives the reference gradients, with a mask and in place, whether each
+    column's 48 elements are summed by one warp or split among 3 or 5 warps (unequal shares)."""
+    from lsm.cuda import _config, _launch
+
+    rng = np.random.default_rng(29)
+    grad = rng.standard_normal((48, 7)).astype(dtype)
+    y = np.log(rng.dirichlet(np.ones(48), 7).T).astype(dtype)  # each column a log-probability
+    where = rng.random(grad.shape) < 0.8
+    where[:, 3] = False
+    monkeypatch.setattr(_config, "COLUMN_PART_MIN", 1)
+    for parts in (1, 3, 5):
+        monkeypatch.setattr(_config, "COLUMN_PARTS", parts)
+        assert _launch.column_parts(48) == parts
+        for func, log in ((lsm.log_softmax_backward, True), (lsm.softmax_backward, False)):
+            forward = y if log else np.exp(y.astype(F64)).astype(dtype)
+            expected, scale = ref_backward(grad, forward, axis=0, where=where, log=log)
+            dg, dy = device(cuda, grad), device(cuda, forward)
+            got = host(func(dg, dy, axis=0, where=device(cuda, where), out=dg))  # in place
+            assert_scaled_close(got, expected, scale, dtype, what=f"{func.__name__}, {parts} parts")
+            assert np.all(got[~where] == 0)

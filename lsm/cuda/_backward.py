@@ -16,9 +16,9 @@ group is all zeros). Three kernels, each writing a group once:
   row, a block reduction for the sum; the sum pass keeps ``g`` (and ``y``) in shared memory, so
   ``g`` and ``y`` are read once each;
 - ``backward_rows``: the same for longer rows, reading the row twice (the sum, then the output);
-- ``backward_columns``: one thread per column of the ``(outer, n, inner)`` view, consecutive
-  threads on adjacent columns (coalesced), a compensated sum per thread, reading the column
-  twice.
+- ``backward_columns``: column tiles of the ``(outer, n, inner)`` view (``_tiles``): lanes on
+  adjacent columns (coalesced), the block's warps splitting each column, a compensated sum per
+  thread combined in warp order, reading the column twice.
 
 Every output element is written by the thread that read its inputs, after the group's sum is
 complete, so ``out`` may be ``grad`` or ``y`` (in place). Rows and columns are taken in
@@ -30,9 +30,10 @@ import math
 
 from numba import int64
 
-from . import _group, _reduce
+from . import _group, _reduce, _tiles
 from ._numba import cuda, kernel
-from ._reduce import MAX_WARPS
+from ._reduce import MAX_WARPS, WARP
+from ._tiles import COLUMN_MAX_PARTS, column_of_tile, part_of_block, tile_count
 
 
 @functools.cache
@@ -40,7 +41,7 @@ def build(acc):
     """The backward kernels for accumulation type ``acc`` (float32 or float64)."""
     g, r = _group.build(acc), _reduce.build(acc)
     included, compensated_add, compensated_total = g["included"], g["compensated_add"], g["compensated_total"]
-    block_sum = r["block_sum"]
+    block_sum, tile_sum = r["block_sum"], _tiles.build(acc)["tile_sum"]
     zero = acc(0)
 
     @cuda.jit(device=True)
@@ -110,20 +111,25 @@ def build(acc):
 
     @kernel
     def backward_columns(grad, y, where, out, log):
+        table = cuda.shared.array((COLUMN_MAX_PARTS, WARP), acc)
         outer, n, inner = grad.shape
-        for column in range(cuda.grid(1), outer * inner, cuda.gridsize(1)):
-            o, i = column // inner, column % inner
+        columns = outer * inner
+        part, parts = part_of_block()
+        for tile in range(int64(cuda.blockIdx.x), tile_count(columns), cuda.gridDim.x):
+            o, i, active = column_of_tile(tile, inner, columns)
             total, compensation = zero, zero
-            for j in range(n):
-                if included(where, None, (o, j, i)):
-                    term = sum_term(grad, y, (o, j, i), log)
-                    total, compensation = compensated_add(total, compensation, term)
-            total = compensated_total(total, compensation)
-            for j in range(n):
-                if included(where, None, (o, j, i)):
-                    out[o, j, i] = gradient_value(grad, y, (o, j, i), total, log)
-                else:
-                    out[o, j, i] = zero
+            if active:
+                for j in range(part, n, parts):
+                    if included(where, None, (o, j, i)):
+                        term = sum_term(grad, y, (o, j, i), log)
+                        total, compensation = compensated_add(total, compensation, term)
+            total = tile_sum(compensated_total(total, compensation), table)
+            if active:
+                for j in range(part, n, parts):
+                    if included(where, None, (o, j, i)):
+                        out[o, j, i] = gradient_value(grad, y, (o, j, i), total, log)
+                    else:
+                        out[o, j, i] = zero
 
     return {
         "backward_rows": backward_rows,

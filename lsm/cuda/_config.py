@@ -26,7 +26,13 @@ SHARED_ROW_MAX_FLOAT64 = 4096
 # make the 32 resident warps (50%) their launch bounds ask ptxas to keep registers for
 WARPS_PER_BLOCK = 4
 BLOCK_THREADS = 512  # threads per block in the block-per-row, split-row and copy kernels
-COLUMN_THREADS = 256  # threads per block in the column kernels (one thread per column)
+COLUMN_THREADS = 256  # threads per block in the other column kernels (one thread per column)
+# The forward column kernels (softmax, log_softmax, logsumexp over a non-last axis) split each
+# column's reduced axis among up to this many warps of a block (tiles of 32 columns, so blocks of
+# up to 256 threads; _forward.COLUMN_MAX_PARTS bounds it), keeping at least COLUMN_PART_MIN
+# elements per thread: (64, 1000, 49) over axis 1 runs 25,088 threads instead of 3,136.
+COLUMN_PARTS = 8
+COLUMN_PART_MIN = 16
 SPLIT_MIN_LENGTH = 65536  # rows at least this long ...
 SPLIT_MAX_ROWS = 256  # ... in a call with fewer rows than this are split across blocks
 SPLIT_CHUNK = 16384  # row elements per block in the split-row path

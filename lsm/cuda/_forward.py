@@ -24,11 +24,14 @@ Every loop over rows is a grid-stride loop with 64-bit indices and the same trip
 threads of a block (inactive warps still take part in the reductions), so any number of rows
 runs on a capped grid.
 
-**Columns** (``inner > 1``): groups that are columns ``x[o, :, i]``. One thread per column,
-consecutive threads on consecutive ``i``: every step along the reduced axis is one coalesced
-read of adjacent elements across a warp. Each thread walks its column twice: a one-pass summary
-with compensated sums, then the output (logsumexp: once). Columns are
-taken in a grid-stride loop with 64-bit indices, so any number of them runs on a capped grid.
+**Columns** (``inner > 1``): groups that are columns ``x[o, :, i]``. A block takes tiles of 32
+consecutive columns, lane ``l`` of each warp on column ``l`` of the tile: every step along the
+reduced axis is one coalesced read of adjacent elements across a warp. The block's warps split
+each column's reduced axis (``_config.COLUMN_PARTS``, so few columns still make many threads),
+each summarising its share in one pass with compensated sums; warp 0 merges the shares through
+shared memory, and every warp writes the output of its share (logsumexp: no second pass).
+Tiles are taken in a grid-stride loop with 64-bit indices, so any number of them runs on a
+capped grid.
 """
 
 import functools
@@ -40,6 +43,7 @@ from numba import float64, int64
 from . import _group, _reduce
 from ._numba import cuda, kernel
 from ._reduce import MAX_WARPS, WARP
+from ._tiles import COLUMN_MAX_PARTS, column_of_tile, part_of_block, tile_count
 
 
 @functools.cache
@@ -48,7 +52,8 @@ def build_summaries(acc):
     kernels alike (see ``_group``): ``block_summary`` over a stretch of a row by a whole block,
     ``column_summary`` over a column by one thread. Each thread summarises its elements as it
     reads them (``online_add``); a block then rescales every thread's summary to the block's
-    maximum and sums them."""
+    maximum and sums them. ``column_summary`` takes every ``step``-th element from ``first``, for
+    the column kernels that split a column's reduced axis among threads."""
     g, r = _group.build(acc), _reduce.build(acc)
     included, weight = g["included"], g["weight"]
     online_add, online_finish, rescaled = g["online_add"], g["online_finish"], g["rescaled"]
@@ -72,9 +77,10 @@ def build_summaries(acc):
         return top, block_sum(at_max, scratch), block_sum(rest, scratch)
 
     @cuda.jit(device=True)
-    def column_summary(x, where, b, o, i):
+    def column_summary(x, where, b, o, i, first, step):
+        """``(m, A, R)`` of the elements ``first, first + step, ...`` of column ``x[o, :, i]``."""
         m, at_max, ref, total, compensation = lowest, zero, lowest, zero, zero
-        for j in range(x.shape[1]):
+        for j in range(first, x.shape[1], step):
             if included(where, b, (o, j, i)):
                 m, at_max, ref, total, compensation = online_add(
                     acc(x[o, j, i]), weight(b, (o, j, i)), m, at_max, ref, total, compensation
@@ -412,33 +418,67 @@ def build_rows(acc):
 
 @functools.cache
 def build_columns(acc):
-    """The column kernels for accumulation type ``acc``."""
+    """The column kernels for accumulation type ``acc``, on column tiles (``_tiles``): each warp
+    summarises its share of a column in one pass, warp 0 merges the shares' ``(m, A, R)`` in
+    warp order, and each warp writes the output of its share. So a call with few columns still
+    runs ``parts`` threads per column, and each element is read once for the summary (and once
+    more for a softmax output)."""
     g = _group.build(acc)
-    included, normaliser = g["included"], g["normaliser"]
+    included, normaliser, merge = g["included"], g["normaliser"], g["merge"]
     softmax_value, store_logsumexp = g["softmax_value"], g["store_logsumexp"]
     lowest, zero = acc(-np.inf), acc(0)
     column_summary = build_summaries(acc)["column_summary"]
 
+    @cuda.jit(device=True)
+    def tile_summary(x, where, b, o, i, active, table):
+        """``(m, A, R)`` of column ``x[o, :, i]`` for every thread of its lane: each warp's
+        share, merged through the shared ``table`` (``3 x COLUMN_MAX_PARTS x WARP``) by warp 0
+        in part order. Every thread of the block calls it (it synchronises)."""
+        lane = cuda.threadIdx.x % WARP
+        part, parts = part_of_block()
+        m, at_max, rest = lowest, zero, zero
+        if active:
+            m, at_max, rest = column_summary(x, where, b, o, i, part, parts)
+        table[0, part, lane], table[1, part, lane], table[2, part, lane] = m, at_max, rest
+        cuda.syncthreads()
+        if part == 0:
+            for other in range(1, parts):
+                m, at_max, rest = merge(
+                    m, at_max, rest, table[0, other, lane], table[1, other, lane], table[2, other, lane]
+                )
+            table[0, 0, lane], table[1, 0, lane], table[2, 0, lane] = m, at_max, rest
+        cuda.syncthreads()
+        m, at_max, rest = table[0, 0, lane], table[1, 0, lane], table[2, 0, lane]
+        cuda.syncthreads()  # every thread has its column's summary: the next tile may write
+        return m, at_max, rest
+
     @kernel
     def softmax_columns(x, where, out, log):
+        table = cuda.shared.array((3, COLUMN_MAX_PARTS, WARP), acc)
         outer, n, inner = x.shape
+        columns = outer * inner
+        part, parts = part_of_block()
         masked = lowest if log else zero
-        for column in range(cuda.grid(1), outer * inner, cuda.gridsize(1)):
-            o, i = column // inner, column % inner
-            m, at_max, rest = column_summary(x, where, None, o, i)
-            shift, log_norm, inv_norm = normaliser(m, at_max, rest)
-            for j in range(n):
-                if included(where, None, (o, j, i)):
-                    out[o, j, i] = softmax_value(acc(x[o, j, i]), shift, log_norm, inv_norm, log)
-                else:
-                    out[o, j, i] = masked
+        for tile in range(int64(cuda.blockIdx.x), tile_count(columns), cuda.gridDim.x):
+            o, i, active = column_of_tile(tile, inner, columns)
+            m, at_max, rest = tile_summary(x, where, None, o, i, active, table)
+            if active:
+                shift, log_norm, inv_norm = normaliser(m, at_max, rest)
+                for j in range(part, n, parts):
+                    if included(where, None, (o, j, i)):
+                        out[o, j, i] = softmax_value(acc(x[o, j, i]), shift, log_norm, inv_norm, log)
+                    else:
+                        out[o, j, i] = masked
 
     @kernel
     def logsumexp_columns(x, where, b, lse, sign):
+        table = cuda.shared.array((3, COLUMN_MAX_PARTS, WARP), acc)
         outer, _, inner = x.shape
-        for column in range(cuda.grid(1), outer * inner, cuda.gridsize(1)):
-            o, i = column // inner, column % inner
-            m, at_max, rest = column_summary(x, where, b, o, i)
-            store_logsumexp(lse, sign, (o, i), m, at_max, rest)
+        columns = outer * inner
+        for tile in range(int64(cuda.blockIdx.x), tile_count(columns), cuda.gridDim.x):
+            o, i, active = column_of_tile(tile, inner, columns)
+            m, at_max, rest = tile_summary(x, where, b, o, i, active, table)
+            if active and cuda.threadIdx.x < WARP:
+                store_logsumexp(lse, sign, (o, i), m, at_max, rest)
 
     return {"softmax_columns": softmax_columns, "logsumexp_columns": logsumexp_columns}

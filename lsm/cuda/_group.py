@@ -144,7 +144,7 @@ def build(acc):
             return m, at_max + at_max2, rest + rest2
         # m2 < m (or NaN): the smaller piece joins R, scaled by e^{m2 - m} (0 when m2 = -inf;
         # a NaN in it stays NaN)
-        return m, at_max, rest + (at_max2 + rest2) * math.exp(m2 - m)
+        return m, at_max, rest + rescaled(at_max2 + rest2, m2, m)
 
     @cuda.jit(device=True)
     def log_a_plus_r(a, r):

@@ -17,6 +17,7 @@ from numba import float64, from_dtype
 from .._plan import accumulation_dtype
 from . import _backward, _config, _copy, _forward, _losses, _numba
 from ._reduce import WARP
+from ._tiles import COLUMN_MAX_PARTS
 
 
 def _accumulation(dtype):
@@ -88,6 +89,18 @@ def _warp_kernel(name, n, acc):
     return _forward.build_warp_rows(acc, warp_slots(n), _config.WARPS_PER_BLOCK)[name]
 
 
+def column_parts(n):
+    """Warps that split each column's reduced axis of length ``n`` in the column tiles (forward
+    and backward kernels): ``COLUMN_PARTS``, fewer when a thread would get under
+    ``COLUMN_PART_MIN`` elements."""
+    return max(1, min(_config.COLUMN_PARTS, COLUMN_MAX_PARTS, n // _config.COLUMN_PART_MIN))
+
+
+def _column_grid(outer, n, inner):
+    """``(blocks, threads)`` of a column-tile kernel: a block per tile of ``WARP`` columns."""
+    return _blocks(-(-(outer * inner) // WARP), 1), WARP * column_parts(n)
+
+
 def _parts(n):
     return -(-n // _config.SPLIT_CHUNK)
 
@@ -109,18 +122,9 @@ def softmax(x, where, out, log, stream, allocate):
     acc = _accumulation(out.dtype)
     path = choose(outer, n, inner, acc)
     if path == "columns":
-        threads = _config.COLUMN_THREADS
         kernel = _forward.build_columns(acc)["softmax_columns"]
-        _numba.launch(
-            kernel,
-            _blocks(outer * inner, threads),
-            threads,
-            stream,
-            x.device(),
-            _device(where),
-            out.device(),
-            log,
-        )
+        blocks, threads = _column_grid(outer, n, inner)
+        _numba.launch(kernel, blocks, threads, stream, x.device(), _device(where), out.device(), log)
         return
     rows = _forward.build_rows(acc)
     shared = _shared_row(path, x)
@@ -151,10 +155,10 @@ def logsumexp(x, where, b, lse, sign, stream, allocate):
     acc = _accumulation(lse.dtype)
     path = choose(outer, n, inner, acc)
     if path == "columns":
-        threads = _config.COLUMN_THREADS
         kernel = _forward.build_columns(acc)["logsumexp_columns"]
+        blocks, threads = _column_grid(outer, n, inner)
         args = x.device(), _device(where), _device(b), lse.device(), _device(sign)
-        _numba.launch(kernel, _blocks(outer * inner, threads), threads, stream, *args)
+        _numba.launch(kernel, blocks, threads, stream, *args)
         return
     rows = _forward.build_rows(acc)
     shared = _shared_row(path, x)
@@ -189,25 +193,16 @@ def logsumexp(x, where, b, lse, sign, stream, allocate):
 def softmax_backward(grad, y, where, out, log, stream):
     """Fill ``out`` with the gradient of (log_)softmax (canonical ``(outer, n, inner)`` views):
     one block per row (the row kept in shared memory when its ``n`` elements of ``grad``, and
-    ``n`` of ``y`` for softmax, fit in ``shared_row_max``), or one thread per column (see
+    ``n`` of ``y`` for softmax, fit in ``shared_row_max``), or column tiles (see
     ``_backward``)."""
     outer, n, inner = grad.shape
     if outer * n * inner == 0:
         return
     kernels = _backward.build(_accumulation(out.dtype))
     if inner > 1:
-        threads = _config.COLUMN_THREADS
-        _numba.launch(
-            kernels["backward_columns"],
-            _blocks(outer * inner, threads),
-            threads,
-            stream,
-            grad.device(),
-            y.device(),
-            _device(where),
-            out.device(),
-            log,
-        )
+        blocks, threads = _column_grid(outer, n, inner)
+        args = grad.device(), y.device(), _device(where), out.device(), log
+        _numba.launch(kernels["backward_columns"], blocks, threads, stream, *args)
     else:
         acc, kept = _accumulation(out.dtype), n if log else 2 * n  # g (and y for softmax) kept
         shared = {"shared": kept * grad.dtype.itemsize} if kept <= shared_row_max(acc) else {}

@@ -137,7 +137,7 @@ def build(acc):
                     for c in range(n):
                         grad[o, c, i] = zero
                 continue
-            m, at_max, rest = column_summary(x, None, None, o, i)
+            m, at_max, rest = column_summary(x, None, None, o, i, 0, 1)
             shift, log_norm, inv_norm = normaliser(m, at_max, rest)
             weighted, q_total = zero, zero
             if probs is not None or spread != 0:
