@@ -13,13 +13,16 @@ import pytest
 from numba import cuda as device_code
 from reference import (
     assert_close,
+    assert_loss_close,
     assert_scaled_close,
     ref_backward,
+    ref_cross_entropy,
     ref_log_softmax,
     ref_logsumexp,
     ref_softmax,
 )
 from test_cuda_paths import PATHS, SHARED_ROWS
+from test_losses import make_problem
 
 import lsm
 from conftest import same_layout_bytes
@@ -413,3 +416,30 @@ def test_backward_columns_hold_the_contract_however_the_columns_are_split(cuda, 
             got = host(func(dg, dy, axis=0, where=device(cuda, where), out=dg))  # in place
             assert_scaled_close(got, expected, scale, dtype, what=f"{func.__name__}, {parts} parts")
             assert np.all(got[~where] == 0)
+
+
+@pytest.mark.parametrize("kind", ["index", "probs"])
+@pytest.mark.parametrize("dtype", [F16, F32, F64], ids=str)
+def test_cross_entropy_columns_hold_the_contract_however_the_columns_are_split(
+    cuda, monkeypatch, dtype, kind
+):
+    """``cross_entropy_columns`` (class axis 1 of ``(3, 48, 5)``: 15 items of 48 classes) gives
+    the reference loss and gradient, with class weights, label smoothing and ignored items,
+    the gradient written over the logits, whether each item's classes are taken by one warp or
+    split among 3 or 5 warps (unequal shares)."""
+    from lsm.cuda import _config, _launch
+
+    options = {"weight": True, "label_smoothing": 0.2, "reduction": "none", "ignore_index": 2}
+    logits, target, kwargs = make_problem((3, 48, 5), 1, dtype, kind, options)
+    loss, grad, scale = ref_cross_entropy(logits, target, axis=1, **kwargs)
+    device_kwargs = {key: device(cuda, value) if key == "weight" else value for key, value in kwargs.items()}
+    monkeypatch.setattr(_config, "COLUMN_PART_MIN", 1)
+    for parts in (1, 3, 5):
+        monkeypatch.setattr(_config, "COLUMN_PARTS", parts)
+        assert _launch.column_parts(48) == parts
+        dx = device(cuda, logits)
+        got_loss, got_grad = lsm.cross_entropy(
+            dx, device(cuda, target), axis=1, return_grad=True, grad_out=dx, **device_kwargs
+        )
+        assert_loss_close(host(got_loss), loss, dtype, f"loss, {parts} parts")
+        assert_scaled_close(host(got_grad), grad, scale, dtype, what=f"gradient, {parts} parts")

@@ -50,12 +50,11 @@ from ._tiles import COLUMN_MAX_PARTS, column_of_tile, part_of_block, tile_count
 def build_summaries(acc):
     """``(m, A, R)`` of one group in one pass over global memory, for the forward and the loss
     kernels alike (see ``_group``): ``block_summary`` over a stretch of a row by a whole block,
-    ``column_summary`` over a column by one thread. Each thread summarises its elements as it
-    reads them (``online_add``); a block then rescales every thread's summary to the block's
-    maximum and sums them. ``column_summary`` takes every ``step``-th element from ``first``, for
-    the column kernels that split a column's reduced axis among threads."""
+    ``tile_summary`` over a column by the warps of a column tile (``_tiles``). Each thread
+    summarises its elements as it reads them (``online_add``); a block then rescales every
+    thread's summary to the block's maximum and sums them, a tile merges its warps' summaries."""
     g, r = _group.build(acc), _reduce.build(acc)
-    included, weight = g["included"], g["weight"]
+    included, weight, merge = g["included"], g["weight"], g["merge"]
     online_add, online_finish, rescaled = g["online_add"], g["online_finish"], g["rescaled"]
     block_max, block_sum = r["block_max"], r["block_sum"]
     lowest, zero = acc(-np.inf), acc(0)
@@ -87,7 +86,30 @@ def build_summaries(acc):
                 )
         return online_finish(m, at_max, ref, total, compensation)
 
-    return {"block_summary": block_summary, "column_summary": column_summary}
+    @cuda.jit(device=True)
+    def tile_summary(x, where, b, o, i, active, table):
+        """``(m, A, R)`` of column ``x[o, :, i]`` for every thread of its lane: each warp's
+        share, merged through the shared ``table`` (``3 x COLUMN_MAX_PARTS x WARP``) by warp 0
+        in part order. Every thread of the block calls it (it synchronises)."""
+        lane = cuda.threadIdx.x % WARP
+        part, parts = part_of_block()
+        m, at_max, rest = lowest, zero, zero
+        if active:
+            m, at_max, rest = column_summary(x, where, b, o, i, part, parts)
+        table[0, part, lane], table[1, part, lane], table[2, part, lane] = m, at_max, rest
+        cuda.syncthreads()
+        if part == 0:
+            for other in range(1, parts):
+                m, at_max, rest = merge(
+                    m, at_max, rest, table[0, other, lane], table[1, other, lane], table[2, other, lane]
+                )
+            table[0, 0, lane], table[1, 0, lane], table[2, 0, lane] = m, at_max, rest
+        cuda.syncthreads()
+        m, at_max, rest = table[0, 0, lane], table[1, 0, lane], table[2, 0, lane]
+        cuda.syncthreads()  # every thread has its column's summary: the next tile may write
+        return m, at_max, rest
+
+    return {"block_summary": block_summary, "tile_summary": tile_summary}
 
 
 #: Row elements each lane holds in the warp-per-row kernels, one kernel pair per bucket: a row of
@@ -424,33 +446,10 @@ def build_columns(acc):
     runs ``parts`` threads per column, and each element is read once for the summary (and once
     more for a softmax output)."""
     g = _group.build(acc)
-    included, normaliser, merge = g["included"], g["normaliser"], g["merge"]
+    included, normaliser = g["included"], g["normaliser"]
     softmax_value, store_logsumexp = g["softmax_value"], g["store_logsumexp"]
     lowest, zero = acc(-np.inf), acc(0)
-    column_summary = build_summaries(acc)["column_summary"]
-
-    @cuda.jit(device=True)
-    def tile_summary(x, where, b, o, i, active, table):
-        """``(m, A, R)`` of column ``x[o, :, i]`` for every thread of its lane: each warp's
-        share, merged through the shared ``table`` (``3 x COLUMN_MAX_PARTS x WARP``) by warp 0
-        in part order. Every thread of the block calls it (it synchronises)."""
-        lane = cuda.threadIdx.x % WARP
-        part, parts = part_of_block()
-        m, at_max, rest = lowest, zero, zero
-        if active:
-            m, at_max, rest = column_summary(x, where, b, o, i, part, parts)
-        table[0, part, lane], table[1, part, lane], table[2, part, lane] = m, at_max, rest
-        cuda.syncthreads()
-        if part == 0:
-            for other in range(1, parts):
-                m, at_max, rest = merge(
-                    m, at_max, rest, table[0, other, lane], table[1, other, lane], table[2, other, lane]
-                )
-            table[0, 0, lane], table[1, 0, lane], table[2, 0, lane] = m, at_max, rest
-        cuda.syncthreads()
-        m, at_max, rest = table[0, 0, lane], table[1, 0, lane], table[2, 0, lane]
-        cuda.syncthreads()  # every thread has its column's summary: the next tile may write
-        return m, at_max, rest
+    tile_summary = build_summaries(acc)["tile_summary"]
 
     @kernel
     def softmax_columns(x, where, out, log):

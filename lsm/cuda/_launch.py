@@ -226,12 +226,10 @@ def cross_entropy(x, target, probs, class_weight, options, loss, grad, stream):
         return
     kernels = _losses.build(_accumulation(x.dtype))
     if inner > 1:
-        threads = _config.COLUMN_THREADS
+        blocks, threads = _column_grid(outer, x.shape[1], inner)
         args = (x.device(), _device(target), _device(probs), class_weight)
         args += (*options, loss.device(), _device(grad))
-        _numba.launch(
-            kernels["cross_entropy_columns"], _blocks(outer * inner, threads), threads, stream, *args
-        )
+        _numba.launch(kernels["cross_entropy_columns"], blocks, threads, stream, *args)
     else:
         args = (
             _rows_device(x),

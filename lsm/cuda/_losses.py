@@ -15,7 +15,7 @@ the gradient multiplied by the reduction's ``scale``. Terms with ``q_c = 0`` cou
 ``x_c = -inf``; ignored items (``target == ignore_index``) get loss 0 and a zero gradient.
 
 - ``cross_entropy_rows``: one block per row of the ``(outer, C)`` view (block reductions);
-- ``cross_entropy_columns``: one thread per column of the ``(outer, C, inner)`` view;
+- ``cross_entropy_columns``: column tiles of the ``(outer, C, inner)`` view (``_tiles``);
 - ``nll_loss``: one thread per item, ``loss = -w_t logp_t``.
 
 Both cross-entropy kernels read the logits in two passes (the one-pass summary ``(m, A, R)`` of
@@ -38,9 +38,10 @@ import math
 
 from numba import float64, int64
 
-from . import _forward, _group, _reduce
+from . import _forward, _group, _reduce, _tiles
 from ._numba import cuda, kernel
-from ._reduce import MAX_WARPS
+from ._reduce import MAX_WARPS, WARP
+from ._tiles import COLUMN_MAX_PARTS, column_of_tile, part_of_block, tile_count
 
 
 @functools.cache
@@ -52,7 +53,8 @@ def build(acc):
     block_sum = r["block_sum"]
     zero = acc(0)
     summaries = _forward.build_summaries(acc)  # (m, A, R) of a group, as the forward kernels
-    block_summary, column_summary = summaries["block_summary"], summaries["column_summary"]
+    block_summary, tile_summary = summaries["block_summary"], summaries["tile_summary"]
+    tile_sum = _tiles.build(acc)["tile_sum"]
 
     @cuda.jit(device=True)
     def coefficient(probs, class_weight, index, c, keep, spread):
@@ -124,42 +126,60 @@ def build(acc):
 
     @kernel
     def cross_entropy_columns(x, target, probs, class_weight, ignore_index, keep, spread, scale, loss, grad):
+        """Cross-entropy of each column of the ``(outer, C, inner)`` view, on column tiles
+        (``_tiles``): the warps of a block split each column's classes, their summaries and sums
+        meet in shared memory, warp 0 writes the loss and each warp the gradient of its share."""
+        summaries = cuda.shared.array((3, COLUMN_MAX_PARTS, WARP), acc)
+        sums = cuda.shared.array((COLUMN_MAX_PARTS, WARP), acc)
+        targets = cuda.shared.array(WARP, int64)
         outer, n, inner = x.shape
+        columns = outer * inner
+        lane = cuda.threadIdx.x % WARP
+        part, parts = part_of_block()
         keep_acc, spread_acc, s = acc(keep), acc(spread), acc(scale)
-        for column in range(cuda.grid(1), outer * inner, cuda.gridsize(1)):
-            o, i = column // inner, column % inner
-            t = int64(-1)
-            if target is not None:
-                t = int64(target[o, i])
-            if t == ignore_index and target is not None:
-                loss[o, i] = 0.0
-                if grad is not None:
-                    for c in range(n):
-                        grad[o, c, i] = zero
-                continue
-            m, at_max, rest = column_summary(x, None, None, o, i, 0, 1)
+        for tile in range(int64(cuda.blockIdx.x), tile_count(columns), cuda.gridDim.x):
+            o, i, active = column_of_tile(tile, inner, columns)
+            if part == 0:  # one read of the target per item, shared by the summary's barriers
+                t = int64(-1)
+                if target is not None:
+                    if active:
+                        t = int64(target[o, i])
+                targets[lane] = t
+            m, at_max, rest = tile_summary(x, None, None, o, i, active, summaries)
+            t = targets[lane]
+            ignored = target is not None and t == ignore_index
             shift, log_norm, inv_norm = normaliser(m, at_max, rest)
             weighted, q_total = zero, zero
             if probs is not None or spread != 0:
                 weighted_c, q_c = zero, zero
-                for c in range(n):
-                    q = coefficient(probs, class_weight, (o, c, i), c, keep_acc, spread_acc)
-                    weighted, weighted_c = compensated_add(
-                        weighted, weighted_c, target_term(q, acc(x[o, c, i]), shift)
-                    )
-                    q_total, q_c = compensated_add(q_total, q_c, q)
-                weighted = compensated_total(weighted, weighted_c)
-                q_total = compensated_total(q_total, q_c)
+                if active:
+                    for c in range(part, n, parts):
+                        q = coefficient(probs, class_weight, (o, c, i), c, keep_acc, spread_acc)
+                        weighted, weighted_c = compensated_add(
+                            weighted, weighted_c, target_term(q, acc(x[o, c, i]), shift)
+                        )
+                        q_total, q_c = compensated_add(q_total, q_c, q)
+                weighted = tile_sum(compensated_total(weighted, weighted_c), sums)
+                q_total = tile_sum(compensated_total(q_total, q_c), sums)
             pick = zero
-            if target is not None:
+            if target is not None and not ignored:
                 pick = keep_acc * weight(class_weight, t)
-                weighted += target_term(pick, acc(x[o, t, i]), shift)
                 q_total += pick
-            loss[o, i] = q_total * log_norm - weighted
-            if grad is not None:
+            if part == 0 and active:  # the loss is warp 0's: only it reads the target logit
+                if ignored:
+                    loss[o, i] = 0.0
+                else:
+                    if target is not None:
+                        weighted += target_term(pick, acc(x[o, t, i]), shift)
+                    loss[o, i] = q_total * log_norm - weighted
+            cuda.syncthreads()  # every read of the tile is done before the gradient overwrites it
+            if grad is not None and active:
                 scaled = (q_total * s, keep_acc * s, spread_acc * s, pick * s)
-                for c in range(n):
-                    value = gradient_value(x, probs, class_weight, (o, c, i), c, t, shift, inv_norm, scaled)
+                for c in range(part, n, parts):
+                    value = zero
+                    if not ignored:
+                        index = (o, c, i)
+                        value = gradient_value(x, probs, class_weight, index, c, t, shift, inv_norm, scaled)
                     grad[o, c, i] = value
 
     @kernel
