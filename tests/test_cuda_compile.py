@@ -112,9 +112,11 @@ def _signature(name, element, acc, layout):
     x, where, b = array(element, rows), optional(types.boolean, rows), optional(acc, rows)
     lse, sign = array(element, rows - 1), optional(element, rows - 1)
     partials = array(acc, 3, contiguous=True)
-    name = name.rstrip("0123456789")  # a warp-per-row kernel's bucket takes its family's arguments
+    name = name.rstrip("0123456789")  # a warp-path kernel's bucket takes its family's arguments
     return {
         "softmax_rows_warp": (x, where, x, types.boolean),
+        "softmax_rows_lanes": (x, where, x, types.boolean),
+        "logsumexp_rows_lanes": (x, where, b, lse, sign),
         "softmax_rows_block": (x, where, x, types.boolean),
         "softmax_rows_shared": (x, where, x, types.boolean),
         "softmax_rows_split": (x, where, x, partials, types.int64, types.boolean),
@@ -150,19 +152,21 @@ def _loss_signature(name, element, acc, layout):
     return (x, target, weight, types.int64, loss)  # nll_loss
 
 
-# the warp-per-row kernels of every bucket of slots per lane (see warp_kernel_exists)
-WARP_KERNELS = [
-    f"{family}{slots}"
-    for family in ("softmax_rows_warp", "logsumexp_rows_warp")
-    for slots in _forward.WARP_SLOTS
-]
+# the warp-path kernels of every bucket: slots per lane of a warp per row (see
+# warp_kernel_exists), then lanes per row of several rows per warp (one slot)
+WARP_BUCKETS = [(slots, 32) for slots in _forward.WARP_SLOTS] + [(1, lanes) for lanes in _forward.ROW_LANES]
+SOFTMAX_WARP, LOGSUMEXP_WARP = (
+    [_forward.warp_row_name(family, slots, lanes) for slots, lanes in WARP_BUCKETS]
+    for family in ("softmax", "logsumexp")
+)
+WARP_KERNELS = SOFTMAX_WARP + LOGSUMEXP_WARP
 ROW_KERNELS = [
-    *WARP_KERNELS[: len(_forward.WARP_SLOTS)],
+    *SOFTMAX_WARP,
     "softmax_rows_block",
     "softmax_rows_shared",
     "rows_partials",
     "softmax_rows_split",
-    *WARP_KERNELS[len(_forward.WARP_SLOTS) :],
+    *LOGSUMEXP_WARP,
     "logsumexp_rows_block",
     "logsumexp_rows_shared",
     "logsumexp_rows_merge",
@@ -178,13 +182,15 @@ def warp_kernel_exists(name, dtype):
     shared-memory kernels), which are neither launched nor compiled."""
     if name not in WARP_KERNELS or dtype != "float64":
         return True
-    return int(name.lstrip("abcdefghijklmnopqrstuvwxyz_")) * 32 <= _config.WARP_ROW_MAX_FLOAT64
+    slots, lanes = WARP_BUCKETS[WARP_KERNELS.index(name) % len(WARP_BUCKETS)]
+    return slots * lanes <= _config.WARP_ROW_MAX_FLOAT64
 
 
 def _kernel(name, acc):
     if name in WARP_KERNELS:
-        family = name.rstrip("0123456789")
-        return _forward.build_warp_rows(acc, int(name[len(family) :]), _config.WARPS_PER_BLOCK)[family]
+        slots, lanes = WARP_BUCKETS[WARP_KERNELS.index(name) % len(WARP_BUCKETS)]
+        family = "softmax_rows_warp" if name in SOFTMAX_WARP else "logsumexp_rows_warp"
+        return _forward.build_warp_rows(acc, slots, _config.WARPS_PER_BLOCK, lanes)[family]
     if name in BACKWARD_KERNELS:
         return _backward.build(acc)[name]
     if name in LOSS_KERNELS:

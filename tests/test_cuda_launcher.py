@@ -246,6 +246,8 @@ def _all_kernels():
     kernels = [*_forward.build_rows(acc).values(), *_forward.build_columns(acc).values()]
     for slots in _forward.WARP_SLOTS:
         kernels += _forward.build_warp_rows(acc, slots, _config.WARPS_PER_BLOCK).values()
+    for lanes in _forward.ROW_LANES:
+        kernels += _forward.build_warp_rows(acc, 1, _config.WARPS_PER_BLOCK, lanes).values()
     kernels += [*_backward.build(acc).values(), *_losses.build(acc).values()]
     kernels += [_losses.start_checks, _losses.check_targets, _losses.check_weight, _losses.reduce_loss]
     kernels += [_copy.copy3]
@@ -259,6 +261,9 @@ def test_every_kernel_is_launched_by_the_tests_above(launches):
     x = RNG.standard_normal((2, 1024)).astype("float32")
     for slots in _forward.WARP_SLOTS:  # the warp-per-row kernels of every bucket
         for call in _forward_calls(_device(x[:, : slots * WARP]), -1, None, None):
+            call()
+    for lanes in _forward.ROW_LANES:  # and the rows sharing a warp, of every width
+        for call in _forward_calls(_device(x[:, :lanes]), -1, None, None):
             call()
     test_conversions_and_scattered_outputs(launches)
     for axis in (-1, 1):

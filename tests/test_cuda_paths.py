@@ -21,6 +21,7 @@ SHARED_ROWS = {"SHARED_ROW_MAX": 64, "SHARED_ROW_MAX_FLOAT64": 64}
 # with < 8 rows, shared memory up to 64)
 PATHS = [
     pytest.param((5, 20), -1, "warp", id="warp"),
+    pytest.param((7, 5), -1, "warp", id="warp-lanes"),  # 8 lanes a row: 4 rows a warp
     pytest.param((3, 36), -1, "shared", id="shared-few-rows"),
     pytest.param((9, 45), -1, "shared", id="shared-many-rows"),
     pytest.param((8, 70), -1, "block", id="block"),

@@ -295,6 +295,26 @@ def test_warp_row_buckets_match_the_largest(cuda, monkeypatch, dtype):
 
 
 @pytest.mark.parametrize("dtype", [F16, F32, F64], ids=str)
+def test_rows_sharing_a_warp_match_a_warp_per_row(cuda, monkeypatch, dtype):
+    """Rows of 7 elements taken 4 to a warp (8 lanes each, segment reductions) give the results
+    of one warp per row bit for bit, on every special group, with and without a mask and
+    weights, with the sign, and in place: the butterfly's other lanes would only add zeros."""
+    from lsm.cuda import _launch
+
+    x, where, b = (a[:, :7] for a in _edge_rows(dtype))
+    acc = numba.float64 if dtype == F64 else numba.float32
+    assert _launch.choose(9, 7, 1, acc) == "warp" and _launch.row_lanes(7) == 8
+    calls = _forward_calls(cuda, x, where, b, lsm.log_softmax)
+    runs = []
+    for lanes in (8, 32):
+        monkeypatch.setattr(_launch, "row_lanes", lambda n, lanes=lanes: lanes)
+        runs.append(_outputs(calls))
+    shared, whole = runs
+    _assert_bitwise_equal(whole, shared)
+    assert_close(shared["log_softmax"][0], ref_log_softmax(x), dtype)
+
+
+@pytest.mark.parametrize("dtype", [F16, F32, F64], ids=str)
 def test_shared_backward_rows_match_block_rows(cuda, monkeypatch, dtype):
     """The shared-memory backward kernel gives ``backward_rows``'s results bit for bit, with a
     mask, special values and in place (``out`` is ``grad`` or ``y``)."""

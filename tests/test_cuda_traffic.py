@@ -82,6 +82,13 @@ TRAFFIC = {
     "logsumexp, warp per row": Path(
         "logsumexp", (4, 32), -1, ("logsumexp_rows_warp1",), reads={"x": 1}, writes={"out": F(1, 32)}
     ),
+    # rows of up to 16 elements: 8 lanes a row here, four rows a warp
+    "softmax, rows sharing a warp": Path(
+        "softmax", (8, 7), -1, ("softmax_rows_lanes8",), reads={"x": 1}, writes={"out": 1}
+    ),
+    "logsumexp, rows sharing a warp": Path(
+        "logsumexp", (8, 7), -1, ("logsumexp_rows_lanes8",), reads={"x": 1}, writes={"out": F(1, 7)}
+    ),
     # longer rows that fit in shared memory (8192 float32 elements on a GPU; 64 here): one pass
     # reads the row into shared memory, the sums and the output come from there
     "softmax, shared-memory row": Path(
@@ -345,7 +352,7 @@ def _promised_reads(name, path):
     (one online pass), 2 otherwise (a one-pass summary, then the output); a loss's gradient 2,
     plus its target logit once per item. The backward kernels beyond shared memory need the
     row's sum before their output, so nothing bounds them below 3."""
-    on_chip = "warp per row" in name or "shared-memory" in name
+    on_chip = "warp" in name or "shared-memory" in name
     if path.call == "cross_entropy":
         axis = path.axis % len(path.shape)
         return 2 + Fraction(1, path.shape[axis])

@@ -143,11 +143,21 @@ def _named(func, name):
     return func
 
 
+#: Lanes per row for rows of at most 16 elements: a warp then takes ``32 / lanes`` rows at once,
+#: one element per lane (``_launch.row_lanes``), instead of leaving most of its lanes idle.
+ROW_LANES = (2, 4, 8, 16)
+
+
+def warp_row_name(family, slots, lanes):
+    """``<family>_rows_warp<slots>`` (a warp per row) or ``<family>_rows_lanes<lanes>`` (``lanes``
+    lanes per row, one slot)."""
+    return f"{family}_rows_warp{slots}" if lanes == WARP else f"{family}_rows_lanes{lanes}"
+
+
 @functools.cache
-def build_warp_rows(acc, slots, warps):
-    """The warp-per-row kernels for accumulation type ``acc``, rows of up to ``32 * slots``
-    elements and blocks of ``warps`` warps (rows), named ``softmax_rows_warp<slots>`` and
-    ``logsumexp_rows_warp<slots>``.
+def build_warp_rows(acc, slots, warps, lanes=WARP):
+    """The warp-per-row kernels for accumulation type ``acc``, rows of up to ``lanes * slots``
+    elements and blocks of ``warps`` warps, named ``warp_row_name(family, slots, lanes)``.
 
     ``slots`` is closed over, so numba-cuda compiles it as a constant: the per-lane arrays of
     ``slots`` elements and the loops over them are unrolled into registers, and a kernel for
@@ -155,12 +165,18 @@ def build_warp_rows(acc, slots, warps):
     beyond ``n`` would only add exact zeros (``e^{-inf - m}``, or a weight of 0) to the sums, so
     every bucket that holds a row gives the same results bit for bit. The block size is
     compiled in as the kernels' launch bounds (``_launch_bounds``), which cap their registers.
+
+    With ``lanes`` below ``WARP`` (short rows, one slot), each aligned segment of ``lanes`` lanes
+    of a warp takes a row of its own and the reductions run over the segment
+    (``_reduce.build_segments``); a row's elements meet in the same butterfly steps as in a
+    whole warp, whose other lanes would only add exact zeros, so the results are the same bit
+    for bit.
     """
-    g, r = _group.build(acc), _reduce.build(acc)
+    g = _group.build(acc)
     included, weight, add_term = g["included"], g["weight"], g["add_term"]
     compensated_add, compensated_total = g["compensated_add"], g["compensated_total"]
     normaliser, softmax_value, store_logsumexp = g["normaliser"], g["softmax_value"], g["store_logsumexp"]
-    warp_max, warp_sum = r["warp_max"], r["warp_sum"]
+    warp_max, warp_sum = _reduce.build_segments(lanes)
     lowest, zero, one = acc(-np.inf), acc(0), acc(1)
 
     def softmax_rows_warp(x, where, out, log):
@@ -171,15 +187,15 @@ def build_warp_rows(acc, slots, warps):
         same one ``add_term`` and ``softmax_value`` would each compute (bit for bit)."""
         cache = cuda.local.array(slots, acc)
         rows, n = x.shape
-        warps = cuda.blockDim.x // WARP
-        lane = cuda.threadIdx.x % WARP
-        step = int64(cuda.gridDim.x) * warps
-        for first in range(int64(cuda.blockIdx.x) * warps, rows, step):
-            row = first + cuda.threadIdx.x // WARP
+        per_block = cuda.blockDim.x // lanes  # rows a block takes at once
+        lane = cuda.threadIdx.x % lanes
+        step = int64(cuda.gridDim.x) * per_block
+        for first in range(int64(cuda.blockIdx.x) * per_block, rows, step):
+            row = first + cuda.threadIdx.x // lanes
             active = row < rows
             m = lowest
             for k in range(slots):
-                j = lane + WARP * k
+                j = lane + lanes * k
                 value = lowest
                 if active and j < n:
                     if included(where, None, (row, j)):
@@ -204,7 +220,7 @@ def build_warp_rows(acc, slots, warps):
             shift, log_norm, inv_norm = normaliser(m, at_max, rest)
             masked = lowest if log else zero
             for k in range(slots):
-                j = lane + WARP * k
+                j = lane + lanes * k
                 if active and j < n:
                     if not included(where, None, (row, j)):
                         out[row, j] = masked
@@ -221,15 +237,15 @@ def build_warp_rows(acc, slots, warps):
         cache = cuda.local.array(slots, acc)
         weights = cuda.local.array(slots, acc)
         rows, n = x.shape
-        warps = cuda.blockDim.x // WARP
-        lane = cuda.threadIdx.x % WARP
-        step = int64(cuda.gridDim.x) * warps
-        for first in range(int64(cuda.blockIdx.x) * warps, rows, step):
-            row = first + cuda.threadIdx.x // WARP
+        per_block = cuda.blockDim.x // lanes
+        lane = cuda.threadIdx.x % lanes
+        step = int64(cuda.gridDim.x) * per_block
+        for first in range(int64(cuda.blockIdx.x) * per_block, rows, step):
+            row = first + cuda.threadIdx.x // lanes
             active = row < rows
             m = lowest
             for k in range(slots):
-                j = lane + WARP * k
+                j = lane + lanes * k
                 value, w = lowest, zero  # excluded: contributes nothing, never NaN
                 if active and j < n:
                     if included(where, b, (row, j)):
@@ -248,7 +264,7 @@ def build_warp_rows(acc, slots, warps):
 
     return {
         f"{family}_rows_warp": kernel(
-            _named(func, f"{family}_rows_warp{slots}"), _launch_bounds(family, acc, slots, warps)
+            _named(func, warp_row_name(family, slots, lanes)), _launch_bounds(family, acc, slots, warps)
         )
         for family, func in (("softmax", softmax_rows_warp), ("logsumexp", logsumexp_rows_warp))
     }

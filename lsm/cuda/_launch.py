@@ -84,9 +84,21 @@ def warp_slots(n):
     raise ValueError(f"a row of {n} elements is too long for one warp")
 
 
-def _warp_kernel(name, n, acc):
-    """The warp-per-row kernel ``name`` for rows of ``n`` elements accumulated in ``acc``."""
-    return _forward.build_warp_rows(acc, warp_slots(n), _config.WARPS_PER_BLOCK)[name]
+def row_lanes(n):
+    """Lanes per row for a warp-path row of ``n`` elements: the fewest of ``_forward.ROW_LANES``
+    that hold it (one element a lane, several rows a warp), or a whole warp."""
+    for lanes in _forward.ROW_LANES:
+        if n <= lanes:
+            return lanes
+    return WARP
+
+
+def _warp_launch(name, n, outer, acc):
+    """``(kernel, blocks, threads)`` of the warp-path kernel ``name`` for ``outer`` rows of ``n``
+    elements accumulated in ``acc``."""
+    warps, lanes = _config.WARPS_PER_BLOCK, row_lanes(n)
+    kernel = _forward.build_warp_rows(acc, warp_slots(n), warps, lanes)[name]
+    return kernel, _blocks(outer, warps * (WARP // lanes)), warps * WARP
 
 
 def column_parts(n):
@@ -130,8 +142,8 @@ def softmax(x, where, out, log, stream, allocate):
     shared = _shared_row(path, x)
     x, where, out = _rows_device(x), _rows_device(where), _rows_device(out)
     if path == "warp":
-        warps, kernel = _config.WARPS_PER_BLOCK, _warp_kernel("softmax_rows_warp", n, acc)
-        _numba.launch(kernel, _blocks(outer, warps), warps * WARP, stream, x, where, out, log)
+        kernel, blocks, threads = _warp_launch("softmax_rows_warp", n, outer, acc)
+        _numba.launch(kernel, blocks, threads, stream, x, where, out, log)
     elif path == "split":
         parts = _parts(n)
         partials = allocate((outer, parts, 3), np.dtype(acc.name))
@@ -166,8 +178,8 @@ def logsumexp(x, where, b, lse, sign, stream, allocate):
     lse = lse.with_layout(lse.shape[:1], lse.strides[:1]).device()
     sign = None if sign is None else sign.with_layout(sign.shape[:1], sign.strides[:1]).device()
     if path == "warp":
-        warps, kernel = _config.WARPS_PER_BLOCK, _warp_kernel("logsumexp_rows_warp", n, acc)
-        _numba.launch(kernel, _blocks(outer, warps), warps * WARP, stream, x, where, b, lse, sign)
+        kernel, blocks, threads = _warp_launch("logsumexp_rows_warp", n, outer, acc)
+        _numba.launch(kernel, blocks, threads, stream, x, where, b, lse, sign)
     elif path == "split":
         parts = _parts(n)
         partials = allocate((outer, parts, 3), np.dtype(acc.name))

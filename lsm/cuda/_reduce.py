@@ -6,7 +6,9 @@ results. The CUDA simulator has no warp shuffles; ``_numba`` gives it a model of
 ``shfl_xor_sync``, so the simulator runs this same butterfly code. Every kernel calls the
 reductions from block-uniform control flow, as ``syncthreads`` (and the model) requires.
 
-``build(acc)`` returns the device functions for accumulation type ``acc`` (float32 or float64).
+``build(acc)`` returns the device functions for accumulation type ``acc`` (float32 or float64);
+``build_segments(width)`` the same butterfly over segments of ``width`` lanes (several short rows
+per warp).
 """
 
 import functools
@@ -21,23 +23,35 @@ _FULL_MASK = 0xFFFFFFFF
 
 
 @functools.cache
-def build(acc):
-    """Reduction device functions for accumulation type ``acc``."""
-    lowest = acc(-np.inf)
-    zero = acc(0)
+def build_segments(width):
+    """``(segment_max, segment_sum)``: reductions over aligned segments of ``width`` lanes of a
+    warp (a power of two up to ``WARP``), every lane of a segment getting its segment's result.
+    The butterfly's offsets stay below ``width``, so lane ``l`` only meets lanes ``l ^ offset`` of
+    its own segment; with ``width = WARP`` they are the warp reductions."""
+    offsets = tuple(offset for offset in (16, 8, 4, 2, 1) if offset < width)
 
     @cuda.jit(device=True)
-    def warp_max(value):
-        for offset in (16, 8, 4, 2, 1):
+    def segment_max(value):
+        for offset in offsets:
             other = cuda.shfl_xor_sync(_FULL_MASK, value, offset)
             value = other if other > value else value
         return value
 
     @cuda.jit(device=True)
-    def warp_sum(value):
-        for offset in (16, 8, 4, 2, 1):
+    def segment_sum(value):
+        for offset in offsets:
             value += cuda.shfl_xor_sync(_FULL_MASK, value, offset)
         return value
+
+    return segment_max, segment_sum
+
+
+@functools.cache
+def build(acc):
+    """Reduction device functions for accumulation type ``acc``."""
+    lowest = acc(-np.inf)
+    zero = acc(0)
+    warp_max, warp_sum = build_segments(WARP)
 
     @cuda.jit(device=True)
     def block_max(value, scratch):
