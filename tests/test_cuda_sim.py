@@ -359,9 +359,9 @@ def _rising_groups(dtype):
 def test_one_pass_summaries_stay_accurate_on_rising_groups(cuda, monkeypatch, dtype):
     """The one-pass ``(m, A, R)`` of the column and block-per-row kernels keeps the contract's
     4 eps on groups whose maximum rises at every element. Rescaling the running sum at each rise
-    (``_group.RESCALE_GAP = 0``) multiplies it by 4095 rounded factors: the float64 log_softmax
-    then misses the tolerance on 617 of these 12288 values; a rescale at most once per gap
-    keeps every dtype within it."""
+    (``_group.RESCALE_GAP = 0``) multiplies it by one rounded factor per rise: the float64
+    log_softmax then misses the tolerance on 4096 of these 12288 values; a rescale at most once
+    per gap keeps every dtype within it."""
     from lsm.cuda import _config, _launch
 
     monkeypatch.setattr(_config, "SPLIT_MIN_LENGTH", 10**6)  # three rows of 4096: one block each
@@ -463,3 +463,22 @@ def test_cross_entropy_columns_hold_the_contract_however_the_columns_are_split(
         )
         assert_loss_close(host(got_loss), loss, dtype, f"loss, {parts} parts")
         assert_scaled_close(host(got_grad), grad, scale, dtype, what=f"gradient, {parts} parts")
+
+
+@pytest.mark.parametrize("dtype", [F16, F32, F64], ids=str)
+def test_one_pass_summaries_do_not_overflow_with_huge_weights(cuda, monkeypatch, dtype):
+    """Weights near the top of the accumulation type (1e35 in float32, 1e303 in float64) give the
+    finite logsumexp of the reference on the block rows and the columns: every term of a one-pass
+    sum stays at most its weight, as in two passes (a sum kept against a reference up to 16
+    below the maximum would reach ``w e^16`` and overflow)."""
+    from lsm.cuda import _config
+
+    monkeypatch.setattr(_config, "SPLIT_MIN_LENGTH", 10**6)
+    # 96 elements (block rows): each thread (and each warp of a column) meets 0, then 15, then 14
+    x = np.repeat(np.array([0.0, 15.0, 14.0]), 32).astype(dtype)
+    huge = 1e303 if dtype == F64 else 1e35
+    weights = np.full(x.shape, huge, F64 if dtype == F64 else F32)
+    for layout, b, axis in ((x[None, :], weights[None, :], -1), (x[:, None], weights[:, None], 0)):
+        layout, b = np.repeat(layout, 2, axis=1 + axis), np.repeat(b, 2, axis=1 + axis)
+        got = host(lsm.logsumexp(device(cuda, layout), axis=axis, b=device(cuda, b)))
+        assert_close(got, ref_logsumexp(layout, axis=axis, b=b), dtype, f"axis {axis}")

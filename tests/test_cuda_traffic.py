@@ -69,7 +69,7 @@ class Path:
 
 F = Fraction
 # The one table: what each path reads and writes today, per element of x (SIM_CONFIG tunables).
-THREADS = 32  # SIM_CONFIG's BLOCK_THREADS and COLUMN_THREADS
+THREADS = 32  # SIM_CONFIG's BLOCK_THREADS
 SHARED = {"SHARED_ROW_MAX": 64}  # rows kept in shared memory (float32): up to 64 elements
 TRAFFIC = {
     # rows of up to 32 elements (1024 on a GPU): the row held in registers

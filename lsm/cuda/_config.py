@@ -26,11 +26,14 @@ SHARED_ROW_MAX_FLOAT64 = 4096
 # make the 32 resident warps (50%) their launch bounds ask ptxas to keep registers for
 WARPS_PER_BLOCK = 4
 BLOCK_THREADS = 512  # threads per block in the block-per-row, split-row and copy kernels
-COLUMN_THREADS = 256  # threads per block in the other column kernels (one thread per column)
-# The forward column kernels (softmax, log_softmax, logsumexp over a non-last axis) split each
-# column's reduced axis among up to this many warps of a block (tiles of 32 columns, so blocks of
-# up to 256 threads; _forward.COLUMN_MAX_PARTS bounds it), keeping at least COLUMN_PART_MIN
-# elements per thread: (64, 1000, 49) over axis 1 runs 25,088 threads instead of 3,136.
+# threads per block in the kernels with one thread per item: nll_loss, a loss's checks, the split
+# rows' merge
+ITEM_THREADS = 256
+# The column kernels (softmax, log_softmax, logsumexp, their gradients and cross-entropy over a
+# non-last axis) split each column's reduced axis among up to this many warps of a block (tiles
+# of 32 columns, so blocks of up to 256 threads; _tiles.COLUMN_MAX_PARTS bounds it), keeping at
+# least COLUMN_PART_MIN elements per thread: (64, 1000, 49) over axis 1 runs 25,088 threads
+# instead of 3,136.
 COLUMN_PARTS = 8
 COLUMN_PART_MIN = 16
 SPLIT_MIN_LENGTH = 65536  # rows at least this long ...

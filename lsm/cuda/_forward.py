@@ -7,7 +7,8 @@ practice). Four shapes of work, as the fastest GPU softmax kernels do (the launc
   of ``slots`` in ``WARP_SLOTS`` (the launch takes the smallest that holds the row). Each lane
   loads its elements (coalesced: lane ``l`` takes ``l, l + 32, ...``) once into a register
   array of ``slots``, and the row's maximum and sums are warp reductions. Blocks hold several
-  warps (rows).
+  warps (rows). ``*_rows_lanes<k>``: the same kernels for rows of up to 16 elements, ``k`` lanes
+  a row (``ROW_LANES``), so a warp takes ``32 / k`` rows at once.
 - ``*_rows_shared``: one block per row, for longer rows that fit in shared memory
   (``SHARED_ROW_MAX``): threads stride over the row, one pass copies it into dynamic shared
   memory (in its own dtype) while taking the maximum, and the sums and the output are computed
@@ -62,13 +63,13 @@ def build_summaries(acc):
     @cuda.jit(device=True)
     def block_summary(x, where, b, row, start, stop, scratch):
         """``(m, A, R)`` of ``x[row, start:stop]``, computed by the whole block."""
-        m, at_max, ref, total, compensation = lowest, zero, lowest, zero, zero
+        m, at_max, ceiling, total, compensation = lowest, zero, lowest, zero, zero
         for j in range(start + cuda.threadIdx.x, stop, cuda.blockDim.x):
             if included(where, b, (row, j)):
-                m, at_max, ref, total, compensation = online_add(
-                    acc(x[row, j]), weight(b, (row, j)), m, at_max, ref, total, compensation
+                m, at_max, ceiling, total, compensation = online_add(
+                    acc(x[row, j]), weight(b, (row, j)), m, at_max, ceiling, total, compensation
                 )
-        m, at_max, rest = online_finish(m, at_max, ref, total, compensation)
+        m, at_max, rest = online_finish(m, at_max, ceiling, total, compensation)
         top = block_max(m, scratch)
         if m != top:  # below the block's maximum (never NaN): the thread's A joins R
             rest = rescaled(at_max + rest, m, top)
@@ -78,13 +79,13 @@ def build_summaries(acc):
     @cuda.jit(device=True)
     def column_summary(x, where, b, o, i, first, step):
         """``(m, A, R)`` of the elements ``first, first + step, ...`` of column ``x[o, :, i]``."""
-        m, at_max, ref, total, compensation = lowest, zero, lowest, zero, zero
+        m, at_max, ceiling, total, compensation = lowest, zero, lowest, zero, zero
         for j in range(first, x.shape[1], step):
             if included(where, b, (o, j, i)):
-                m, at_max, ref, total, compensation = online_add(
-                    acc(x[o, j, i]), weight(b, (o, j, i)), m, at_max, ref, total, compensation
+                m, at_max, ceiling, total, compensation = online_add(
+                    acc(x[o, j, i]), weight(b, (o, j, i)), m, at_max, ceiling, total, compensation
                 )
-        return online_finish(m, at_max, ref, total, compensation)
+        return online_finish(m, at_max, ceiling, total, compensation)
 
     @cuda.jit(device=True)
     def tile_summary(x, where, b, o, i, active, table):

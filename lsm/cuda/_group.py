@@ -22,11 +22,11 @@ A thread that reads its elements from global memory summarises them in one pass
 sum at every rise of the running maximum would multiply it by a rounded ``e^{m_old - m_new}``
 once per rise, an error that grows with the number of rises (on a float64 group of 4096 sorted
 values 1/1024 apart it exceeds the contract's 4 eps: ``tests/test_cuda_sim.py``). So the sum is
-kept relative to a *reference* ``r <= m`` instead, and rescaled only when the maximum
-climbs more than ``RESCALE_GAP`` above ``r``: each earlier term then shrinks by at least
-``e^{-RESCALE_GAP}``, so a term carries the rounding of at most one rescale that matters. The
-terms stay at most ``w e^{RESCALE_GAP}``, far from overflow, and the rescales (and the final one
-from ``r`` to ``m``) are computed in float64 and rounded once.
+kept relative to a *ceiling* ``c >= m`` instead, ``RESCALE_GAP`` above the maximum that last set
+it, and rescaled only when an element exceeds ``c``: each earlier term then shrinks by at least
+``e^{-RESCALE_GAP}``, so a term carries the rounding of at most one rescale that matters. Every
+term ``w e^{x - c}`` is at most its weight, so nothing overflows that two passes would not, and
+the rescales (and the final one from ``c`` to ``m``) are computed in float64 and rounded once.
 
 ``build(acc)`` returns the device functions for accumulation type ``acc``.
 """
@@ -39,8 +39,8 @@ from numba import float64
 
 from ._numba import cuda
 
-#: How far the running maximum may climb above the reference of a thread's running sum before
-#: the sum is rescaled (see the module docstring): terms up to ``e^16 = 8.9e6`` times their weight.
+#: How far above the running maximum a thread's running sum takes its ceiling (see the module
+#: docstring): the sum is rescaled only when the maximum climbs more than this.
 RESCALE_GAP = 16.0
 
 
@@ -99,40 +99,44 @@ def build(acc):
         return at_max, total, compensation
 
     @cuda.jit(device=True)
-    def rescaled(value, low, high):
-        """``value e^{low - high}`` (``low <= high``), in float64 and rounded once."""
-        return acc(float64(value) * math.exp(float64(low) - float64(high)))
+    def rescaled(value, old, new):
+        """``value e^{old - new}``: a sum of terms ``e^{x - old}`` made relative to ``new``, in
+        float64 and rounded once."""
+        return acc(float64(value) * math.exp(float64(old) - float64(new)))
 
     @cuda.jit(device=True)
-    def online_add(value, w, m, at_max, ref, total, compensation):
-        """Account one included element in a thread's one-pass summary ``(m, A, r, T)``.
+    def online_add(value, w, m, at_max, ceiling, total, compensation):
+        """Account one included element in a thread's one-pass summary ``(m, A, c, T)``.
 
-        ``T`` (compensated) is ``R`` relative to the reference ``r``: ``R = T e^{r - m}``. A new
-        maximum moves the old maximal terms into ``T`` as ``A e^{m - r}`` and, only when it lies
-        more than ``RESCALE_GAP`` above ``r`` (always the first time, when ``r = -inf``; and for
-        ``+inf``), makes itself the reference. The special groups come out as in two passes: a NaN
-        is never a maximum and lands in ``T`` as ``exp(NaN)``; ``-inf`` elements count in ``A``
-        until a larger one gives them ``e^{-inf} = 0``; after ``+inf`` every finite term is 0.
+        ``T`` (compensated) is ``R`` relative to the ceiling ``c >= m``: ``R = T e^{c - m}``. A
+        new maximum moves the old maximal terms into ``T`` as ``A e^{m - c}`` and, only when it
+        lies above ``c`` (always the first time, when ``c = -inf``; and for ``+inf``), rescales
+        ``T`` to the new ceiling ``x + RESCALE_GAP``. The special groups come out as in two
+        passes: a NaN is never a maximum and lands in ``T`` as ``exp(NaN)``; ``-inf`` elements
+        count in ``A`` until a larger one gives them ``e^{-inf} = 0``; after ``+inf`` (ceiling
+        ``+inf``) every finite term is 0.
         """
         if value > m:
-            if value - ref > gap:
-                total, compensation = rescaled(total, ref, value), rescaled(compensation, ref, value)
-                ref = value
-            total, compensation = compensated_add(total, compensation, at_max * math.exp(m - ref))
+            if value > ceiling:
+                raised = value + gap
+                total = rescaled(total, ceiling, raised)
+                compensation = rescaled(compensation, ceiling, raised)
+                ceiling = raised
+            total, compensation = compensated_add(total, compensation, at_max * math.exp(m - ceiling))
             m, at_max = value, w
         elif value == m:
             at_max += w
         else:
-            total, compensation = compensated_add(total, compensation, w * math.exp(value - ref))
-        return m, at_max, ref, total, compensation
+            total, compensation = compensated_add(total, compensation, w * math.exp(value - ceiling))
+        return m, at_max, ceiling, total, compensation
 
     @cuda.jit(device=True)
-    def online_finish(m, at_max, ref, total, compensation):
-        """``(m, A, R)`` of a one-pass summary: ``R = T e^{r - m}`` (``r = m`` for the special
+    def online_finish(m, at_max, ceiling, total, compensation):
+        """``(m, A, R)`` of a one-pass summary: ``R = T e^{c - m}`` (``c = m`` for the special
         groups, whose maximum is infinite)."""
         rest = compensated_total(total, compensation)
-        if ref != m:
-            rest = rescaled(rest, ref, m)
+        if ceiling != m:
+            rest = rescaled(rest, ceiling, m)
         return m, at_max, rest
 
     @cuda.jit(device=True)

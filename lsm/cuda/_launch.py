@@ -187,7 +187,7 @@ def logsumexp(x, where, b, lse, sign, stream, allocate):
         _numba.launch(
             rows["rows_partials"], _blocks(outer * parts, 1), threads, stream, x, where, b, partials, chunk
         )
-        merge_threads = _config.COLUMN_THREADS
+        merge_threads = _config.ITEM_THREADS
         _numba.launch(
             rows["logsumexp_rows_merge"],
             _blocks(outer, merge_threads),
@@ -260,7 +260,7 @@ def nll_loss(logp, target, class_weight, ignore_index, loss, stream):
     outer, _, inner = logp.shape
     if outer * inner == 0:
         return
-    threads = _config.COLUMN_THREADS
+    threads = _config.ITEM_THREADS
     kernel = _losses.build(_accumulation(logp.dtype))["nll_loss"]
     _numba.launch(
         kernel,
@@ -281,14 +281,14 @@ def start_checks(verdict, items, stream):
 
 def check_targets(target, n_classes, ignore_index, class_weight, status, weights, stream):
     """Launch ``_losses.check_targets`` over the ``(outer, inner)`` view ``target``."""
-    items, threads = target.size, _config.COLUMN_THREADS
+    items, threads = target.size, _config.ITEM_THREADS
     if items:
         args = target.device(), n_classes, ignore_index, class_weight, status.device(), weights.device()
         _numba.launch(_losses.check_targets, _blocks(items, threads), threads, stream, *args)
 
 
 def check_weight(class_weight, status, stream):
-    threads = _config.COLUMN_THREADS
+    threads = _config.ITEM_THREADS
     if class_weight.shape[0]:
         blocks = _blocks(class_weight.shape[0], threads)
         _numba.launch(_losses.check_weight, blocks, threads, stream, class_weight, status.device())
