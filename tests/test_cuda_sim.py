@@ -469,8 +469,8 @@ def test_cross_entropy_columns_hold_the_contract_however_the_columns_are_split(
 def test_one_pass_summaries_do_not_overflow_with_huge_weights(cuda, monkeypatch, dtype):
     """Weights near the top of the accumulation type (1e35 in float32, 1e303 in float64) give the
     finite logsumexp of the reference on the block rows and the columns: every term of a one-pass
-    sum stays at most its weight, as in two passes (a sum kept against a reference up to 16
-    below the maximum would reach ``w e^16`` and overflow)."""
+    sum stays at most its weight, as in two passes (unscaled terms against a reference up to 16
+    below the maximum reach ``w e^16`` and overflow)."""
     from lsm.cuda import _config
 
     monkeypatch.setattr(_config, "SPLIT_MIN_LENGTH", 10**6)

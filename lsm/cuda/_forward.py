@@ -63,13 +63,13 @@ def build_summaries(acc):
     @cuda.jit(device=True)
     def block_summary(x, where, b, row, start, stop, scratch):
         """``(m, A, R)`` of ``x[row, start:stop]``, computed by the whole block."""
-        m, at_max, ceiling, total, compensation = lowest, zero, lowest, zero, zero
+        m, at_max, ref, total, compensation = lowest, zero, lowest, zero, zero
         for j in range(start + cuda.threadIdx.x, stop, cuda.blockDim.x):
             if included(where, b, (row, j)):
-                m, at_max, ceiling, total, compensation = online_add(
-                    acc(x[row, j]), weight(b, (row, j)), m, at_max, ceiling, total, compensation
+                m, at_max, ref, total, compensation = online_add(
+                    acc(x[row, j]), weight(b, (row, j)), m, at_max, ref, total, compensation
                 )
-        m, at_max, rest = online_finish(m, at_max, ceiling, total, compensation)
+        m, at_max, rest = online_finish(m, at_max, ref, total, compensation)
         top = block_max(m, scratch)
         if m != top:  # below the block's maximum (never NaN): the thread's A joins R
             rest = rescaled(at_max + rest, m, top)
@@ -79,13 +79,13 @@ def build_summaries(acc):
     @cuda.jit(device=True)
     def column_summary(x, where, b, o, i, first, step):
         """``(m, A, R)`` of the elements ``first, first + step, ...`` of column ``x[o, :, i]``."""
-        m, at_max, ceiling, total, compensation = lowest, zero, lowest, zero, zero
+        m, at_max, ref, total, compensation = lowest, zero, lowest, zero, zero
         for j in range(first, x.shape[1], step):
             if included(where, b, (o, j, i)):
-                m, at_max, ceiling, total, compensation = online_add(
-                    acc(x[o, j, i]), weight(b, (o, j, i)), m, at_max, ceiling, total, compensation
+                m, at_max, ref, total, compensation = online_add(
+                    acc(x[o, j, i]), weight(b, (o, j, i)), m, at_max, ref, total, compensation
                 )
-        return online_finish(m, at_max, ceiling, total, compensation)
+        return online_finish(m, at_max, ref, total, compensation)
 
     @cuda.jit(device=True)
     def tile_summary(x, where, b, o, i, active, table):

@@ -22,11 +22,16 @@ A thread that reads its elements from global memory summarises them in one pass
 sum at every rise of the running maximum would multiply it by a rounded ``e^{m_old - m_new}``
 once per rise, an error that grows with the number of rises (on a float64 group of 4096 sorted
 values 1/1024 apart it exceeds the contract's 4 eps: ``tests/test_cuda_sim.py``). So the sum is
-kept relative to a *ceiling* ``c >= m`` instead, ``RESCALE_GAP`` above the maximum that last set
-it, and rescaled only when an element exceeds ``c``: each earlier term then shrinks by at least
-``e^{-RESCALE_GAP}``, so a term carries the rounding of at most one rescale that matters. Every
-term ``w e^{x - c}`` is at most its weight, so nothing overflows that two passes would not, and
-the rescales (and the final one from ``c`` to ``m``) are computed in float64 and rounded once.
+kept relative to a *reference* ``r <= m`` instead, the maximum that last set it, and rescaled
+only when the maximum climbs more than ``RESCALE_GAP`` above ``r``: each earlier term then
+shrinks by at least ``e^{-RESCALE_GAP}``, so a term carries the rounding of at most one rescale
+that matters. Its terms ``w e^{x - r}`` reach ``w e^{RESCALE_GAP}``, so each is scaled by
+``2^-24`` (exactly: a power of two) to stay at most its weight, and nothing overflows that two
+passes would not (weights of 1e35 in float32 did without the scale). The reference is an
+element's own value, so ``x - r`` is as exact as the two passes' ``x - m`` (a reference offset
+from it, such as ``m + 16``, rounds the exponent's argument: 16 eps off on groups dominated by
+one term). The rescales (and the final one from ``r`` to ``m``) are computed in float64 and
+rounded once.
 
 ``build(acc)`` returns the device functions for accumulation type ``acc``.
 """
@@ -39,8 +44,8 @@ from numba import float64
 
 from ._numba import cuda
 
-#: How far above the running maximum a thread's running sum takes its ceiling (see the module
-#: docstring): the sum is rescaled only when the maximum climbs more than this.
+#: How far the running maximum may climb above the reference of a thread's running sum before
+#: the sum is rescaled (see the module docstring); ``e^16 < 2^24``, the scale of its terms.
 RESCALE_GAP = 16.0
 
 
@@ -49,6 +54,7 @@ def build(acc):
     """Device functions for accumulation type ``acc`` (float32 or float64), by name."""
     nan, inf, zero, one = acc(np.nan), acc(np.inf), acc(0), acc(1)
     gap = acc(RESCALE_GAP)
+    tiny, big = acc(2.0**-24), acc(2.0**24)  # exact scales of a one-pass sum's terms
 
     @cuda.jit(device=True)
     def included(where, b, index):
@@ -105,39 +111,37 @@ def build(acc):
         return acc(float64(value) * math.exp(float64(old) - float64(new)))
 
     @cuda.jit(device=True)
-    def online_add(value, w, m, at_max, ceiling, total, compensation):
-        """Account one included element in a thread's one-pass summary ``(m, A, c, T)``.
+    def online_add(value, w, m, at_max, ref, total, compensation):
+        """Account one included element in a thread's one-pass summary ``(m, A, r, T)``.
 
-        ``T`` (compensated) is ``R`` relative to the ceiling ``c >= m``: ``R = T e^{c - m}``. A
-        new maximum moves the old maximal terms into ``T`` as ``A e^{m - c}`` and, only when it
-        lies above ``c`` (always the first time, when ``c = -inf``; and for ``+inf``), rescales
-        ``T`` to the new ceiling ``x + RESCALE_GAP``. The special groups come out as in two
-        passes: a NaN is never a maximum and lands in ``T`` as ``exp(NaN)``; ``-inf`` elements
-        count in ``A`` until a larger one gives them ``e^{-inf} = 0``; after ``+inf`` (ceiling
-        ``+inf``) every finite term is 0.
+        ``T`` (compensated) is ``R`` relative to the reference ``r <= m`` and scaled by
+        ``2^-24``: ``R = 2^24 T e^{r - m}``. A new maximum moves the old maximal terms into ``T``
+        as ``2^-24 A e^{m - r}`` and, only when it lies more than ``RESCALE_GAP`` above ``r``
+        (always the first time, when ``r = -inf``; and for ``+inf``), becomes the reference. The
+        special groups come out as in two passes: a NaN is never a maximum and lands in ``T`` as
+        ``exp(NaN)``; ``-inf`` elements count in ``A`` until a larger one gives them
+        ``e^{-inf} = 0``; after ``+inf`` every finite term is 0.
         """
         if value > m:
-            if value > ceiling:
-                raised = value + gap
-                total = rescaled(total, ceiling, raised)
-                compensation = rescaled(compensation, ceiling, raised)
-                ceiling = raised
-            total, compensation = compensated_add(total, compensation, at_max * math.exp(m - ceiling))
+            if value - ref > gap:
+                total, compensation = rescaled(total, ref, value), rescaled(compensation, ref, value)
+                ref = value
+            total, compensation = compensated_add(total, compensation, at_max * (math.exp(m - ref) * tiny))
             m, at_max = value, w
         elif value == m:
             at_max += w
         else:
-            total, compensation = compensated_add(total, compensation, w * math.exp(value - ceiling))
-        return m, at_max, ceiling, total, compensation
+            total, compensation = compensated_add(total, compensation, w * (math.exp(value - ref) * tiny))
+        return m, at_max, ref, total, compensation
 
     @cuda.jit(device=True)
-    def online_finish(m, at_max, ceiling, total, compensation):
-        """``(m, A, R)`` of a one-pass summary: ``R = T e^{c - m}`` (``c = m`` for the special
-        groups, whose maximum is infinite)."""
+    def online_finish(m, at_max, ref, total, compensation):
+        """``(m, A, R)`` of a one-pass summary: ``R = 2^24 T e^{r - m}`` (``r = m`` for the
+        special groups, whose maximum is infinite)."""
         rest = compensated_total(total, compensation)
-        if ceiling != m:
-            rest = rescaled(rest, ceiling, m)
-        return m, at_max, rest
+        if ref != m:
+            rest = rescaled(rest, ref, m)
+        return m, at_max, rest * big
 
     @cuda.jit(device=True)
     def merge(m, at_max, rest, m2, at_max2, rest2):
