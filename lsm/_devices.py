@@ -14,6 +14,8 @@ CUDA tensor gives torch results on the GPU. These functions build no autograd gr
 that requires grad is refused (``lsm.torch`` has the autograd-aware versions).
 """
 
+import functools
+
 import numpy as np
 
 from . import _validate
@@ -27,11 +29,16 @@ def _is_simulator_array(obj):
 
 
 def _has_interface(obj):
-    # torch raises RuntimeError (not AttributeError) from the property for a tensor that requires
-    # grad: such a tensor is a device array all the same, and lsm's own check names the problem.
+    # Not read when the type says enough: CuPy and torch define the interface as a property,
+    # which builds its dict on every read (the call reads it once, later); torch defines it for
+    # tensors on every device, so a tensor's own flag answers.
+    if _is_torch(obj):
+        return bool(getattr(obj, "is_cuda", False))
+    if hasattr(type(obj), "__cuda_array_interface__"):
+        return True
     try:
         return hasattr(obj, "__cuda_array_interface__")
-    except Exception:
+    except Exception:  # a property that raises (not AttributeError): a device array all the same
         return True
 
 
@@ -47,13 +54,9 @@ def _is_gpu_array(obj):
     return False
 
 
-def _gpu_backend(func, operands):
-    on_host = [name for name, operand in operands.items() if not _is_gpu_array(operand)]
-    if on_host:
-        raise _validate.mixed_devices(func, [name for name in operands if name not in on_host], on_host)
-    for name, operand in operands.items():
-        if not _has_interface(operand) and not _is_simulator_array(operand):
-            raise _validate.no_array_interface(func, name, operand)
+@functools.cache
+def _cuda_backend_class():
+    """``lsm.cuda.CudaBackend``, imported the first time a device array is seen."""
     try:
         from .cuda import CudaBackend
     except ImportError as error:
@@ -61,7 +64,18 @@ def _gpu_backend(func, operands):
             "lsm: GPU arrays need numba-cuda; install the extra with pip install 'lsm-kernels[cuda]' "
             "(CUDA 12) or 'lsm-kernels[cuda13]' (CUDA 13)"
         ) from error
-    return CudaBackend(func, *next(iter(operands.items())))
+    return CudaBackend
+
+
+def _gpu_backend(func, operands, on_gpu):
+    """The CUDA backend of a call whose operands (by name) are on the GPU where ``on_gpu`` says."""
+    if not all(on_gpu):
+        on_host = [name for name, gpu in zip(operands, on_gpu, strict=True) if not gpu]
+        raise _validate.mixed_devices(func, [name for name in operands if name not in on_host], on_host)
+    for name, operand in operands.items():
+        if not _has_interface(operand) and not _is_simulator_array(operand):
+            raise _validate.no_array_interface(func, name, operand)
+    return _cuda_backend_class()(func, *next(iter(operands.items())))
 
 
 def _is_torch(obj):
@@ -139,11 +153,11 @@ def backend_for(func, **operands):
         For a device array when numba-cuda is not installed.
     """
     operands = {name: operand for name, operand in operands.items() if operand is not None}
-    on_gpu = False
+    on_gpu = []
     for name, operand in operands.items():
         if isinstance(operand, np.ma.MaskedArray):
             raise _validate.masked_array(func, name)
-        on_gpu = on_gpu or _is_gpu_array(operand)
-    if on_gpu:
-        return _gpu_backend(func, operands)
+        on_gpu.append(_is_gpu_array(operand))
+    if any(on_gpu):
+        return _gpu_backend(func, operands, on_gpu)
     return TORCH_HOST if operands and _is_torch(next(iter(operands.values()))) else HOST

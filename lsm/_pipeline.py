@@ -13,6 +13,8 @@ import numpy as np
 from . import _validate
 from ._plan import Plan, accumulation_dtype
 
+_BOOL = np.dtype(np.bool_)  # the dtype of where=
+
 
 class _Output:
     """Where a kernel writes a result: the canonical view of ``out`` (or of a new array), or,
@@ -110,7 +112,7 @@ class Pipeline:
         plan = Plan.of(xv.shape, _validate.axes(axis, len(xv.shape)))
         x3 = self._canonical(xv, dtype, plan)
         wv = None if where is None else self.backend.describe(where, func, "where")
-        where3 = self._beside(func, wv, "where", np.dtype(np.bool_), plan, xv.shape)
+        where3 = self._beside(func, wv, "where", _BOOL, plan, xv.shape)
         result, rv = self._output(func, out, xv.shape, dtype, [xv, wv], alias=xv)
         target = _Output(self.backend, self._work(rv), plan.perm, plan.shape3, dtype)
         self.backend.softmax(x3, where3, target.view, log)
@@ -126,7 +128,7 @@ class Pipeline:
         x3 = self._canonical(xv, dtype, plan)
         wv = None if where is None else self.backend.describe(where, func, "where")
         bv = None if b is None else self.backend.describe(b, func, "b")
-        where3 = self._beside(func, wv, "where", np.dtype(np.bool_), plan, xv.shape)
+        where3 = self._beside(func, wv, "where", _BOOL, plan, xv.shape)
         b3 = self._beside(func, bv, "b", accumulation_dtype(dtype), plan, xv.shape)
         shape = plan.reduced_shape(keepdims)
         result, rv = self._output(func, out, shape, dtype, [xv, wv, bv])
@@ -152,7 +154,7 @@ class Pipeline:
         plan = Plan.of(yv.shape, _validate.axes(axis, len(yv.shape)))
         grad3, y3 = self._canonical(gv, dtype, plan), self._canonical(yv, dtype, plan)
         wv = None if where is None else self.backend.describe(where, func, "where")
-        where3 = self._beside(func, wv, "where", np.dtype(np.bool_), plan, yv.shape)
+        where3 = self._beside(func, wv, "where", _BOOL, plan, yv.shape)
         alias = yv
         if out is not None and self.backend.overlaps(self.backend.describe_out(out, func, "out"), gv):
             alias = gv

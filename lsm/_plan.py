@@ -7,6 +7,7 @@ first moved behind the kept ones (``perm``), which may cost one copy when the st
 merged. A plan is arithmetic on shapes only: it never touches array memory.
 """
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -55,8 +56,9 @@ class Plan:
 
     @classmethod
     def of(cls, shape, axes):
-        perm, shape3 = canonical_layout(shape if shape else (1,), axes)
-        return cls(tuple(shape), tuple(axes), perm, shape3)
+        """The plan of reducing ``axes`` (sorted) of an input of ``shape`` (plans are immutable,
+        the last 1,024 are remembered: a training loop repeats its shapes)."""
+        return _plan_of(cls, tuple(shape), tuple(axes))
 
     @property
     def work_shape(self):
@@ -81,3 +83,9 @@ class Plan:
         if keepdims:
             return tuple(1 if axis in self.axes else size for axis, size in enumerate(self.shape))
         return self.kept_shape
+
+
+@functools.lru_cache(maxsize=1024)
+def _plan_of(cls, shape, axes):
+    perm, shape3 = canonical_layout(shape if shape else (1,), axes)
+    return cls(shape, axes, perm, shape3)

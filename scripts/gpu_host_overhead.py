@@ -65,7 +65,6 @@ def stubbed(numba_arrays, counts):
 
     stand_ins = {
         "is_available": lambda: True,
-        "is_numba_device_array": lambda array: False,
         "stream": streams.stream,
         "on_device": streams.on_device,
         "wait": lambda producer, consumer: None,

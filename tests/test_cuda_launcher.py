@@ -138,10 +138,13 @@ def _verdict_without_errors(array, stream):
 
 @pytest.fixture
 def launches(monkeypatch):
-    """Stand-ins for everything of ``lsm.cuda._numba`` that needs a driver; the launches seen."""
+    """Stand-ins for everything of ``lsm.cuda._numba`` that needs a driver; the launches seen.
+    (``is_numba_device_array`` needs none and stays real: ``cuda.is_cuda_array`` in its place
+    took every stand-in for a Numba array and launched on Numba's default stream instead of the
+    stream the interface names, which ``test_operands_from_other_streams_are_waited_for``
+    catches.)"""
     seen = Launches()
     monkeypatch.setattr(_numba, "is_available", lambda: True)
-    monkeypatch.setattr(_numba, "is_numba_device_array", lambda array: False)
     monkeypatch.setattr(_numba, "stream", seen.stream)
     monkeypatch.setattr(_numba, "on_device", seen.on_device)
     monkeypatch.setattr(_numba, "wait", lambda producer, consumer: seen.waits.append((producer, consumer)))
@@ -371,3 +374,31 @@ def test_operands_from_other_streams_are_waited_for(launches):
     lsm.logsumexp(x, axis=-1, where=where, b=b, out=out)
     assert launches.places == {(None, "stream 7")}
     assert launches.waits == [("stream 9", "stream 7"), ("stream 11", "stream 7")]
+
+
+class CountedReads(DeviceStandIn):
+    """A stand-in whose interface is a property that counts its reads (CuPy's builds a new dict
+    on every read, so each costs)."""
+
+    def __init__(self, array, stream=None):
+        self.array = array
+        self._interface = DeviceStandIn(array, stream).__cuda_array_interface__
+        self.reads = 0
+
+    @property
+    def __cuda_array_interface__(self):
+        self.reads += 1
+        return self._interface
+
+
+@pytest.mark.parametrize("in_place", [False, True], ids=["out", "in-place"])
+def test_each_operand_interface_is_read_once_a_call(launches, in_place):
+    """Issue 19, item 5: a call reads each operand's interface once (the backend remembers what
+    it read for the rest of the call), however many steps look at the operand."""
+    x = CountedReads(RNG.standard_normal((4, 50)), stream=7)
+    where = CountedReads(RNG.random((4, 50)) < 0.5, stream=9)
+    out = x if in_place else CountedReads(np.zeros((4, 50)), stream=7)
+    lsm.softmax(x, where=where, out=out)
+    assert (x.reads, where.reads, out.reads) == (1, 1, 1)
+    assert launches.places == {(None, "stream 7")}
+    assert launches.waits == [("stream 9", "stream 7")]

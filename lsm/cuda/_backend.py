@@ -16,7 +16,7 @@ import numpy as np
 from .. import _validate
 from . import _launch, _numba
 from ._kinds import kind_of
-from ._layout import Strided, broadcast, describe
+from ._layout import Strided, broadcast, describe, read
 
 
 class CudaBackend:
@@ -27,19 +27,22 @@ class CudaBackend:
     def __init__(self, func, name, array):
         if not _numba.is_available():
             raise _validate.no_gpu(func, array)
-        describe(array, func, name)  # an array that cannot describe itself gets lsm's TypeError
-        self.kind = kind_of(array)
+        # an array that cannot describe itself gets lsm's TypeError here
+        view, handle = read(array, func, name)
+        self.kind = kind_of(array, handle)
         self.stream = self.kind.stream
         self._waited = set()  # the producer streams this call's stream already waits for
+        # id -> (array, view, handle): each operand's interface is read once a call (CuPy
+        # builds the dict on every read); the array is kept so that its id stays its own
+        self._read = {id(array): (array, view, handle)}
 
     def active(self):
         """The array's device made current for the call (allocations, launches, copies)."""
         return _numba.on_device(self.kind.device)
 
-    def _wait_for_producer(self, array):
-        """Order the call after the work still writing ``array`` on another stream (the
-        consumer's duty under ``__cuda_array_interface__`` version 3)."""
-        handle = _numba.producer_handle(array)
+    def _wait_for_producer(self, handle):
+        """Order the call after the work still queued on the producer stream ``handle`` of an
+        operand (the consumer's duty under ``__cuda_array_interface__`` version 3)."""
         if handle is None or handle in self._waited:
             return
         self._waited.add(handle)
@@ -50,15 +53,18 @@ class CudaBackend:
     # --- array handling -----------------------------------------------------------------------
 
     def describe(self, array, func, name):
-        view = describe(array, func, name)
-        self._wait_for_producer(array)
+        known = self._read.get(id(array))
+        if known is None or known[0] is not array:
+            known = self._read[id(array)] = (array, *read(array, func, name))
+        _, view, handle = known
+        self._wait_for_producer(handle)
         return view
 
     def describe_out(self, out, func, name):
         return self.describe(out, func, name)
 
     def check_dtype(self, func, dtype):
-        if dtype.name == "bfloat16":
+        if dtype.kind == "V":  # bfloat16, the one non-numeric dtype the pipeline lets through
             raise _validate.no_gpu_bfloat16(func)
 
     def readonly(self, view):

@@ -47,11 +47,11 @@ class _TorchKind:
 class _NumbaKind:
     device = None  # the current device: the interface does not say which device memory is on
 
-    def __init__(self, array):
+    def __init__(self, array, handle):
         if _numba.is_numba_device_array(array):
             self._handle = getattr(array, "stream", 0) or None  # 0: not bound to a stream
         else:
-            self._handle = array.__cuda_array_interface__.get("stream")
+            self._handle = handle
 
     def start(self):
         self.stream = _numba.stream(self._handle)
@@ -60,11 +60,17 @@ class _NumbaKind:
         return _numba.device_array(shape, dtype, self.stream)
 
 
-def kind_of(array):
+def kind_of(array, handle=None):
     """The kind of the device array ``array``: an object with ``device`` (an index, or None for
-    the current device), ``stream`` and ``empty``."""
+    the current device), ``stream`` and ``empty``. ``handle`` is the stream its interface names
+    (see ``_layout.read``), the stream of an array of no library lsm knows."""
     root = type(array).__module__.split(".")[0]
-    kind = _CupyKind(array) if root == "cupy" else _TorchKind(array) if root == "torch" else _NumbaKind(array)
+    if root == "cupy":
+        kind = _CupyKind(array)
+    elif root == "torch":
+        kind = _TorchKind(array)
+    else:
+        kind = _NumbaKind(array, handle)
     with _numba.on_device(kind.device):
         kind.start()
     return kind

@@ -9,6 +9,7 @@ Column groups go to the column kernels. Grids have ``MIN_BLOCKS`` to ``MAX_BLOCK
 kernels loop over the rest. Nothing here synchronises: every launch is queued on ``stream``.
 """
 
+import functools
 import itertools
 
 import numpy as np
@@ -20,6 +21,7 @@ from ._reduce import WARP
 from ._tiles import COLUMN_MAX_PARTS
 
 
+@functools.cache
 def _accumulation(dtype):
     """The Numba type the kernels accumulate a result of ``dtype`` in (``lsm._plan``'s rule)."""
     return from_dtype(accumulation_dtype(dtype))

@@ -6,6 +6,7 @@ Every device operand is described once (:func:`describe`, from its CUDA array in
 Only :meth:`Strided.device` turns a description into a Numba device array for a kernel launch.
 """
 
+import functools
 import itertools
 import math
 from dataclasses import dataclass
@@ -16,9 +17,13 @@ from .. import _validate
 from . import _numba
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Strided:
-    """A strided view of device memory owned by ``owner`` (kept alive by the view)."""
+    """A strided view of device memory owned by ``owner`` (kept alive by the view).
+
+    Treated as immutable: every view method returns a new one. (Not a frozen dataclass: a
+    frozen one takes four times as long to make, and a call makes several.)
+    """
 
     owner: object
     pointer: int
@@ -83,8 +88,10 @@ def contiguous_strides(shape, itemsize):
     return tuple(reversed(strides))
 
 
+@functools.lru_cache(maxsize=1024)
 def merged_strides(shape, strides, target):
-    """Strides viewing ``(shape, strides)`` as ``target`` without a copy, or None.
+    """Strides viewing ``(shape, strides)`` as ``target`` without a copy, or None (tuples;
+    remembered for the last 1,024 layouts, as a training loop repeats its shapes).
 
     ``target`` must group consecutive axes of ``shape`` (the only reshapes lsm needs): each of its
     sizes is the product of a run of source axes, and a run merges when its strides are nested
@@ -130,8 +137,10 @@ def broadcast(view, shape):
     return Strided(view.owner, view.pointer, tuple(shape), tuple(strides), view.dtype, True)
 
 
-def describe(array, func, name):
-    """The :class:`Strided` description of device array ``array`` (argument ``name`` of ``func``).
+def read(array, func, name):
+    """``(view, stream)`` of device array ``array`` (argument ``name`` of ``func``) from one read
+    of its interface: its :class:`Strided` description, and the raw stream handle its producer
+    names (``__cuda_array_interface__`` version 3's ``stream``; None when it names none).
 
     Raises
     ------
@@ -152,4 +161,10 @@ def describe(array, func, name):
     shape = tuple(description["shape"])
     strides = description.get("strides") or contiguous_strides(shape, dtype.itemsize)
     pointer, readonly = description["data"]
-    return Strided(array, pointer, shape, tuple(strides), dtype, bool(readonly))
+    view = Strided(array, pointer, shape, tuple(strides), dtype, bool(readonly))
+    return view, description.get("stream")
+
+
+def describe(array, func, name):
+    """The :class:`Strided` description of device array ``array`` (see :func:`read`)."""
+    return read(array, func, name)[0]

@@ -12,7 +12,7 @@ passes through here, so a switch touches this file only. The rest of ``lsm.cuda`
   view of that memory as a Numba device array (no copy; the simulator's arrays are host arrays in
   disguise, described by ``__array_interface__`` instead of ``__cuda_array_interface__``);
 - ``device_array``, ``to_host``, ``is_available``;
-- ``on_device``, ``stream``, ``producer_handle``, ``wait``: devices and streams.
+- ``on_device``, ``stream``, ``wait``: devices and streams.
 """
 
 import contextlib
@@ -79,6 +79,8 @@ if SIMULATOR:
         return board[thread.thread_id ^ offset]
 
     _kernelapi.FakeCUDAModule.shfl_xor_sync = _shfl_xor_sync
+else:
+    from numba.cuda.cudadrv.devicearray import is_cuda_ndarray
 
 __all__ = [
     "LAUNCH_EXTENSIONS",
@@ -93,7 +95,6 @@ __all__ = [
     "kernel",
     "launch",
     "on_device",
-    "producer_handle",
     "stream",
     "to_host",
     "wait",
@@ -149,8 +150,9 @@ def is_available():
 
 
 def is_numba_device_array(array):
-    """Whether ``array`` is a Numba device array (the simulator's included)."""
-    return cuda.is_cuda_array(array) if not SIMULATOR else isinstance(array, _FakeCUDAArray)
+    """Whether ``array`` is a Numba device array (the simulator's included). Not
+    ``cuda.is_cuda_array``, which answers yes for anything with ``__cuda_array_interface__``."""
+    return is_cuda_ndarray(array) if not SIMULATOR else isinstance(array, _FakeCUDAArray)
 
 
 class _Described:
@@ -199,14 +201,15 @@ def to_host(array, stream_):
     return host
 
 
-@contextlib.contextmanager
+_CURRENT_DEVICE = contextlib.nullcontext()
+
+
 def on_device(device):
-    """Make device ``device`` (an index) current for the block; None: leave the current one."""
+    """A context manager that makes device ``device`` (an index) current for its block; None:
+    leaves the current one (every call passes here, so that case makes no generator)."""
     if device is None or SIMULATOR:
-        yield
-        return
-    with cuda.gpus[device]:
-        yield
+        return _CURRENT_DEVICE
+    return cuda.gpus[device]
 
 
 _streams = {}
@@ -244,14 +247,6 @@ def _new_stream(handle):
     if handle == 2:
         return cuda.per_thread_default_stream()
     return cuda.external_stream(handle)
-
-
-def producer_handle(array):
-    """The raw stream handle ``array``'s producer may still be writing it on
-    (``__cuda_array_interface__`` version 3's ``stream``), or None when it names none."""
-    if SIMULATOR and isinstance(array, _FakeCUDAArray):
-        return None
-    return array.__cuda_array_interface__.get("stream")
 
 
 def wait(producer, consumer):
