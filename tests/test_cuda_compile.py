@@ -240,17 +240,16 @@ def test_loss_kernel_compiles(name, dtype, layout, tmp_path):
 @pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
 @pytest.mark.parametrize("target", ["int64", "int32", "uint8"])
 def test_check_kernels_compile(target, weighted):
-    """The device-side checks behind the IndexError for bad targets (an int64 atomic minimum),
-    the weight check, and the reduction of the per-item losses and weights."""
+    """The device-side checks behind the IndexError for bad targets and the weight check (one
+    block: block reductions, no atomics), and the reduction of the per-item losses."""
     weight = types.Array(types.float32, 1, "C") if weighted else types.none
     status, total = types.Array(types.int64, 1, "C"), types.Array(types.float64, 1, "C")
     targets = types.Array(getattr(types, target), 2, "A")
-    args = (targets, types.int64, types.int64, weight, status, types.Array(types.float64, 1, "A"))
-    ptx = compile_ptx(_losses.check_targets, args, CC)
-    assert "atom" in ptx
-    assert ".entry" in compile_ptx(_losses.start_checks, (status, types.int64), CC)
-    if weighted:
-        assert ".entry" in compile_ptx(_losses.check_weight, (weight, status), CC)
+    ptx = compile_ptx(_losses.check_classes, (targets, types.int64, types.int64, weight, status, total), CC)
+    assert "bar.sync" in ptx and "atom" not in ptx
+    if weighted:  # the weights alone (a loss with probability targets)
+        args = (types.none, types.int64, types.int64, weight, status, total)
+        assert ".entry" in compile_ptx(_losses.check_classes, args, CC)
     for element in (types.float16, types.float64):
         args = (total, types.float64, types.Array(element, 1, "A"))
         assert ".entry" in compile_ptx(_losses.reduce_loss, args, CC)

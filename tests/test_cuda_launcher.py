@@ -252,7 +252,7 @@ def _all_kernels():
     for lanes in _forward.ROW_LANES:
         kernels += _forward.build_warp_rows(acc, 1, _config.WARPS_PER_BLOCK, lanes).values()
     kernels += [*_backward.build(acc).values(), *_losses.build(acc).values()]
-    kernels += [_losses.start_checks, _losses.check_targets, _losses.check_weight, _losses.reduce_loss]
+    kernels += [_losses.check_classes, _losses.reduce_loss]
     kernels += [_copy.copy3]
     return {_kernel_name(kernel) for kernel in kernels if hasattr(kernel, "targetoptions")}
 

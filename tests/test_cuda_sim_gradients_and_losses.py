@@ -36,6 +36,22 @@ def test_target_out_of_range_names_value_and_position(cuda, func, target_dtype):
     assert np.isfinite(host(func(logits, device(cuda, strided))))
 
 
+def test_the_first_bad_target_of_many_is_found(cuda):
+    """The one-block check: each thread keeps its own first bad position over a stride of the
+    items (more items than the block has threads), the block takes the smallest; the total
+    weight (the mean's denominator) summed by the same threads matches the host's."""
+    rng = np.random.default_rng(5)
+    logits = rng.standard_normal((100, 5))
+    target = rng.integers(0, 5, 100)
+    weight = rng.random(5)
+    expected = lsm.cross_entropy(logits, target, weight=weight)
+    found = host(lsm.cross_entropy(device(cuda, logits), device(cuda, target), weight=device(cuda, weight)))
+    np.testing.assert_allclose(found, expected, rtol=1e-13)
+    target[[99, 70, 41]] = [9, -3, 5]  # threads 3, 6 and 9 of a 32-thread block (SIM_CONFIG)
+    with pytest.raises(IndexError, match=r"target 5 at position \(41,\)"):
+        lsm.cross_entropy(device(cuda, logits), device(cuda, target))
+
+
 @pytest.mark.parametrize("func", [lsm.cross_entropy, lsm.nll_loss], ids=lambda f: f.__name__)
 def test_bad_weights_are_found_on_the_device(cuda, func):
     logits, target = device(cuda, np.zeros((3, 4))), device(cuda, np.array([0, 1, 2]))

@@ -185,25 +185,26 @@ TRAFFIC = {
     "log_softmax_backward, columns": Path(
         "log_softmax_backward", (32, 8), 0, ("backward_columns",), reads={"x": 2, "y": 1}, writes={"out": 1}
     ),
-    # the checks (a verdict of 3 numbers, a weight per item and their sum), then 2 passes over
-    # the logits (a one-pass summary, the gradient) and the target logit once per row (by the
-    # thread that writes the loss); every thread of a row's block reads the row's target (one
-    # address for a whole warp: one transaction on a GPU), then the mean
+    # the checks (one launch: each target read once, a verdict of 3 numbers written), then 2
+    # passes over the logits (a one-pass summary, the gradient) and the target logit once per
+    # row (by the thread that writes the loss); every thread of a row's block reads the row's
+    # target (one address for a whole warp: one transaction on a GPU), then the mean of the
+    # per-item losses
     "cross_entropy with gradient, rows": Path(
         "cross_entropy",
         (16, 100),
         -1,
-        ("start_checks", "check_targets", "reduce_loss", "cross_entropy_rows", "reduce_loss"),
-        reads={"x": 2 + F(1, 100), "target": F(THREADS + 1, 100), "scratch": F(2 * 16, 1600)},
-        writes={"out": 1, "scratch": F(3 + 16 + 1 + 16 + 1, 1600)},
+        ("check_classes", "cross_entropy_rows", "reduce_loss"),
+        reads={"x": 2 + F(1, 100), "target": F(THREADS + 1, 100), "scratch": F(16, 1600)},
+        writes={"out": 1, "scratch": F(3 + 16 + 1, 1600)},
     ),
     "cross_entropy with gradient, columns": Path(
         "cross_entropy",
         (32, 8),
         0,
-        ("start_checks", "check_targets", "reduce_loss", "cross_entropy_columns", "reduce_loss"),
-        reads={"x": 2 + F(1, 32), "target": F(2, 32), "scratch": F(2 * 8, 256)},
-        writes={"out": 1, "scratch": F(3 + 8 + 1 + 8 + 1, 256)},
+        ("check_classes", "cross_entropy_columns", "reduce_loss"),
+        reads={"x": 2 + F(1, 32), "target": F(2, 32), "scratch": F(8, 256)},
+        writes={"out": 1, "scratch": F(3 + 8 + 1, 256)},
     ),
 }
 

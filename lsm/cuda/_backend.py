@@ -141,16 +141,10 @@ class CudaBackend:
             return -1, 0, 0.0
         items = 0 if target is None else target.size
         _, verdict = self.empty((3,), np.dtype(np.int64))
-        status = verdict.with_layout((2,), (8,))
         total = Strided(verdict.owner, verdict.pointer + 16, (1,), (8,), np.dtype(np.float64))
-        _launch.start_checks(verdict, items, self.stream)
-        if class_weight is not None:
-            _launch.check_weight(class_weight, status, self.stream)
-        if target is not None:
-            _, weights = self.empty((items,), np.dtype(np.float64))
-            _launch.check_targets(target, n_classes, ignore_index, class_weight, status, weights, self.stream)
-            self.reduce_loss(weights, None, total)
-        position, bad_weights, total_bits = _numba.to_host(verdict.device(), self.stream)
+        checks = target, n_classes, ignore_index, class_weight, verdict, total
+        copied = _launch.check_classes(*checks, self.stream)
+        position, bad_weights, total_bits = _numba.to_host(copied, self.stream)
         total = np.array(total_bits, dtype=np.int64).view(np.float64)
         return (int(position) if position < items else -1), int(bad_weights), float(total)
 

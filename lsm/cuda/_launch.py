@@ -277,23 +277,16 @@ def nll_loss(logp, target, class_weight, ignore_index, loss, stream):
     )
 
 
-def start_checks(verdict, items, stream):
-    _numba.launch(_losses.start_checks, _blocks(1, 1), 1, stream, verdict.device(), items)
-
-
-def check_targets(target, n_classes, ignore_index, class_weight, status, weights, stream):
-    """Launch ``_losses.check_targets`` over the ``(outer, inner)`` view ``target``."""
-    items, threads = target.size, _config.ITEM_THREADS
-    if items:
-        args = target.device(), n_classes, ignore_index, class_weight, status.device(), weights.device()
-        _numba.launch(_losses.check_targets, _blocks(items, threads), threads, stream, *args)
-
-
-def check_weight(class_weight, status, stream):
-    threads = _config.ITEM_THREADS
-    if class_weight.shape[0]:
-        blocks = _blocks(class_weight.shape[0], threads)
-        _numba.launch(_losses.check_weight, blocks, threads, stream, class_weight, status.device())
+def check_classes(target, n_classes, ignore_index, class_weight, verdict, total, stream):
+    """Launch ``_losses.check_classes`` on the ``(outer, inner)`` view ``target`` of class
+    indices and the class weights (a Numba device array), either None, into the 3-element int64
+    view ``verdict`` and the float64 view ``total`` of its last element. Returns the Numba array
+    of ``verdict``, to copy back (the kernel writes its first two elements)."""
+    target = None if target is None else target.device()
+    status = verdict.device()
+    args = target, n_classes, ignore_index, class_weight, status, total.device()
+    _numba.launch(_losses.check_classes, _blocks(1, 1), _config.BLOCK_THREADS, stream, *args)
+    return status
 
 
 def reduce_loss(loss, denominator, result, stream):

@@ -24,13 +24,12 @@ smoothing or probability targets), plus the target logit once per item, and writ
 element from the thread that read it, after every read of the group (the block synchronises
 first), so the gradient may be written over the logits.
 
-``start_checks``, ``check_weight`` and ``check_targets`` validate on the device and report
-through one 3-element int64 ``verdict`` (the first bad target's flat position, or the item count
-when none; the number of bad weights; the bits of the float64 total weight of the counted
-targets), which the host copies back: 24 bytes, the one synchronisation of a loss call (with
-class-index targets or class weights). The total is the ``reduce_loss`` sum of a per-item weight
-array, in a fixed order, so it is the same bitwise from run to run (an atomic sum would not be,
-with fractional weights).
+``check_classes`` validates on the device, in one launch, and reports through one 3-element
+int64 ``verdict`` (the first bad target's flat position, or the item count when none; the number
+of bad weights; the bits of the float64 total weight of the counted targets), which the host
+copies back: 24 bytes, the one synchronisation of a loss call (with class-index targets or class
+weights). The total is summed in a fixed order, so it is the same bitwise from run to run (an
+atomic sum would not be, with fractional weights).
 """
 
 import functools
@@ -202,48 +201,59 @@ def build(acc):
     }
 
 
-@kernel
-def start_checks(verdict, items):
-    """Preset the verdict: no bad target (position ``items``), no bad weight, total 0.0."""
-    if cuda.grid(1) == 0:
-        verdict[0] = items
-        verdict[1] = 0
-        verdict[2] = 0  # the bits of 0.0
-
-
-@kernel
-def check_targets(target, n_classes, ignore_index, class_weight, status, weights):
-    """``status[0]``: the smallest flat position of a target neither ``ignore_index`` nor in
-    ``[0, n_classes)``; ``weights[item]``: the weight of a counted target (1 when
-    ``class_weight`` is None), 0 for an ignored or bad one, and for a bad weight (which
-    ``check_weight`` reports: the total must stay finite, not turn into inf - inf)."""
-    outer, inner = target.shape
-    for item in range(cuda.grid(1), outer * inner, cuda.gridsize(1)):
-        t = int64(target[item // inner, item % inner])
-        counted = 0.0
-        if t != ignore_index:
-            if t < 0 or t >= n_classes:
-                cuda.atomic.min(status, 0, item)
-            elif class_weight is None:
-                counted = 1.0
-            else:
-                w = float64(class_weight[t])
-                counted = w if w >= 0 and w < math.inf else 0.0
-        weights[item] = counted
-
-
-@kernel
-def check_weight(class_weight, status):
-    """``status[1]`` += the number of class weights that are negative, infinite or NaN."""
-    for c in range(cuda.grid(1), class_weight.shape[0], cuda.gridsize(1)):
-        w = class_weight[c]
-        if not (w >= 0 and w < math.inf):
-            cuda.atomic.add(status, 1, 1)
-
-
 _block_sum64 = _reduce.build(float64)["block_sum"]
 _compensated_add64 = _group.build(float64)["compensated_add"]
 _compensated_total64 = _group.build(float64)["compensated_total"]
+_block_max64 = _reduce.build(float64)["block_max"]
+
+
+@kernel
+def check_classes(target, n_classes, ignore_index, class_weight, status, total):
+    """Check a loss call's class-index targets and class weights (either may be None), in block 0
+    (the launch has ``MIN_BLOCKS`` blocks, see ``_config``; the others return at once).
+
+    ``status[0]``: the smallest flat position of a target neither ``ignore_index`` nor in
+    ``[0, n_classes)``, or the number of items when there is none; ``status[1]``: the number of
+    class weights that are negative, infinite or NaN; ``total[0]``: the total weight of the
+    counted targets (1 each without class weights; a bad weight counts 0, so the total stays
+    finite rather than inf - inf). One block does it all, so nothing needs presetting (one
+    launch, not a preset, a check and a sum) and the total is summed in a fixed order: the same
+    bitwise from run to run, as an atomic sum of fractional weights would not be.
+    """
+    if cuda.blockIdx.x != 0:
+        return
+    scratch = cuda.shared.array(MAX_WARPS, float64)
+    bad = 0.0
+    if class_weight is not None:
+        for c in range(cuda.threadIdx.x, class_weight.shape[0], cuda.blockDim.x):
+            w = class_weight[c]
+            if not (w >= 0 and w < math.inf):
+                bad += 1.0
+    items, first = 0, 0.0  # first: the smallest bad position (a float64 holds it exactly)
+    weight_sum, compensation = 0.0, 0.0
+    if target is not None:
+        outer, inner = target.shape
+        items = outer * inner
+        first = float64(items)
+        for item in range(cuda.threadIdx.x, items, cuda.blockDim.x):
+            t = int64(target[item // inner, item % inner])
+            counted = 0.0
+            if t != ignore_index:
+                if t < 0 or t >= n_classes:
+                    first = min(first, float64(item))
+                elif class_weight is None:
+                    counted = 1.0
+                else:
+                    w = float64(class_weight[t])
+                    counted = w if w >= 0 and w < math.inf else 0.0
+            weight_sum, compensation = _compensated_add64(weight_sum, compensation, counted)
+    first = -_block_max64(-first, scratch)  # the block's minimum
+    bad = _block_sum64(bad, scratch)
+    weight_sum = _block_sum64(_compensated_total64(weight_sum, compensation), scratch)
+    if cuda.threadIdx.x == 0:
+        status[0] = int64(first)
+        status[1] = int64(bad)
+        total[0] = weight_sum
 
 
 @kernel
