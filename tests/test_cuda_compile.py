@@ -239,7 +239,7 @@ def test_loss_kernel_compiles(name, dtype, layout, tmp_path):
 
 @pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
 @pytest.mark.parametrize("target", ["int64", "int32", "uint8"])
-def test_check_kernels_compile(target, weighted):
+def test_check_kernels_compile(target, weighted, tmp_path):
     """The device-side checks behind the IndexError for bad targets and the weight check (one
     block: block reductions, no atomics), and the reduction of the per-item losses."""
     weight = types.Array(types.float32, 1, "C") if weighted else types.none
@@ -247,6 +247,7 @@ def test_check_kernels_compile(target, weighted):
     targets = types.Array(getattr(types, target), 2, "A")
     ptx = compile_ptx(_losses.check_classes, (targets, types.int64, types.int64, weight, status, total), CC)
     assert "bar.sync" in ptx and "atom" not in ptx
+    assert_in_registers(ptx, tmp_path)
     if weighted:  # the weights alone (a loss with probability targets)
         args = (types.none, types.int64, types.int64, weight, status, total)
         assert ".entry" in compile_ptx(_losses.check_classes, args, CC)
