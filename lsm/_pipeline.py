@@ -7,6 +7,7 @@ plan (``lsm._plan``) is shape arithmetic, and every check is ``lsm._validate``'s
 """
 
 import functools
+import math
 
 import numpy as np
 
@@ -14,6 +15,12 @@ from . import _validate
 from ._plan import Plan, accumulation_dtype
 
 _BOOL = np.dtype(np.bool_)  # the dtype of where=
+
+
+def _reciprocal(value):
+    """``1 / value`` as IEEE arithmetic gives it: inf for 0 (a mean over nothing counted: an
+    infinite scale, NaN gradients), NaN for NaN."""
+    return 1.0 / value if value else math.inf
 
 
 class _Output:
@@ -249,8 +256,7 @@ class Pipeline:
             class_weight = self.class_weight(func, weight, n_classes, dtype)
             probs3 = self._canonical(tv, dtype, plan)
             denominator = outer * inner
-        with np.errstate(divide="ignore"):  # nothing counted: an infinite scale, NaN gradients
-            scale = float(np.float64(1.0) / np.float64(denominator)) if reduction == "mean" else 1.0
+        scale = _reciprocal(denominator) if reduction == "mean" else 1.0
         if grad_scale is not None:
             scale = float(grad_scale)
         spread = smoothing / n_classes if n_classes else 0.0

@@ -16,7 +16,7 @@ import numpy as np
 from .. import _validate
 from . import _launch, _numba
 from ._kinds import kind_of
-from ._layout import Strided, broadcast, describe, read
+from ._layout import Strided, allocated, broadcast, read
 
 
 class CudaBackend:
@@ -71,8 +71,9 @@ class CudaBackend:
         return view.readonly
 
     def empty(self, shape, dtype):
-        array = self.kind.empty(tuple(shape), dtype)
-        return array, describe(array, "lsm", "scratch")
+        shape = tuple(shape)
+        array = self.kind.empty(shape, dtype)
+        return array, allocated(array, shape, dtype)
 
     def _scratch(self, shape, dtype):
         """A new Numba device array (the split-row kernels' partial results)."""

@@ -1,6 +1,6 @@
 """Device arrays as metadata: pointer, shape, byte strides, dtype. Views never touch the GPU.
 
-Every device operand is described once (:func:`describe`, from its CUDA array interface) as a
+Every device operand is described once (:func:`read`, from its CUDA array interface) as a
 :class:`Strided`; transposing, broadcasting and merging axes into the canonical
 ``(outer, n, inner)`` form are arithmetic on shapes and strides, as NumPy does for host arrays.
 Only :meth:`Strided.device` turns a description into a Numba device array for a kernel launch.
@@ -165,6 +165,8 @@ def read(array, func, name):
     return view, description.get("stream")
 
 
-def describe(array, func, name):
-    """The :class:`Strided` description of device array ``array`` (see :func:`read`)."""
-    return read(array, func, name)[0]
+def allocated(array, shape, dtype):
+    """The description of ``array``, just allocated C-contiguous with ``shape`` and ``dtype`` by
+    the caller's library: only its pointer is read from the interface."""
+    pointer = _numba.interface(array)["data"][0]
+    return Strided(array, pointer, shape, contiguous_strides(shape, dtype.itemsize), dtype)
