@@ -14,8 +14,6 @@ CUDA tensor gives torch results on the GPU. These functions build no autograd gr
 that requires grad is refused (``lsm.torch`` has the autograd-aware versions).
 """
 
-import functools
-
 import numpy as np
 
 from . import _validate
@@ -54,9 +52,8 @@ def _is_gpu_array(obj):
     return False
 
 
-@functools.cache
 def _cuda_backend_class():
-    """``lsm.cuda.CudaBackend``, imported the first time a device array is seen."""
+    """``lsm.cuda.CudaBackend`` (imported the first time a device array is seen)."""
     try:
         from .cuda import CudaBackend
     except ImportError as error:
