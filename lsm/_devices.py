@@ -52,18 +52,6 @@ def _is_gpu_array(obj):
     return False
 
 
-def _cuda_backend_class():
-    """``lsm.cuda.CudaBackend`` (imported the first time a device array is seen)."""
-    try:
-        from .cuda import CudaBackend
-    except ImportError as error:
-        raise ImportError(
-            "lsm: GPU arrays need numba-cuda; install the extra with pip install 'lsm-kernels[cuda]' "
-            "(CUDA 12) or 'lsm-kernels[cuda13]' (CUDA 13)"
-        ) from error
-    return CudaBackend
-
-
 def _gpu_backend(func, operands, on_gpu):
     """The CUDA backend of a call whose operands (by name) are on the GPU where ``on_gpu`` says."""
     if not all(on_gpu):
@@ -72,7 +60,14 @@ def _gpu_backend(func, operands, on_gpu):
     for name, operand in operands.items():
         if not _has_interface(operand) and not _is_simulator_array(operand):
             raise _validate.no_array_interface(func, name, operand)
-    return _cuda_backend_class()(func, *next(iter(operands.items())))
+    try:
+        from .cuda import CudaBackend
+    except ImportError as error:
+        raise ImportError(
+            "lsm: GPU arrays need numba-cuda; install the extra with pip install 'lsm-kernels[cuda]' "
+            "(CUDA 12) or 'lsm-kernels[cuda13]' (CUDA 13)"
+        ) from error
+    return CudaBackend(func, *next(iter(operands.items())))
 
 
 def _is_torch(obj):

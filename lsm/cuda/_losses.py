@@ -201,10 +201,15 @@ def build(acc):
     }
 
 
-_block_sum64 = _reduce.build(float64)["block_sum"]
-_compensated_add64 = _group.build(float64)["compensated_add"]
-_compensated_total64 = _group.build(float64)["compensated_total"]
-_block_max64 = _reduce.build(float64)["block_max"]
+_reduce64, _group64 = _reduce.build(float64), _group.build(float64)
+_block_sum64, _block_max64 = _reduce64["block_sum"], _reduce64["block_max"]
+_compensated_add64, _compensated_total64 = _group64["compensated_add"], _group64["compensated_total"]
+
+
+@cuda.jit(device=True)
+def _usable(weight):
+    """Whether a class weight is finite and non-negative (NaN is not)."""
+    return weight >= 0 and weight < math.inf
 
 
 @kernel
@@ -226,10 +231,9 @@ def check_classes(target, n_classes, ignore_index, class_weight, status, total):
     bad = 0.0
     if class_weight is not None:
         for c in range(cuda.threadIdx.x, class_weight.shape[0], cuda.blockDim.x):
-            w = class_weight[c]
-            if not (w >= 0 and w < math.inf):
+            if not _usable(class_weight[c]):
                 bad += 1.0
-    items, first = 0, 0.0  # first: the smallest bad position (a float64 holds it exactly)
+    first = 0.0  # the smallest bad position (a float64 holds it exactly)
     weight_sum, compensation = 0.0, 0.0
     if target is not None:
         outer, inner = target.shape
@@ -245,7 +249,7 @@ def check_classes(target, n_classes, ignore_index, class_weight, status, total):
                     counted = 1.0
                 else:
                     w = float64(class_weight[t])
-                    counted = w if w >= 0 and w < math.inf else 0.0
+                    counted = w if _usable(w) else 0.0
             weight_sum, compensation = _compensated_add64(weight_sum, compensation, counted)
     first = -_block_max64(-first, scratch)  # the block's minimum
     bad = _block_sum64(bad, scratch)
