@@ -335,9 +335,19 @@ def no_gpu(func, array):
     )
 
 
-def no_gpu_bfloat16(func, name=None):
-    where = f" (argument {name!r})" if name else ""
-    return TypeError(f"{func}: bfloat16 is not supported on the GPU{where}; use float16, float32 or float64")
+def no_cupy_bfloat16(func):
+    return TypeError(
+        f"{func}: CuPy has no bfloat16 arrays to hold the result; use float16, float32 or float64, "
+        "or pass torch tensors or Numba device arrays"
+    )
+
+
+def unknown_gpu_void(func, name, array):
+    return TypeError(
+        f"{func}: argument {name!r} ({type_name(array)}) describes its elements as two opaque bytes "
+        "('<V2') and its dtype does not say bfloat16; lsm reads that type string as bfloat16 only "
+        "from arrays whose dtype is bfloat16 (torch, JAX, Numba)"
+    )
 
 
 def gpu_byte_order(func, name):

@@ -32,7 +32,7 @@ Backends:
 
 The simulator runs every CUDA thread as a Python thread, so a shared test body must stay tiny:
 each backend has an element budget (``max_elements``) that a call may not exceed, and a backend
-that cannot hold an input's dtype (bfloat16, non-native byte order on the GPU) deselects the
+that cannot hold an input's dtype (non-native byte order on the GPU, bfloat16 in CuPy) deselects the
 test cases with such inputs. Test cases marked ``heavy`` (comparisons with torch, the bulk of
 the option-by-dtype matrices) are deselected for a backend with a budget, and for the cluster
 (a tenth of a second a call; it computes the same graphs as ``dask-halves``, which runs them): the
@@ -186,8 +186,13 @@ def same_layout_bytes(array):
 
 
 def _gpu_dtype(dtype):
-    """Device arrays hold native-order numbers; no GPU array library lsm accepts has bfloat16."""
-    return dtype.isnative and dtype.kind in "biuf" and dtype.name != "bfloat16"
+    """Device arrays hold native-order numbers, bfloat16 included (Numba device arrays hold it)."""
+    return dtype.isnative and (dtype.kind in "biuf" or dtype.name == "bfloat16")
+
+
+def _cupy_dtype(dtype):
+    """CuPy arrays hold native-order numbers but no bfloat16."""
+    return _gpu_dtype(dtype) and dtype.name != "bfloat16"
 
 
 def _simulator_backend():
@@ -231,7 +236,7 @@ def _cupy_backend():
         device = cupy.asarray(buffer)
         return cupy.ndarray(array.shape, array.dtype, device.data + start, array.strides)
 
-    return Backend("cuda", to_device, cupy.asnumpy, (cupy.ndarray,), accepts=_gpu_dtype, gpu=True)
+    return Backend("cuda", to_device, cupy.asnumpy, (cupy.ndarray,), accepts=_cupy_dtype, gpu=True)
 
 
 if SIMULATOR:

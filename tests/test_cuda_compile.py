@@ -23,6 +23,7 @@ import pytest
 pytest.importorskip("numba_cuda", reason="numba-cuda is not installed (pip install -e '.[test]')")
 
 from numba import types
+from numba.cuda import types as cuda_types
 
 from lsm.cuda import _backward, _config, _copy, _forward, _losses
 from lsm.cuda._numba import cuda
@@ -274,3 +275,26 @@ def test_copy_compiles(source, target, layout):
         return types.Array(types.boolean if name == "bool" else getattr(types, name), 3, layout)
 
     assert ".entry" in compile_ptx(_copy.copy3, (array(source), array(target)), CC)
+
+
+@pytest.mark.parametrize("name", ROW_KERNELS + COLUMN_KERNELS + BACKWARD_KERNELS + LOSS_KERNELS + ["copy3"])
+def test_bfloat16_kernels_convert_in_registers(name, tmp_path):
+    """bfloat16 operands: every load and store converts with integer arithmetic in registers
+    (``lsm.cuda._elements``), never through numba-cuda's bfloat16 conversions, which call
+    functions of CUDA's C++ headers (``.extern .func`` in the PTX, linked in at load time). One
+    layout, "A": strided arrays with every optional operand, so every load and store is there."""
+    element = cuda_types.bfloat16
+    if name == "copy3":  # bfloat16 in and out, and both ways to float32
+        signatures = [
+            (types.Array(a, 3, "A"), types.Array(b, 3, "A"))
+            for a, b in [(element, element), (element, types.float32), (types.float32, element)]
+        ]
+    elif name in LOSS_KERNELS:
+        signatures = [_loss_signature(name, element, types.float32, "A")]
+    else:
+        signatures = [_signature(name, element, types.float32, "A")]
+    kernel = _copy.copy3 if name == "copy3" else _kernel(name, types.float32)
+    for signature in signatures:
+        ptx = compile_ptx(kernel, signature, CC)
+        assert ".entry" in ptx and ".extern .func" not in ptx
+        assert_in_registers(ptx, tmp_path)

@@ -19,6 +19,7 @@ import sys
 import types as pytypes
 import warnings
 
+import ml_dtypes
 import numpy as np
 import pytest
 
@@ -28,7 +29,10 @@ if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":  # the simulator replaces numb
 
 import numba
 from numba import types
+from numba.cuda import types as cuda_types
+from numba.cuda.cudadrv.devicearray import DeviceNDArray
 from numba.cuda.dispatcher import _Kernel
+from numba.cuda.np.numpy_support import from_dtype
 
 import lsm
 from lsm.cuda import _backward, _config, _copy, _forward, _losses, _numba
@@ -36,8 +40,9 @@ from lsm.cuda._reduce import WARP
 
 
 class DeviceStandIn:
-    """Host memory posing as a device array (``__cuda_array_interface__`` only); ``stream`` is
-    the handle its producer names (None: none)."""
+    """Host memory posing as a device array (``__cuda_array_interface__``, and ``dtype`` as torch
+    and JAX arrays have it, which says what a ``<V2`` type string is); ``stream`` is the handle
+    its producer names (None: none)."""
 
     def __init__(self, array, stream=None):
         self.array = array
@@ -54,6 +59,10 @@ class DeviceStandIn:
     def shape(self):
         return self.array.shape
 
+    @property
+    def dtype(self):
+        return self.array.dtype
+
 
 class KernelArray:
     """What ``as_device`` gives a launch: a description, typed as the dispatcher types arrays."""
@@ -65,7 +74,7 @@ class KernelArray:
 def _numba_type(value):
     if isinstance(value, (KernelArray, DeviceStandIn)):
         dtype = value.dtype if isinstance(value, KernelArray) else value.array.dtype
-        return types.Array(numba.from_dtype(dtype), len(value.shape), "A")
+        return types.Array(from_dtype(dtype), len(value.shape), "A")
     return numba.typeof(value)
 
 
@@ -164,6 +173,8 @@ def _device(array):
 
 
 RNG = np.random.default_rng(0)
+BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
+FLOATS = ["float16", "bfloat16", "float32", "float64"]
 SHAPES = {  # canonical shapes that take each kernel family with the default tunables
     "warp": ((4, 50), -1),
     "shared": ((3, 2000), -1),
@@ -180,11 +191,15 @@ def _forward_calls(x, axis, where, weights):
     yield lambda: lsm.logsumexp(x, axis, b=weights, where=where, return_sign=True)
 
 
-@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+def _floats(shape, dtype):
+    return RNG.standard_normal(shape).astype(BFLOAT16 if dtype == "bfloat16" else dtype)
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
 @pytest.mark.parametrize("path", list(SHAPES))
 def test_forward_launches(launches, path, dtype):
     shape, axis = SHAPES[path]
-    x = _device(RNG.standard_normal(shape).astype(dtype))
+    x = _device(_floats(shape, dtype))
     where, weights = _device(RNG.random(shape) < 0.8), _device(RNG.random(shape))
     for call in _forward_calls(x, axis, where, weights):
         call()
@@ -196,12 +211,14 @@ def test_forward_launches(launches, path, dtype):
         "split": "rows_partials",
     }
     assert any(kinds[path] in name for name in launches.names), sorted(launches.names)
-    # the shared-memory row kernels, and only they, get one row's bytes in x's dtype
+    # the shared-memory row kernels, and only they, get one row's bytes in x's dtype (bfloat16
+    # kept as float32)
+    itemsize = 4 if dtype == "bfloat16" else np.dtype(dtype).itemsize
     for name, sizes in launches.shared.items():
         if "shared" not in name:
             assert sizes == {0}, name
         elif path == "shared":
-            assert sizes == {shape[-1] * np.dtype(dtype).itemsize}, name
+            assert sizes == {shape[-1] * itemsize}, name
 
 
 def test_conversions_and_scattered_outputs(launches):
@@ -228,13 +245,13 @@ def test_backward_launches(launches, axis, masked):
 
 @pytest.mark.parametrize("axis", [-1, 1], ids=["rows", "columns"])
 @pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
-@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+@pytest.mark.parametrize("dtype", FLOATS)
 def test_loss_launches(launches, axis, weighted, dtype):
     shape = (4, 6, 5)
-    logits = _device(RNG.standard_normal(shape).astype(dtype))
+    logits = _device(_floats(shape, dtype))
     kept = (4, 5) if axis == 1 else (4, 6)
     target = _device(RNG.integers(0, shape[axis], kept))
-    probs = _device(RNG.random(shape).astype(dtype))
+    probs = _device(np.abs(_floats(shape, dtype)))
     weight = _device(RNG.random(shape[axis])) if weighted else None
     lsm.cross_entropy(logits, target, axis, weight=weight)
     lsm.cross_entropy(
@@ -402,3 +419,35 @@ def test_each_operand_interface_is_read_once_a_call(launches, in_place):
     assert (x.reads, where.reads, out.reads) == (1, 1, 1)
     assert launches.places == {(None, "stream 7")}
     assert launches.waits == [("stream 9", "stream 7")]
+
+
+class _DeviceMemoryStandIn:
+    """The device memory of a Numba device array made without a driver (never read here)."""
+
+    device_ctypes_pointer = None
+
+    def view(self, start, stop=None):
+        return self
+
+
+def test_bfloat16_operands_reach_the_kernels_as_bfloat16(monkeypatch):
+    """``as_device`` (the real one, over a stand-in for the driver's array maker) types a bfloat16
+    view as numba-cuda's bfloat16, whose loads and stores the kernels convert (``_elements``);
+    the interface's ``<V2`` alone would make it two opaque bytes, which no kernel takes."""
+
+    def from_interface(description, owner, sync):
+        shape, strides, dtype = description["shape"], description["strides"], np.dtype(description["typestr"])
+        return DeviceNDArray(shape, strides, dtype, gpu_data=_DeviceMemoryStandIn())
+
+    monkeypatch.setattr(_numba.cuda, "from_cuda_array_interface", from_interface)
+    array = _numba.as_device(None, 0, (4, 3), (6, 2), BFLOAT16)
+    assert array._numba_type_ == types.Array(cuda_types.bfloat16, 2, "C")
+    assert _numba.as_device(None, 0, (4, 3), (12, 4), np.dtype(np.float32)).dtype == np.float32
+
+
+def test_two_opaque_bytes_are_bfloat16_only_where_the_array_says_so(launches):
+    x = DeviceStandIn(np.zeros((2, 3), dtype="V2"))  # a record of two bytes: dtype says void16
+    with pytest.raises(TypeError, match=r"'<V2'\) and its dtype does not say bfloat16"):
+        lsm.softmax(x)
+    lsm.softmax(DeviceStandIn(np.zeros((2, 3), dtype=BFLOAT16)))
+    assert "softmax_rows_lanes4" in launches.names

@@ -29,9 +29,9 @@ def x():
 
 def _skip_unless_held(backend, dtype):
     """Skip where the backend's arrays cannot hold ``dtype`` (device arrays hold numbers of the
-    native byte order only, and no bfloat16)."""
+    native byte order only; bfloat16 where the backend says so)."""
     dtype = np.dtype(dtype)
-    numeric = dtype.kind in "biufc" and dtype.isnative and dtype.name != "bfloat16"
+    numeric = dtype.isnative and (dtype.kind in "biufc" or backend.accepts(dtype))
     if backend.gpu and not numeric:
         pytest.skip(f"{backend}: device arrays cannot hold {dtype.str}")
 

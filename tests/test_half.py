@@ -8,7 +8,8 @@ subnormals and a large seeded sample of arbitrary float32 bit patterns.
 
 The conversion tests call ``lsm.cpu._scalar`` directly and run on the host only; the tests of
 half-precision results take the ``backend`` fixture (tests/conftest.py) and run on every backend
-that holds the dtype (the GPU has no bfloat16: those cases are deselected there). Cases over the
+that holds the dtype (CuPy has no bfloat16: those cases are deselected there; the GPU kernels'
+own bfloat16 conversions are checked bit for bit in ``test_cuda_elements.py``). Cases over the
 simulator's element budget, or beyond the few its slow calls afford, are ``heavy``; those
 whose Dask blocks would only reach the host kernels that the ``cpu`` backend runs them on are
 ``heavy(dask=True)``.

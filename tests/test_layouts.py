@@ -15,8 +15,8 @@ are ``heavy``; the bulk of each matrix (softmax beside log_softmax, second dtype
 negative axes, more axes, shapes and layouts of the same kind, the host's tile and chunk edges
 and parallel sizes) is ``heavy(dask=True)``: off the simulator, whose calls take a large
 fraction of a second, and off Dask, whose blocks reach the host kernels that the ``cpu`` backend
-runs these cases on. bfloat16 cases are deselected on the GPU backends, which have no bfloat16;
-Dask skips the ``out=`` tests.
+runs these cases on. bfloat16 cases are deselected on CuPy, which has no bfloat16; Dask skips
+the ``out=`` tests.
 """
 
 import numba

@@ -64,8 +64,8 @@ class CudaBackend:
         return self.describe(out, func, name)
 
     def check_dtype(self, func, dtype):
-        if dtype.kind == "V":  # bfloat16, the one non-numeric dtype the pipeline lets through
-            raise _validate.no_gpu_bfloat16(func)
+        if dtype.kind == "V" and self.kind.name == "cupy":  # bfloat16: CuPy cannot allocate it
+            raise _validate.no_cupy_bfloat16(func)
 
     def readonly(self, view):
         return view.readonly

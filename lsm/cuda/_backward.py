@@ -31,6 +31,7 @@ import math
 from numba import int64
 
 from . import _group, _reduce, _tiles
+from ._elements import narrow, row_cache, widen
 from ._numba import cuda, kernel
 from ._reduce import MAX_WARPS, WARP
 from ._tiles import COLUMN_MAX_PARTS, column_of_tile, part_of_block, tile_count
@@ -40,19 +41,20 @@ from ._tiles import COLUMN_MAX_PARTS, column_of_tile, part_of_block, tile_count
 def build(acc):
     """The backward kernels for accumulation type ``acc`` (float32 or float64)."""
     g, r = _group.build(acc), _reduce.build(acc)
-    included, compensated_add, compensated_total = g["included"], g["compensated_add"], g["compensated_total"]
+    element, included = g["element"], g["included"]
+    compensated_add, compensated_total = g["compensated_add"], g["compensated_total"]
     block_sum, tile_sum = r["block_sum"], _tiles.build(acc)["tile_sum"]
     zero = acc(0)
 
     @cuda.jit(device=True)
     def sum_term(grad, y, index, log):
         """``g_j`` (log_softmax) or ``g_j y_j`` (softmax)."""
-        return acc(grad[index]) if log else acc(grad[index]) * acc(y[index])
+        return element(grad[index]) if log else element(grad[index]) * element(y[index])
 
     @cuda.jit(device=True)
     def gradient_value(grad, y, index, total, log):
-        v = acc(y[index])
-        return acc(grad[index]) - math.exp(v) * total if log else v * (acc(grad[index]) - total)
+        v = element(y[index])
+        return element(grad[index]) - math.exp(v) * total if log else v * (element(grad[index]) - total)
 
     @kernel
     def backward_rows(grad, y, where, out, log):
@@ -67,9 +69,9 @@ def build(acc):
             total = block_sum(compensated_total(total, compensation), scratch)
             for j in range(cuda.threadIdx.x, n, cuda.blockDim.x):
                 if included(where, None, (row, j)):
-                    out[row, j] = gradient_value(grad, y, (row, j), total, log)
+                    out[row, j] = narrow(gradient_value(grad, y, (row, j), total, log), out)
                 else:
-                    out[row, j] = zero
+                    out[row, j] = narrow(zero, out)
 
     @kernel
     def backward_rows_shared(grad, y, where, out, log):
@@ -84,30 +86,30 @@ def build(acc):
         guards the row, and ``out`` may still be ``grad`` or ``y``.
         """
         scratch = cuda.shared.array(MAX_WARPS, acc)
-        cache = cuda.shared.array(0, grad.dtype)
+        cache = row_cache(grad)
         rows, n = grad.shape
         for row in range(int64(cuda.blockIdx.x), rows, cuda.gridDim.x):
             total, compensation = zero, zero
             for j in range(cuda.threadIdx.x, n, cuda.blockDim.x):
                 if included(where, None, (row, j)):
                     g = grad[row, j]
-                    cache[j] = g
-                    term = acc(g)
+                    cache[j] = widen(g)
+                    term = element(g)
                     if not log:
                         v = y[row, j]
-                        cache[n + j] = v
-                        term *= acc(v)
+                        cache[n + j] = widen(v)
+                        term *= element(v)
                     total, compensation = compensated_add(total, compensation, term)
             total = block_sum(compensated_total(total, compensation), scratch)
             for j in range(cuda.threadIdx.x, n, cuda.blockDim.x):
                 if included(where, None, (row, j)):
-                    g = acc(cache[j])
+                    g = element(cache[j])
                     if log:
-                        out[row, j] = g - math.exp(acc(y[row, j])) * total
+                        out[row, j] = narrow(g - math.exp(element(y[row, j])) * total, out)
                     else:
-                        out[row, j] = acc(cache[n + j]) * (g - total)
+                        out[row, j] = narrow(element(cache[n + j]) * (g - total), out)
                 else:
-                    out[row, j] = zero
+                    out[row, j] = narrow(zero, out)
 
     @kernel
     def backward_columns(grad, y, where, out, log):
@@ -127,9 +129,9 @@ def build(acc):
             if active:
                 for j in range(part, n, parts):
                     if included(where, None, (o, j, i)):
-                        out[o, j, i] = gradient_value(grad, y, (o, j, i), total, log)
+                        out[o, j, i] = narrow(gradient_value(grad, y, (o, j, i), total, log), out)
                     else:
-                        out[o, j, i] = zero
+                        out[o, j, i] = narrow(zero, out)
 
     return {
         "backward_rows": backward_rows,

@@ -42,6 +42,7 @@ import numpy as np
 from numba import float64, int64
 
 from . import _group, _reduce
+from ._elements import narrow, row_cache
 from ._numba import cuda, kernel
 from ._reduce import MAX_WARPS, WARP
 from ._tiles import COLUMN_MAX_PARTS, column_of_tile, part_of_block, tile_count
@@ -55,7 +56,7 @@ def build_summaries(acc):
     summarises its elements as it reads them (``online_add``); a block then rescales every
     thread's summary to the block's maximum and sums them, a tile merges its warps' summaries."""
     g, r = _group.build(acc), _reduce.build(acc)
-    included, weight, merge = g["included"], g["weight"], g["merge"]
+    element, included, weight, merge = g["element"], g["included"], g["weight"], g["merge"]
     online_add, online_finish, rescaled = g["online_add"], g["online_finish"], g["rescaled"]
     block_max, block_sum = r["block_max"], r["block_sum"]
     lowest, zero = acc(-np.inf), acc(0)
@@ -67,7 +68,7 @@ def build_summaries(acc):
         for j in range(start + cuda.threadIdx.x, stop, cuda.blockDim.x):
             if included(where, b, (row, j)):
                 m, at_max, ref, total, compensation = online_add(
-                    acc(x[row, j]), weight(b, (row, j)), m, at_max, ref, total, compensation
+                    element(x[row, j]), weight(b, (row, j)), m, at_max, ref, total, compensation
                 )
         m, at_max, rest = online_finish(m, at_max, ref, total, compensation)
         top = block_max(m, scratch)
@@ -83,7 +84,7 @@ def build_summaries(acc):
         for j in range(first, x.shape[1], step):
             if included(where, b, (o, j, i)):
                 m, at_max, ref, total, compensation = online_add(
-                    acc(x[o, j, i]), weight(b, (o, j, i)), m, at_max, ref, total, compensation
+                    element(x[o, j, i]), weight(b, (o, j, i)), m, at_max, ref, total, compensation
                 )
         return online_finish(m, at_max, ref, total, compensation)
 
@@ -174,7 +175,7 @@ def build_warp_rows(acc, slots, warps, lanes=WARP):
     for bit.
     """
     g = _group.build(acc)
-    included, weight, add_term = g["included"], g["weight"], g["add_term"]
+    element, included, weight, add_term = g["element"], g["included"], g["weight"], g["add_term"]
     compensated_add, compensated_total = g["compensated_add"], g["compensated_total"]
     normaliser, softmax_value, store_logsumexp = g["normaliser"], g["softmax_value"], g["store_logsumexp"]
     warp_max, warp_sum = _reduce.build_segments(lanes)
@@ -200,7 +201,7 @@ def build_warp_rows(acc, slots, warps, lanes=WARP):
                 value = lowest
                 if active and j < n:
                     if included(where, None, (row, j)):
-                        value = acc(x[row, j])
+                        value = element(x[row, j])
                 cache[k] = value
                 m = value if value > m else m
             m = warp_max(m)
@@ -224,13 +225,13 @@ def build_warp_rows(acc, slots, warps, lanes=WARP):
                 j = lane + lanes * k
                 if active and j < n:
                     if not included(where, None, (row, j)):
-                        out[row, j] = masked
+                        out[row, j] = narrow(masked, out)
                     elif log:
-                        out[row, j] = softmax_value(cache[k], shift, log_norm, inv_norm, log)
+                        out[row, j] = narrow(softmax_value(cache[k], shift, log_norm, inv_norm, log), out)
                     else:
                         # e^{x - m} / (A + R): the shift is m unless the group is NaN, where
                         # inv_norm is NaN and so is the product
-                        out[row, j] = cache[k] * inv_norm
+                        out[row, j] = narrow(cache[k] * inv_norm, out)
 
     def logsumexp_rows_warp(x, where, b, lse, sign):
         """logsumexp of each row of ``x`` (``n <= 32 * slots``), one warp per row, the row and
@@ -250,7 +251,7 @@ def build_warp_rows(acc, slots, warps, lanes=WARP):
                 value, w = lowest, zero  # excluded: contributes nothing, never NaN
                 if active and j < n:
                     if included(where, b, (row, j)):
-                        value, w = acc(x[row, j]), weight(b, (row, j))
+                        value, w = element(x[row, j]), weight(b, (row, j))
                 cache[k] = value
                 weights[k] = w
                 m = value if value > m else m
@@ -275,7 +276,8 @@ def build_warp_rows(acc, slots, warps, lanes=WARP):
 def build_rows(acc):
     """The row kernels for accumulation type ``acc`` but the warp-per-row ones (``build_warp_rows``)."""
     g, r = _group.build(acc), _reduce.build(acc)
-    included, weight, add_term, merge = g["included"], g["weight"], g["add_term"], g["merge"]
+    element, included, weight = g["element"], g["included"], g["weight"]
+    add_term, merge = g["add_term"], g["merge"]
     compensated_total, normaliser = g["compensated_total"], g["normaliser"]
     softmax_value, store_logsumexp = g["softmax_value"], g["store_logsumexp"]
     block_max, block_sum = r["block_max"], r["block_sum"]
@@ -288,9 +290,9 @@ def build_rows(acc):
         masked = lowest if log else zero
         for j in range(start + cuda.threadIdx.x, stop, cuda.blockDim.x):
             if included(where, None, (row, j)):
-                out[row, j] = softmax_value(acc(x[row, j]), shift, log_norm, inv_norm, log)
+                out[row, j] = narrow(softmax_value(element(x[row, j]), shift, log_norm, inv_norm, log), out)
             else:
-                out[row, j] = masked
+                out[row, j] = narrow(masked, out)
 
     @cuda.jit(device=True)
     def cache_row(x, where, b, row, cache, scratch):
@@ -300,8 +302,8 @@ def build_rows(acc):
         for j in range(cuda.threadIdx.x, x.shape[1], cuda.blockDim.x):
             value = lowest
             if included(where, b, (row, j)):
-                value = acc(x[row, j])
-            cache[j] = value
+                value = element(x[row, j])
+            cache[j] = narrow(value, cache)  # exact: the value came from x's dtype (or wider)
             m = value if value > m else m
         return block_max(m, scratch)
 
@@ -337,22 +339,23 @@ def build_rows(acc):
         memory is accessed without bank conflicts.
         """
         scratch = cuda.shared.array(MAX_WARPS, acc)
-        cache = cuda.shared.array(0, x.dtype)
+        cache = row_cache(x)
         rows, n = x.shape
         masked = lowest if log else zero
         for row in range(int64(cuda.blockIdx.x), rows, cuda.gridDim.x):
             m = cache_row(x, where, None, row, cache, scratch)
             at_max, total, compensation = zero, zero, zero
             for j in range(cuda.threadIdx.x, n, cuda.blockDim.x):
-                at_max, total, compensation = add_term(acc(cache[j]), one, m, at_max, total, compensation)
+                at_max, total, compensation = add_term(element(cache[j]), one, m, at_max, total, compensation)
             at_max = block_sum(at_max, scratch)
             rest = block_sum(compensated_total(total, compensation), scratch)
             shift, log_norm, inv_norm = normaliser(m, at_max, rest)
             for j in range(cuda.threadIdx.x, n, cuda.blockDim.x):
                 if included(where, None, (row, j)):
-                    out[row, j] = softmax_value(acc(cache[j]), shift, log_norm, inv_norm, log)
+                    value = softmax_value(element(cache[j]), shift, log_norm, inv_norm, log)
+                    out[row, j] = narrow(value, out)
                 else:
-                    out[row, j] = masked
+                    out[row, j] = narrow(masked, out)
 
     @kernel
     def logsumexp_rows_shared(x, where, b, lse, sign):
@@ -366,7 +369,7 @@ def build_rows(acc):
         outside the mask may have any weight (``inf * e^{-inf}`` would be NaN).
         """
         scratch = cuda.shared.array(MAX_WARPS, acc)
-        cache = cuda.shared.array(0, x.dtype)
+        cache = row_cache(x)
         rows, n = x.shape
         for row in range(int64(cuda.blockIdx.x), rows, cuda.gridDim.x):
             m = cache_row(x, where, b, row, cache, scratch)
@@ -376,7 +379,7 @@ def build_rows(acc):
                 # mask need not be read again; a weight of 0 adds 0 (or 0 to A when m = -inf)
                 if b is None or included(where, None, (row, j)):
                     at_max, total, compensation = add_term(
-                        acc(cache[j]), weight(b, (row, j)), m, at_max, total, compensation
+                        element(cache[j]), weight(b, (row, j)), m, at_max, total, compensation
                     )
             at_max = block_sum(at_max, scratch)
             rest = block_sum(compensated_total(total, compensation), scratch)
@@ -463,7 +466,7 @@ def build_columns(acc):
     runs ``parts`` threads per column, and each element is read once for the summary (and once
     more for a softmax output)."""
     g = _group.build(acc)
-    included, normaliser = g["included"], g["normaliser"]
+    element, included, normaliser = g["element"], g["included"], g["normaliser"]
     softmax_value, store_logsumexp = g["softmax_value"], g["store_logsumexp"]
     lowest, zero = acc(-np.inf), acc(0)
     tile_summary = build_summaries(acc)["tile_summary"]
@@ -482,9 +485,10 @@ def build_columns(acc):
                 shift, log_norm, inv_norm = normaliser(m, at_max, rest)
                 for j in range(part, n, parts):
                     if included(where, None, (o, j, i)):
-                        out[o, j, i] = softmax_value(acc(x[o, j, i]), shift, log_norm, inv_norm, log)
+                        value = softmax_value(element(x[o, j, i]), shift, log_norm, inv_norm, log)
+                        out[o, j, i] = narrow(value, out)
                     else:
-                        out[o, j, i] = masked
+                        out[o, j, i] = narrow(masked, out)
 
     @kernel
     def logsumexp_columns(x, where, b, lse, sign):

@@ -42,6 +42,7 @@ import math
 import numpy as np
 from numba import float64
 
+from ._elements import narrow, widen
 from ._numba import cuda
 
 #: How far the running maximum may climb above the reference of a thread's running sum before
@@ -57,6 +58,11 @@ def build(acc):
     tiny, big = acc(2.0**-24), acc(2.0**24)  # exact scales of a one-pass sum's terms
 
     @cuda.jit(device=True)
+    def element(value):
+        """An element read from an array, as ``acc`` (bfloat16 widened by ``_elements``)."""
+        return acc(widen(value))
+
+    @cuda.jit(device=True)
     def included(where, b, index):
         """Whether element ``index`` takes part: ``where`` is True there and ``b`` is nonzero.
         A None operand compiles away."""
@@ -70,7 +76,7 @@ def build(acc):
     @cuda.jit(device=True)
     def weight(b, index):
         """``b[index]`` in the accumulation type, one without weights."""
-        return one if b is None else acc(b[index])
+        return one if b is None else element(b[index])
 
     @cuda.jit(device=True)
     def sign_of(value):
@@ -199,12 +205,13 @@ def build(acc):
         """Write ``lse[index]`` (NaN for a negative sum without ``sign``) and ``sign[index]``."""
         value, value_sign = logsumexp_value(m, at_max, rest)
         if sign is None:
-            lse[index] = nan if value_sign < 0 else value
+            lse[index] = narrow(nan if value_sign < 0 else value, lse)
         else:
-            lse[index] = value
-            sign[index] = value_sign
+            lse[index] = narrow(value, lse)
+            sign[index] = narrow(value_sign, sign)
 
     return {
+        "element": element,
         "included": included,
         "weight": weight,
         "add_term": add_term,

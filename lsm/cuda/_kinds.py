@@ -14,6 +14,8 @@ from . import _numba
 
 
 class _CupyKind:
+    name = "cupy"
+
     def __init__(self, array):
         import cupy
 
@@ -30,6 +32,8 @@ class _CupyKind:
 
 
 class _TorchKind:
+    name = "torch"
+
     def __init__(self, array):
         import torch
 
@@ -45,6 +49,7 @@ class _TorchKind:
 
 
 class _NumbaKind:
+    name = "numba"
     device = None  # the current device: the interface does not say which device memory is on
 
     def __init__(self, array, handle):

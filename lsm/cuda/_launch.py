@@ -17,6 +17,7 @@ from numba import float64, from_dtype
 
 from .._plan import accumulation_dtype
 from . import _backward, _config, _copy, _forward, _losses, _numba
+from ._elements import kept_itemsize
 from ._reduce import WARP
 from ._tiles import COLUMN_MAX_PARTS
 
@@ -121,8 +122,9 @@ def _parts(n):
 
 def _shared_row(path, x):
     """The launch option of ``path`` for the rows of the view ``x``: ``shared``, the bytes of
-    dynamic shared memory that keep one row in ``x``'s dtype (the shared path), or none."""
-    return {"shared": x.shape[1] * x.dtype.itemsize} if path == "shared" else {}
+    dynamic shared memory that keep one row in ``x``'s dtype (bfloat16 as float32; the shared
+    path), or none."""
+    return {"shared": x.shape[1] * kept_itemsize(x.dtype)} if path == "shared" else {}
 
 
 def softmax(x, where, out, log, stream, allocate):
@@ -219,7 +221,7 @@ def softmax_backward(grad, y, where, out, log, stream):
         _numba.launch(kernels["backward_columns"], blocks, threads, stream, *args)
     else:
         acc, kept = _accumulation(out.dtype), n if log else 2 * n  # g (and y for softmax) kept
-        shared = {"shared": kept * grad.dtype.itemsize} if kept <= shared_row_max(acc) else {}
+        shared = {"shared": kept * kept_itemsize(grad.dtype)} if kept <= shared_row_max(acc) else {}
         name = "backward_rows_shared" if shared else "backward_rows"
         args = _rows_device(grad), _rows_device(y), _rows_device(where), _rows_device(out), log
         _numba.launch(kernels[name], _blocks(outer, 1), _config.BLOCK_THREADS, stream, *args, **shared)

@@ -145,9 +145,9 @@ def read(array, func, name):
     Raises
     ------
     TypeError
-        For an array that does not expose its memory, non-native byte order, or bfloat16 (no GPU
-        array library lsm accepts exchanges bfloat16 through the interface). Other dtypes are
-        the pipeline's to check, with the same messages as on the host.
+        For an array that does not expose its memory, non-native byte order, or a type string
+        of two opaque bytes (``<V2``) from an array whose own ``dtype`` does not say bfloat16.
+        Other dtypes are the pipeline's to check, with the same messages as on the host.
     """
     try:
         description = _numba.interface(array)
@@ -155,7 +155,7 @@ def read(array, func, name):
         raise _validate.unreadable_interface(func, name, array, error) from error
     dtype = np.dtype(description["typestr"])
     if dtype.kind == "V" and dtype.itemsize == 2:
-        raise _validate.no_gpu_bfloat16(func, name)
+        dtype = _bfloat16(array, func, name)
     if not dtype.isnative:
         raise _validate.gpu_byte_order(func, name)
     shape = tuple(description["shape"])
@@ -163,6 +163,19 @@ def read(array, func, name):
     pointer, readonly = description["data"]
     view = Strided(array, pointer, shape, tuple(strides), dtype, bool(readonly))
     return view, description.get("stream")
+
+
+def _bfloat16(array, func, name):
+    """The bfloat16 dtype for an array whose interface says ``<V2``, if the array says bfloat16.
+
+    The interface has no type string for bfloat16: torch and JAX export it as ``<V2`` (two
+    opaque bytes, ml_dtypes' ``dtype.str``), which any 2-byte record would also give. So it is
+    read as bfloat16 only where the producer's own ``dtype`` says so (``torch.bfloat16``,
+    ml_dtypes' ``bfloat16`` of JAX and Numba device arrays).
+    """
+    if str(getattr(array, "dtype", "")).removeprefix("torch.") != "bfloat16":
+        raise _validate.unknown_gpu_void(func, name, array)
+    return _validate.bfloat16_dtype()
 
 
 def allocated(array, shape, dtype):

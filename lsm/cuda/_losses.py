@@ -38,6 +38,7 @@ import math
 from numba import float64, int64
 
 from . import _forward, _group, _reduce, _tiles
+from ._elements import narrow, widen
 from ._numba import cuda, kernel
 from ._reduce import MAX_WARPS, WARP
 from ._tiles import COLUMN_MAX_PARTS, column_of_tile, part_of_block, tile_count
@@ -47,7 +48,7 @@ from ._tiles import COLUMN_MAX_PARTS, column_of_tile, part_of_block, tile_count
 def build(acc):
     """The loss kernels for accumulation type ``acc`` (float32 or float64)."""
     g, r = _group.build(acc), _reduce.build(acc)
-    weight, normaliser = g["weight"], g["normaliser"]
+    element, weight, normaliser = g["element"], g["weight"], g["normaliser"]
     compensated_add, compensated_total = g["compensated_add"], g["compensated_total"]
     block_sum = r["block_sum"]
     zero = acc(0)
@@ -61,7 +62,7 @@ def build(acc):
         probability targets)."""
         p = zero
         if probs is not None:
-            p = acc(probs[index])
+            p = element(probs[index])
         return weight(class_weight, c) * (keep * p + spread)
 
     @cuda.jit(device=True)
@@ -72,7 +73,7 @@ def build(acc):
     @cuda.jit(device=True)
     def gradient_value(x, probs, class_weight, index, c, t, shift, inv_norm, scaled):
         big_q, keep, spread, pick = scaled
-        p = math.exp(acc(x[index]) - shift) * inv_norm
+        p = math.exp(element(x[index]) - shift) * inv_norm
         q = coefficient(probs, class_weight, index, c, keep, spread)
         if c == t:
             q += pick
@@ -90,10 +91,10 @@ def build(acc):
                 t = int64(target[row])
             if t == ignore_index and target is not None:  # the same for the whole block
                 if first == 0:
-                    loss[row] = 0.0
+                    loss[row] = narrow(0.0, loss)
                 if grad is not None:
                     for c in range(first, n, step):
-                        grad[row, c] = zero
+                        grad[row, c] = narrow(zero, grad)
                 continue
             m, at_max, rest = block_summary(x, None, None, row, 0, n, scratch)
             shift, log_norm, inv_norm = normaliser(m, at_max, rest)
@@ -103,7 +104,7 @@ def build(acc):
                 for c in range(first, n, step):
                     q = coefficient(probs, class_weight, (row, c), c, keep_acc, spread_acc)
                     weighted, weighted_c = compensated_add(
-                        weighted, weighted_c, target_term(q, acc(x[row, c]), shift)
+                        weighted, weighted_c, target_term(q, element(x[row, c]), shift)
                     )
                     q_total, q_c = compensated_add(q_total, q_c, q)
                 weighted = block_sum(compensated_total(weighted, weighted_c), scratch)
@@ -114,14 +115,14 @@ def build(acc):
                 q_total += pick
             if first == 0:  # the loss is thread 0's alone: only it reads the target logit
                 if target is not None:
-                    weighted += target_term(pick, acc(x[row, t]), shift)
-                loss[row] = q_total * log_norm - weighted
+                    weighted += target_term(pick, element(x[row, t]), shift)
+                loss[row] = narrow(q_total * log_norm - weighted, loss)
             cuda.syncthreads()  # every read of the row is done before the gradient overwrites it
             if grad is not None:
                 scaled = (q_total * s, keep_acc * s, spread_acc * s, pick * s)
                 for c in range(first, n, step):
                     value = gradient_value(x, probs, class_weight, (row, c), c, t, shift, inv_norm, scaled)
-                    grad[row, c] = value
+                    grad[row, c] = narrow(value, grad)
 
     @kernel
     def cross_entropy_columns(x, target, probs, class_weight, ignore_index, keep, spread, scale, loss, grad):
@@ -155,7 +156,7 @@ def build(acc):
                     for c in range(part, n, parts):
                         q = coefficient(probs, class_weight, (o, c, i), c, keep_acc, spread_acc)
                         weighted, weighted_c = compensated_add(
-                            weighted, weighted_c, target_term(q, acc(x[o, c, i]), shift)
+                            weighted, weighted_c, target_term(q, element(x[o, c, i]), shift)
                         )
                         q_total, q_c = compensated_add(q_total, q_c, q)
                 weighted = tile_sum(compensated_total(weighted, weighted_c), sums)
@@ -166,11 +167,11 @@ def build(acc):
                 q_total += pick
             if part == 0 and active:  # the loss is warp 0's: only it reads the target logit
                 if ignored:
-                    loss[o, i] = 0.0
+                    loss[o, i] = narrow(0.0, loss)
                 else:
                     if target is not None:
-                        weighted += target_term(pick, acc(x[o, t, i]), shift)
-                    loss[o, i] = q_total * log_norm - weighted
+                        weighted += target_term(pick, element(x[o, t, i]), shift)
+                    loss[o, i] = narrow(q_total * log_norm - weighted, loss)
             cuda.syncthreads()  # every read of the tile is done before the gradient overwrites it
             if grad is not None and active:
                 scaled = (q_total * s, keep_acc * s, spread_acc * s, pick * s)
@@ -179,7 +180,7 @@ def build(acc):
                     if not ignored:
                         index = (o, c, i)
                         value = gradient_value(x, probs, class_weight, index, c, t, shift, inv_norm, scaled)
-                    grad[o, c, i] = value
+                    grad[o, c, i] = narrow(value, grad)
 
     @kernel
     def nll_loss(logp, target, class_weight, ignore_index, loss):
@@ -191,8 +192,8 @@ def build(acc):
             if t != ignore_index:
                 w = weight(class_weight, t)
                 if w != 0:
-                    value = -(w * acc(logp[o, t, i]))
-            loss[o, i] = value
+                    value = -(w * element(logp[o, t, i]))
+            loss[o, i] = narrow(value, loss)
 
     return {
         "cross_entropy_rows": cross_entropy_rows,
@@ -270,12 +271,13 @@ def reduce_loss(loss, denominator, result):
     scratch = cuda.shared.array(MAX_WARPS, float64)
     total, compensation = 0.0, 0.0
     for item in range(cuda.threadIdx.x, loss.shape[0], cuda.blockDim.x):
-        total, compensation = _compensated_add64(total, compensation, loss[item])
+        total, compensation = _compensated_add64(total, compensation, float64(widen(loss[item])))
     total = _block_sum64(_compensated_total64(total, compensation), scratch)
     if cuda.threadIdx.x == 0:
         if denominator != 0:
-            result[0] = total / denominator
+            value = total / denominator
         elif total == 0 or total != total:
-            result[0] = math.nan
+            value = math.nan
         else:
-            result[0] = math.copysign(math.inf, total)
+            value = math.copysign(math.inf, total)
+        result[0] = narrow(value, result)

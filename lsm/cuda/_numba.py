@@ -174,7 +174,9 @@ def as_device(owner, pointer, shape, strides, dtype):
     """A Numba device array over existing memory: ``shape`` and byte ``strides`` from ``pointer``.
 
     ``owner`` keeps the memory alive. Nothing is copied or synchronised: the caller launches on
-    the stream the memory belongs to.
+    the stream the memory belongs to. A bfloat16 ``dtype`` (whose interface type string, ``<V2``,
+    says only "two bytes") is given to the array after it is made, so the kernels see numba-cuda's
+    bfloat16 type.
     """
     description = {
         "shape": tuple(shape),
@@ -184,9 +186,11 @@ def as_device(owner, pointer, shape, strides, dtype):
         "version": 3,
     }
     if SIMULATOR:
-        return _FakeCUDAArray(np.asarray(_Described(description, owner)))
-    description["stream"] = None
-    return cuda.from_cuda_array_interface(description, owner=owner, sync=False)
+        array = _FakeCUDAArray(np.asarray(_Described(description, owner)))
+    else:
+        description["stream"] = None
+        array = cuda.from_cuda_array_interface(description, owner=owner, sync=False)
+    return array if array.dtype == dtype else array.view(dtype)
 
 
 def device_array(shape, dtype, stream_):
