@@ -63,7 +63,7 @@ def kept_itemsize(dtype):
 if SIMULATOR:
     import ml_dtypes
 
-    _BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
+    _BFLOAT16, _FLOAT32 = np.dtype(ml_dtypes.bfloat16), np.dtype(np.float32)
 
     def _float32_of(bits):
         return np.array(bits, dtype=np.int32).view(np.float32)[()]
@@ -83,9 +83,10 @@ if SIMULATOR:
             return np.array(_float32_to_bits(float32(value)), dtype=np.int16).view(_BFLOAT16)[()]
         return value
 
+    @cuda.jit(device=True)  # so that the simulator gives it the kernel's ``cuda.shared``
     def row_cache(array):
         """Dynamic shared memory for rows of ``array`` (bfloat16 kept as float32)."""
-        return cuda.shared.array(0, np.float32 if array.dtype == _BFLOAT16 else array.dtype)
+        return cuda.shared.array(0, _FLOAT32 if array.dtype == _BFLOAT16 else array.dtype)
 
 else:
     from numba.cuda import libdevice, types
