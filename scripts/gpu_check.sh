@@ -16,6 +16,9 @@
 #                    1e7 elements (pass --large for 1e8), beside a same-run device copy,
 #                    cupyx.scipy.special and torch; the table for benchmarks/RESULTS.md
 #   lsm-bench-cuda.json, .md, .png   its results (pytest-benchmark's layout), table and plot
+#   bench-torch.log, lsm-bench-cuda-torch.*   with torch's CUDA build: lsm --backend cuda-torch,
+#                    torch CUDA tensors in bfloat16, float16 and float32 (CuPy has no bfloat16),
+#                    lsm beside torch's own kernels and a same-run copy_
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-$PWD/gpu-results}"
@@ -62,4 +65,8 @@ PY
 fi
 
 python -m lsm bench --backend cuda --out "$OUT" "$@" 2>&1 | tee "$OUT/bench.log"
+if python -c "import sys, torch; sys.exit(not torch.cuda.is_available())" 2>/dev/null; then
+    python -m lsm bench --backend cuda-torch --dtype bfloat16 float16 float32 --out "$OUT" "$@" 2>&1 \
+        | tee "$OUT/bench-torch.log"
+fi
 exit "$status"

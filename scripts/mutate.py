@@ -415,8 +415,8 @@ CATALOGUE = [
     _cuda(
         "cuda-nll-zero-weight",
         "_losses.py",
-        "                if w != 0:\n                    value = -(w * acc(logp[o, t, i]))",
-        "                if True:\n                    value = -(w * acc(logp[o, t, i]))",
+        "                if w != 0:\n                    value = -(w * element(logp[o, t, i]))",
+        "                if True:\n                    value = -(w * element(logp[o, t, i]))",
         "nll_loss: a zero weight at a -inf log-probability gives NaN",
         ("tests/test_losses.py", f"{EDGES} -k 'zero or special or nll'"),
     ),
@@ -448,8 +448,8 @@ CATALOGUE = [
     _cuda(
         "cuda-backward-sum-term",
         "_backward.py",
-        "return acc(grad[index]) if log else acc(grad[index]) * acc(y[index])",
-        "return acc(grad[index]) * acc(y[index]) if log else acc(grad[index])",
+        "return element(grad[index]) if log else element(grad[index]) * element(y[index])",
+        "return element(grad[index]) * element(y[index]) if log else element(grad[index])",
         "the two gradients' sums swapped",
         ("tests/test_gradients.py",),
     ),

@@ -12,7 +12,7 @@ import pytest
 from pytest_benchmark.stats import Stats
 
 from lsm.bench import compare, engine
-from lsm.bench.backends import BACKENDS, parallel_copy
+from lsm.bench.backends import BACKENDS, TorchBackend, parallel_copy
 from lsm.bench.table import OPS, Case, case_key, check_result, make_cases, make_input, reference, shapes_of
 
 CPU = BACKENDS["cpu"]
@@ -244,3 +244,30 @@ def test_machine_info_records_threads_versions_and_load():
     info = engine.lsm_machine_info(CPU)
     assert info["numba_num_threads"] >= 1 and info["versions"]["numpy"] == np.__version__
     assert ("load_average" in info) == hasattr(os, "getloadavg")
+
+
+def test_bfloat16_cases_are_made_when_asked_for():
+    assert "bfloat16" not in {case.dtype for case in make_cases(CPU)}  # not in the default sweep
+    cases = make_cases(CPU, ops=["softmax"], dtypes=["bfloat16"], shapes=[(10, 100)], axes=[-1])
+    assert {case.dtype for case in cases} == {"bfloat16"} and "lsm" in {case.impl for case in cases}
+    x = make_input((10, 100), "bfloat16")
+    assert x.dtype.name == "bfloat16" and not x.flags.writeable
+    np.testing.assert_array_equal(x.view(np.int16), make_input((10, 100), "bfloat16").view(np.int16))
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch is not installed")
+def test_the_torch_backend_runs_lsm_beside_torch_in_bfloat16():
+    """The ``cuda-torch`` backend's code on torch CPU tensors (lsm takes them to its host kernels):
+    bfloat16 inputs and results cross between NumPy and torch through their bits, every case is
+    checked against the float64 reference, and the copy is torch's ``copy_``."""
+    backend = TorchBackend("cpu")
+    assert backend.unavailable() is None and BACKENDS["cuda-torch"].device == "cuda"
+    ops = ["log_softmax", "logsumexp", "softmax_backward", "cross_entropy"]
+    cases = make_cases(backend, ops=ops, dtypes=["bfloat16", "float32"], shapes=[(10, 100)])
+    entries, skipped, failed = engine.run_cases(backend, cases, engine.Timing(min_rounds=1, max_time=0.0))
+    assert failed == [] and skipped == []
+    infos = [entry["extra_info"] for entry in entries]
+    timed = {(info["op"], info["dtype"], info["impl"]) for info in infos}
+    assert {(op, "bfloat16", "lsm") for op in ops} <= timed
+    assert ("log_softmax", "bfloat16", "torch_out") in timed
+    assert all(info["copy_kind"] == "torch" for info in infos)

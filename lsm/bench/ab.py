@@ -341,7 +341,7 @@ examples:
 def build_parser():
     """The argument parser of ``lsm bench compare``."""
     from .compare import parse_threshold
-    from .table import DTYPES, OPS
+    from .table import ALL_DTYPES, OPS
 
     parser = argparse.ArgumentParser(
         prog="lsm bench compare",
@@ -355,7 +355,7 @@ def build_parser():
         "--suite", choices=list(SUITES), default="gate", help="case selection (default: gate)"
     )
     parser.add_argument("--op", nargs="+", choices=list(OPS), metavar="OP", help="only these ops")
-    parser.add_argument("--dtype", nargs="+", choices=DTYPES, metavar="DTYPE", help="only these dtypes")
+    parser.add_argument("--dtype", nargs="+", choices=ALL_DTYPES, metavar="DTYPE", help="only these dtypes")
     parser.add_argument(
         "--impl",
         nargs="+",

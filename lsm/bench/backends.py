@@ -1,4 +1,4 @@
-"""Where benchmarks run: the CPU (NumPy arrays) and CUDA (CuPy arrays) backends.
+"""Where benchmarks run: the CPU (NumPy arrays) and CUDA (CuPy arrays, or torch tensors) backends.
 
 A backend lists the implementations it runs (which family of :data:`lsm.bench.table.OPS` each
 uses, with which library), moves the seeded NumPy inputs to its device, allocates outputs there,
@@ -33,6 +33,27 @@ class Implementation(NamedTuple):
 
     def installed(self):
         return importlib.util.find_spec(self.module.split(".")[0]) is not None
+
+
+def torch_tensor(array):
+    """The NumPy ``array`` as a CPU tensor over its memory (bfloat16, which torch cannot take
+    from NumPy, through its bits)."""
+    import torch
+
+    if array.dtype.name == "bfloat16":
+        return torch.from_numpy(array.view(np.int16)).view(torch.bfloat16)
+    return torch.from_numpy(array)
+
+
+def torch_to_numpy(tensor):
+    """A CPU ``tensor`` as NumPy (bfloat16 as ml_dtypes', through its bits)."""
+    import torch
+
+    if tensor.dtype == torch.bfloat16:
+        from .table import dtype_of
+
+        return tensor.view(torch.int16).numpy().view(dtype_of("bfloat16"))
+    return tensor.numpy()
 
 
 def _torch_implementations(device):
@@ -115,12 +136,10 @@ class CpuBackend(Backend):
         return array
 
     def to_host(self, result):
-        return result.numpy() if hasattr(result, "numpy") else np.asarray(result)
+        return torch_to_numpy(result) if hasattr(result, "numpy") else np.asarray(result)
 
     def to_torch(self, array):
-        import torch
-
-        return torch.from_numpy(array if array.flags.writeable else array.copy())
+        return torch_tensor(array if array.flags.writeable else array.copy())
 
     def empty(self, shape, dtype):
         return np.empty(shape, dtype=dtype)
@@ -196,7 +215,7 @@ class CudaBackend(Backend):
     def to_host(self, result):
         if hasattr(result, "get"):
             return result.get()
-        return result.cpu().numpy() if hasattr(result, "cpu") else np.asarray(result)
+        return torch_to_numpy(result.cpu()) if hasattr(result, "cpu") else np.asarray(result)
 
     def to_torch(self, array):
         import torch
@@ -226,4 +245,61 @@ class CudaBackend(Backend):
         return {"gpu": name.decode() if isinstance(name, bytes) else name}
 
 
-BACKENDS = {backend.name: backend for backend in (CpuBackend(), CudaBackend())}
+class TorchBackend(Backend):
+    """torch tensors on ``device`` (``"cuda"``: the current CUDA device), lsm beside torch's own
+    functions; the copy is torch's ``copy_``. On a GPU this is how bfloat16 is measured (CuPy
+    has none); on ``"cpu"`` the same cases run on lsm's host kernels through torch CPU tensors."""
+
+    implementations_table = (
+        Implementation("lsm", "lsm", "lsm", "lsm.<op>(x, out=...) on a torch tensor"),
+        Implementation("lsm_alloc", "lsm_alloc", "lsm", "lsm.<op>(x) on a torch tensor, allocating"),
+        Implementation("torch", "torch", "torch", "torch.<op> (allocates)"),
+        Implementation("torch_out", "torch_out", "torch", "torch's out= kernels"),
+    )
+
+    def __init__(self, device):
+        self.device = device
+        self.name = "torch" if device == "cpu" else f"{device}-torch"
+
+    def unavailable(self):
+        try:
+            import torch
+        except Exception as error:
+            return f"torch is not installed or does not import ({first_line(error)})"
+        if self.device == "cuda" and not torch.cuda.is_available():
+            return "torch finds no CUDA GPU (or is a CPU-only build)"
+        return None
+
+    def to_device(self, array):
+        return torch_tensor(np.ascontiguousarray(array)).to(self.device)
+
+    def to_host(self, result):
+        return torch_to_numpy(result.cpu()) if hasattr(result, "cpu") else np.asarray(result)
+
+    def to_torch(self, array):
+        return array
+
+    def empty(self, shape, dtype):
+        import torch
+
+        return torch.empty(shape, dtype=getattr(torch, np.dtype(dtype).name), device=self.device)
+
+    def synchronise(self):
+        if self.device != "cpu":
+            import torch
+
+            torch.cuda.synchronize()
+
+    def copy_calls(self, x, dst=None):
+        dst = x.clone() if dst is None else dst
+        return {"torch": lambda: dst.copy_(x)}
+
+    def info(self):
+        import torch
+
+        if self.device == "cpu":
+            return {"torch_num_threads": torch.get_num_threads()}
+        return {"gpu": torch.cuda.get_device_name()}
+
+
+BACKENDS = {backend.name: backend for backend in (CpuBackend(), CudaBackend(), TorchBackend("cuda"))}

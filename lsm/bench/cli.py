@@ -16,7 +16,7 @@ from pathlib import Path
 from .backends import BACKENDS
 from .engine import Timing, document, run_cases
 from .report import markdown_table, write_report
-from .table import AXES, DTYPES, OPS, SHAPES, make_cases, shapes_of
+from .table import ALL_DTYPES, AXES, DTYPES, OPS, SHAPES, make_cases, shapes_of
 
 DEFAULT_MAX_SIZE = 10**7  # the default sweep; --large adds 1e8 (several GB of memory)
 QUICK_SHAPES = ((100, 100), (1000, 1000))
@@ -94,9 +94,9 @@ def build_parser():
     parser.add_argument(
         "--dtype",
         nargs="+",
-        choices=DTYPES,
+        choices=ALL_DTYPES,
         metavar="DTYPE",
-        help=f"dtypes: {' '.join(DTYPES)} (default: all)",
+        help=f"dtypes: {' '.join(ALL_DTYPES)} (default: {' '.join(DTYPES)})",
     )
     parser.add_argument(
         "--backend", choices=list(BACKENDS), default="cpu", help="where to run (default: cpu)"

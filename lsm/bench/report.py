@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .engine import timed_cases
-from .table import DTYPES, OPS, shape_id
+from .table import ALL_DTYPES, OPS, shape_id
 
 PRIMARY = "lsm"  # the implementation the last column compares with the best peer
 AXIS_STYLES = {-1: ("-", "last axis"), 0: ("--", "axis 0"), 1: ("-.", "axis 1")}
@@ -31,7 +31,7 @@ def _rows(doc):
         return (
             backend,
             ops.index(op) if op in ops else len(ops),
-            DTYPES.index(dtype),
+            ALL_DTYPES.index(dtype),
             np.prod(shape),
             shape,
             -axis,
@@ -101,7 +101,7 @@ def plot(doc, path):
     rows = _rows(doc)
     impls = implementations(doc)
     panels = list(dict.fromkeys((backend, op) for backend, op, *_ in rows))  # in the table's order
-    dtypes = [dtype for dtype in DTYPES if any(key[2] == dtype for key in rows)]
+    dtypes = [dtype for dtype in ALL_DTYPES if any(key[2] == dtype for key in rows)]
     colours = {impl: f"C{i}" for i, impl in enumerate(impls)}
 
     figure = Figure(figsize=(4.6 * len(dtypes) + 1.0, 3.6 * len(panels) + 1.2), layout="constrained")

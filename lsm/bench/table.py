@@ -20,7 +20,10 @@ import numpy as np
 
 SEED = 20240601
 
-DTYPES = ("float16", "float32", "float64")
+DTYPES = ("float16", "float32", "float64")  # the default sweep
+# every dtype a case may have: bfloat16 when asked for (it needs ml_dtypes; NumPy and SciPy have
+# no bfloat16 arithmetic of their own, so its peers are torch and jax)
+ALL_DTYPES = (*DTYPES, "bfloat16")
 
 # (rows, cols) by nominal element count: row lengths from 32 to 1e6, sizes from 1e3 to 1e8.
 SHAPES = {
@@ -39,7 +42,16 @@ AXES = (-1, 0)
 # case computes the op along the right axis, not accuracy (tests/ does that): peers sum in the
 # input's precision, and NumPy sums a non-last axis sequentially, so a float32 column of 32768
 # elements is off by ~1e-3 there.
-CHECK_TOLERANCE = {"float16": 5e-2, "float32": 1e-2, "float64": 1e-6}
+CHECK_TOLERANCE = {"float16": 5e-2, "bfloat16": 1e-1, "float32": 1e-2, "float64": 1e-6}
+
+
+def dtype_of(name):
+    """The NumPy dtype named ``name`` (bfloat16: ml_dtypes')."""
+    if name == "bfloat16":
+        from .._validate import bfloat16_dtype
+
+        return bfloat16_dtype()
+    return np.dtype(name)
 
 
 def _single(x, axis):
@@ -335,8 +347,8 @@ def make_cases(backend, ops=None, dtypes=None, shapes=None, axes=None, impls=Non
     return [
         Case(op, backend.name, dtype, shape, axis, impl.name)
         for shape, shape_axes in axes_of.items()
-        for dtype in DTYPES
-        if dtypes is None or dtype in dtypes
+        for dtype in ALL_DTYPES
+        if (dtype in DTYPES if dtypes is None else dtype in dtypes)
         for op in ops
         for axis in shape_axes
         for impl in backend.implementations
@@ -346,7 +358,8 @@ def make_cases(backend, ops=None, dtypes=None, shapes=None, axes=None, impls=Non
 
 def make_input(shape, dtype):
     """The seeded, read-only benchmark input of ``shape`` and ``dtype`` (NumPy)."""
-    itemsize = np.dtype(dtype).itemsize
+    dtype = dtype_of(dtype)
+    itemsize = dtype.itemsize
     rng = np.random.default_rng([SEED, *shape, itemsize])
     array = rng.standard_normal(shape, dtype=np.float32 if itemsize < 4 else dtype).astype(dtype)
     array *= 4
@@ -357,13 +370,14 @@ def make_input(shape, dtype):
 def reference(op, x, axis):
     """``op`` (a name) on ``x`` along ``axis`` by the textbook version in float64 on NumPy."""
     row = OPS[op]
-    operands = tuple(a.astype(np.float64) if a.dtype.kind == "f" else a for a in row.inputs(x, axis))
+    floats = ("f", "V")  # bfloat16's kind is "V"
+    operands = tuple(a.astype(np.float64) if a.dtype.kind in floats else a for a in row.inputs(x, axis))
     return row.impls["numpy"](np, operands, axis, np.empty(row.result_shape(x.shape, axis)))
 
 
 def check_result(dtype, result, expected):
     """Raise AssertionError unless ``result`` (NumPy) has ``dtype``, and ``expected``'s shape and values."""
-    if result.dtype != np.dtype(dtype) or result.shape != expected.shape:
+    if result.dtype != dtype_of(dtype) or result.shape != expected.shape:
         raise AssertionError(f"got {result.dtype} {result.shape}, expected {dtype} {expected.shape}")
     scale = max(1.0, float(np.max(np.abs(expected), initial=0.0)))
     with np.errstate(invalid="ignore"):  # inf - inf where both are -inf: equal, so no error
