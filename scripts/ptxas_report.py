@@ -16,11 +16,9 @@ Usage::
     python scripts/ptxas_report.py
 """
 
-import functools
 import math
 import re
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
@@ -49,19 +47,12 @@ def kernels():
     return compiled.ROW_KERNELS + compiled.COLUMN_KERNELS + compiled.BACKWARD_KERNELS + compiled.LOSS_KERNELS
 
 
-@functools.cache
 def machine_code(name, dtype, layout):
     """``(ptx, resources)`` of kernel ``name`` for ``dtype`` (a key of ``compiled.DTYPES``) and
     ``layout`` ("C" or "A", see ``tests/test_cuda_compile.py``): the PTX for compute capability
     9.0, and ``ptxas -v``'s registers, stack frame and spill bytes for sm_90 (compiled once a
-    process)."""
-    element, acc = compiled.DTYPES[dtype]
-    signature = compiled._loss_signature if name in compiled.LOSS_KERNELS else compiled._signature
-    ptx = compiled.compile_ptx(
-        compiled._kernel(name, acc), signature(name, element, acc, layout), compiled.CC
-    )
-    with tempfile.TemporaryDirectory() as folder:
-        return ptx, compiled.machine_resources(ptx, Path(folder))
+    process, by the compile tests' own cache)."""
+    return compiled.machine_code(name, dtype, layout)
 
 
 def rows():

@@ -9,10 +9,12 @@ optional operands, and arbitrarily strided arrays with every optional operand (`
 code paths each None-check removes.
 """
 
+import functools
 import importlib.util
 import re
 import shutil
 import subprocess
+import tempfile
 import threading
 import types as pytypes
 from pathlib import Path
@@ -95,9 +97,37 @@ def assert_in_registers(ptx, tmp_path):
     """The machine code keeps everything in registers: no stack frame, no spills."""
     if PTXAS is None:  # the [cu12] extra brings it; a bare numba-cuda install may not
         pytest.skip("ptxas not found (pip install -e '.[test]' installs it)")
-    resources = machine_resources(ptx, tmp_path)
+    return _no_stack_or_spills(machine_resources(ptx, tmp_path))
+
+
+def _no_stack_or_spills(resources):
     assert resources["stack"] == resources["spill_stores"] == resources["spill_loads"] == 0, resources
     return resources
+
+
+@functools.cache
+def machine_code(name, dtype, layout):
+    """``(ptx, resources)`` of kernel ``name`` for ``dtype`` (a key of ``DTYPES``) and ``layout``:
+    the PTX for ``CC``, and ``ptxas -v``'s registers, stack frame and spill bytes (None without
+    ptxas). Compiled once a process: ``tests/test_cuda_resources.py`` and
+    ``scripts/ptxas_report.py`` read the same machine code as the tests here."""
+    element, acc = DTYPES[dtype]
+    signature = _loss_signature if name in LOSS_KERNELS else _signature
+    ptx = compile_ptx(_kernel(name, acc), signature(name, element, acc, layout), CC)
+    if PTXAS is None:
+        return ptx, None
+    with tempfile.TemporaryDirectory() as folder:
+        return ptx, machine_resources(ptx, Path(folder))
+
+
+def _assert_compiled_in_registers(name, dtype, layout):
+    """Kernel ``name`` compiles for ``dtype`` and ``layout``, its machine code in registers; the PTX."""
+    ptx, resources = machine_code(name, dtype, layout)
+    assert ".entry" in ptx
+    if resources is None:
+        pytest.skip("ptxas not found (pip install -e '.[test]' installs it)")
+    _no_stack_or_spills(resources)
+    return ptx
 
 
 def _signature(name, element, acc, layout):
@@ -204,38 +234,29 @@ def _kernel(name, acc):
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("dtype", list(DTYPES))
 @pytest.mark.parametrize("name", ROW_KERNELS + COLUMN_KERNELS)
-def test_kernel_compiles(name, dtype, layout, tmp_path):
+def test_kernel_compiles(name, dtype, layout):
     if not warp_kernel_exists(name, dtype):
         pytest.skip("never launched: float64 rows this long take the shared-memory kernels")
-    element, acc = DTYPES[dtype]
-    ptx = compile_ptx(_kernel(name, acc), _signature(name, element, acc, layout), CC)
-    assert ".entry" in ptx
+    ptx = _assert_compiled_in_registers(name, dtype, layout)
     if name in WARP_KERNELS:
         assert "shfl.sync" in ptx  # warp reductions use register shuffles on a GPU
         assert ".local" not in ptx  # the row cache stays in registers
-    assert_in_registers(ptx, tmp_path)
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("dtype", list(DTYPES))
 @pytest.mark.parametrize("name", BACKWARD_KERNELS)
-def test_backward_kernel_compiles(name, dtype, layout, tmp_path):
-    element, acc = DTYPES[dtype]
-    ptx = compile_ptx(_kernel(name, acc), _signature(name, element, acc, layout), CC)
-    assert ".entry" in ptx
-    assert_in_registers(ptx, tmp_path)
+def test_backward_kernel_compiles(name, dtype, layout):
+    _assert_compiled_in_registers(name, dtype, layout)
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("dtype", list(DTYPES))
 @pytest.mark.parametrize("name", LOSS_KERNELS)
-def test_loss_kernel_compiles(name, dtype, layout, tmp_path):
-    element, acc = DTYPES[dtype]
-    ptx = compile_ptx(_kernel(name, acc), _loss_signature(name, element, acc, layout), CC)
-    assert ".entry" in ptx
+def test_loss_kernel_compiles(name, dtype, layout):
+    ptx = _assert_compiled_in_registers(name, dtype, layout)
     if name == "cross_entropy_rows":
         assert "bar.sync" in ptx  # block reductions, and the barrier before the in-place gradient
-    assert_in_registers(ptx, tmp_path)
 
 
 @pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
