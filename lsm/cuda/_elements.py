@@ -12,7 +12,9 @@ shift (exact) and an integer rounding:
     \\mathrm{narrow}(f) = (f + \\mathtt{0x7FFF} + (f \\gg 16 \\;\\&\\; 1)) \\gg 16
 
 on the bits ``f`` of a float32: round to nearest, ties to even, as NumPy's ``astype`` to
-``ml_dtypes.bfloat16`` (an overflow rounds to infinity; a NaN stays a NaN of its sign, made quiet).
+``ml_dtypes.bfloat16`` and the CPU backend (an overflow rounds to infinity; a NaN stays a quiet
+NaN of its sign, keeping its payload's top bits as the CPU backend does, where ml_dtypes clears
+them).
 
 - ``widen(v)``: an element read from an array, as a float the caller converts to its
   accumulation type; bfloat16 widened to float32, every other type unchanged.
@@ -89,8 +91,8 @@ if SIMULATOR:
         return cuda.shared.array(0, _FLOAT32 if array.dtype == _BFLOAT16 else array.dtype)
 
 else:
-    from numba.cuda import libdevice, types
-    from numba.cuda.extending import intrinsic, overload
+    from ._numba import cuda_types as types
+    from ._numba import intrinsic, libdevice, overload
 
     @cuda.jit(device=True)
     def _float32_of(bits):

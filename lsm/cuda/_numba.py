@@ -12,7 +12,9 @@ passes through here, so a switch touches this file only. The rest of ``lsm.cuda`
   view of that memory as a Numba device array (no copy; the simulator's arrays are host arrays in
   disguise, described by ``__array_interface__`` instead of ``__cuda_array_interface__``);
 - ``device_array``, ``to_host``, ``is_available``;
-- ``on_device``, ``stream``, ``wait``: devices and streams.
+- ``on_device``, ``stream``, ``wait``: devices and streams;
+- on a GPU only, for ``_elements``' element conversions: ``libdevice``, ``cuda_types`` (numba-cuda's
+  types, ``bfloat16`` among them), ``intrinsic`` and ``overload``.
 """
 
 import contextlib
@@ -80,7 +82,10 @@ if SIMULATOR:
 
     _kernelapi.FakeCUDAModule.shfl_xor_sync = _shfl_xor_sync
 else:
+    from numba.cuda import libdevice
+    from numba.cuda import types as cuda_types
     from numba.cuda.cudadrv.devicearray import is_cuda_ndarray
+    from numba.cuda.extending import intrinsic, overload
 
 __all__ = [
     "LAUNCH_EXTENSIONS",
@@ -99,6 +104,8 @@ __all__ = [
     "to_host",
     "wait",
 ]
+if not SIMULATOR:
+    __all__ += ["cuda_types", "intrinsic", "libdevice", "overload"]
 
 
 class AbsentOperand:
