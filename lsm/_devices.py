@@ -79,16 +79,22 @@ def _numpy_view(tensor, func, name):
     if tensor.requires_grad:
         raise _validate.requires_grad(func, name)
     try:
-        if str(tensor.dtype) == "torch.bfloat16":  # NumPy has no bfloat16: view the bits
-            import torch
-
-            return tensor.view(torch.int16).numpy().view(_validate.bfloat16_dtype())
-        return tensor.numpy()
+        return torch_numpy(tensor)
     except (RuntimeError, TypeError) as error:  # a dtype NumPy lacks, a conjugate view, ...
         raise _validate.not_convertible(func, name, error) from error
 
 
-def _tensor(array):
+def torch_numpy(tensor):
+    """The torch CPU tensor ``tensor`` as a NumPy array over the same memory (bfloat16 as
+    ml_dtypes')."""
+    if str(tensor.dtype) == "torch.bfloat16":  # NumPy has no bfloat16: view the bits
+        import torch
+
+        return tensor.view(torch.int16).numpy().view(_validate.bfloat16_dtype())
+    return tensor.numpy()
+
+
+def torch_tensor(array):
     """The NumPy array ``array`` as a torch tensor over the same memory."""
     import torch
 
@@ -113,7 +119,7 @@ class TorchHost:
 
     def empty(self, shape, dtype):
         array = np.empty(shape, dtype=dtype)
-        return _tensor(array), array
+        return torch_tensor(array), array
 
     def finish(self, result):
         """A 0-d result stays a 0-d tensor, as torch's reductions return."""

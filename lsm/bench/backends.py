@@ -19,6 +19,7 @@ import numba
 import numpy as np
 from numba import prange
 
+from .._devices import torch_numpy, torch_tensor
 from .._info import first_line
 from ..cpu._cache import njit
 
@@ -33,27 +34,6 @@ class Implementation(NamedTuple):
 
     def installed(self):
         return importlib.util.find_spec(self.module.split(".")[0]) is not None
-
-
-def torch_tensor(array):
-    """The NumPy ``array`` as a CPU tensor over its memory (bfloat16, which torch cannot take
-    from NumPy, through its bits)."""
-    import torch
-
-    if array.dtype.name == "bfloat16":
-        return torch.from_numpy(array.view(np.int16)).view(torch.bfloat16)
-    return torch.from_numpy(array)
-
-
-def torch_to_numpy(tensor):
-    """A CPU ``tensor`` as NumPy (bfloat16 as ml_dtypes', through its bits)."""
-    import torch
-
-    if tensor.dtype == torch.bfloat16:
-        from .table import dtype_of
-
-        return tensor.view(torch.int16).numpy().view(dtype_of("bfloat16"))
-    return tensor.numpy()
 
 
 def _torch_implementations(device):
@@ -136,7 +116,7 @@ class CpuBackend(Backend):
         return array
 
     def to_host(self, result):
-        return torch_to_numpy(result) if hasattr(result, "numpy") else np.asarray(result)
+        return torch_numpy(result) if hasattr(result, "numpy") else np.asarray(result)
 
     def to_torch(self, array):
         return torch_tensor(array if array.flags.writeable else array.copy())
@@ -215,7 +195,7 @@ class CudaBackend(Backend):
     def to_host(self, result):
         if hasattr(result, "get"):
             return result.get()
-        return torch_to_numpy(result.cpu()) if hasattr(result, "cpu") else np.asarray(result)
+        return torch_numpy(result.cpu()) if hasattr(result, "cpu") else np.asarray(result)
 
     def to_torch(self, array):
         import torch
@@ -274,7 +254,7 @@ class TorchBackend(Backend):
         return torch_tensor(np.ascontiguousarray(array)).to(self.device)
 
     def to_host(self, result):
-        return torch_to_numpy(result.cpu()) if hasattr(result, "cpu") else np.asarray(result)
+        return torch_numpy(result.cpu()) if hasattr(result, "cpu") else np.asarray(result)
 
     def to_torch(self, array):
         return array
