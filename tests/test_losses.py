@@ -138,7 +138,10 @@ def test_cross_entropy_matches_torch(backend, shape, axis, dtype, options, kind)
     want_loss = t_loss.detach().numpy().astype(np.longdouble)
     assert_loss_close(got_loss, want_loss, dtype, "loss vs torch")
     want_grad = np.moveaxis(tx.grad.numpy(), torch_axis, axis).astype(np.longdouble)
-    assert_scaled_close(got_grad, want_grad, 2 * scale, dtype, what="gradient vs torch")
+    # torch's own error counts twice over: its CPU build without AVX-512 (AMD EPYC, AVX2) is 35
+    # eps of the scale off the float64 reference on (3, 600) with label smoothing, where lsm is
+    # within 2 (lsm's accuracy is held to the reference by test_cross_entropy_matches_reference)
+    assert_scaled_close(got_grad, want_grad, 4 * scale, dtype, what="gradient vs torch")
 
 
 @needs_torch
