@@ -5,6 +5,9 @@
   alone).
 - **Vector loads**: the PTX of every kernel that reads contiguous rows loads global memory in
   vectors (``ld.global.v2``/``.v4``, ``ld.global.nc.v*``), as the fastest softmax kernels do.
+  lsm loads 16-byte runs only in passes whose results do not depend on which thread reads which
+  element (``lsm/cuda/_runs.py``); the kernels that read ``x`` only to sum it in a thread's order
+  miss this bar.
 
 The kernels and their machine code come from ``scripts/ptxas_report.py`` (which compiles them as
 ``tests/test_cuda_compile.py`` does, and prints the full table for ``benchmarks/RESULTS.md``).
@@ -20,6 +23,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from numba import types
 
 pytest.importorskip("numba_cuda", reason="numba-cuda is not installed (pip install -e '.[test]')")
 
@@ -60,7 +64,15 @@ _WARP_MISSES = [
     ],
 ]
 _FLOAT64 = "70-76 registers (39-44%) with float64 accumulation of contiguous operands"
-_SCALAR = "every global load is of one element (ld.global.u16/f32/f64)"
+# the kernels whose reads of x are all sums in a thread's order, which runs would change (_runs)
+_IN_SUM_ORDER = "x is read only where each thread sums its elements in order: lane l, l + 32, ..."
+_SCALAR_READS = {
+    **dict.fromkeys(compiled.SOFTMAX_WARP + compiled.LOGSUMEXP_WARP, _IN_SUM_ORDER),
+    "logsumexp_rows_block": "x is read once, by the one-pass summary: thread t sums t, t + blockDim, ...",
+    "rows_partials": "x is read once, by the one-pass summary: thread t sums t, t + blockDim, ...",
+    # the "C" flavour is the loss alone; the gradient's pass loads runs (test below)
+    "cross_entropy_rows": "without a gradient the logits are read by the one-pass summary alone",
+}
 MISSES = {
     **{
         ("occupancy", name, dtype, layout): _WARP_ROW
@@ -72,8 +84,8 @@ MISSES = {
     ("occupancy", "softmax_rows_split", "float64", "C"): _FLOAT64,
     ("occupancy", "softmax_columns", "float64", "C"): _FLOAT64,
     **{
-        ("vector loads", name, dtype, "C"): _SCALAR
-        for name in CONTIGUOUS_ROW_KERNELS
+        ("vector loads", name, dtype, "C"): reason
+        for name, reason in _SCALAR_READS.items()
         for dtype in compiled.DTYPES
         if compiled.warp_kernel_exists(name, dtype)
     },
@@ -126,4 +138,16 @@ def test_forward_kernels_reach_half_occupancy(name, dtype, layout):
 @pytest.mark.parametrize(("name", "dtype", "layout"), _cases("vector loads"))
 def test_contiguous_row_kernels_load_vectors(name, dtype, layout):
     ptx, _ = report.machine_code(name, dtype, layout)
+    assert report.vector_loads(ptx), "no ld.global.v2/.v4 in the PTX"
+
+
+@pytest.mark.parametrize("dtype", list(compiled.DTYPES))
+def test_the_cross_entropy_gradient_loads_vectors(dtype):
+    """``cross_entropy_rows`` with a gradient (contiguous logits and gradient, class-index
+    targets) reads the logits in runs for the gradient."""
+    element, acc = compiled.DTYPES[dtype]
+    logits, per_row = types.Array(element, 2, "C"), types.Array(types.float64, 1, "C")
+    options = (types.int64, types.float64, types.float64, types.float64)
+    signature = (logits, types.Array(types.int64, 1, "C"), types.none, types.none, *options, per_row, logits)
+    ptx = compiled.compile_ptx(compiled._kernel("cross_entropy_rows", acc), signature, compiled.CC)
     assert report.vector_loads(ptx), "no ld.global.v2/.v4 in the PTX"

@@ -12,16 +12,18 @@ Elements outside a ``where`` mask take no part in the sum and get gradient 0 (a 
 group is all zeros). Three kernels, each writing a group once:
 
 - ``backward_rows_shared``: one block per row of the ``(outer, n)`` view for rows that fit in
-  shared memory (``n`` up to ``SHARED_ROW_MAX``, ``2 n`` for softmax), threads striding over the
-  row, a block reduction for the sum; the sum pass keeps ``g`` (and ``y``) in shared memory, so
-  ``g`` and ``y`` are read once each;
+  shared memory (``n`` up to ``SHARED_ROW_MAX``, ``2 n`` for softmax): a copy of ``g`` (and
+  ``y``) into shared memory, then threads striding over the row for the sum (a block
+  reduction) and the output, so ``g`` and ``y`` are read once each;
 - ``backward_rows``: the same for longer rows, reading the row twice (the sum, then the output);
+  the copy and the output pass read 16-byte runs where the arrays allow it (``_runs``);
 - ``backward_columns``: column tiles of the ``(outer, n, inner)`` view (``_tiles``): lanes on
   adjacent columns (coalesced), the block's warps splitting each column, a compensated sum per
   thread combined in warp order, reading the column twice.
 
-Every output element is written by the thread that read its inputs, after the group's sum is
-complete, so ``out`` may be ``grad`` or ``y`` (in place). Rows and columns are taken in
+Every output element is written once the group's sum is complete and its own inputs have been
+read, by the thread that read them or after a barrier, so ``out`` may be ``grad`` or ``y`` (in
+place). Rows and columns are taken in
 grid-stride loops with 64-bit indices.
 """
 
@@ -34,6 +36,7 @@ from . import _group, _reduce, _tiles
 from ._elements import narrow, row_cache, widen
 from ._numba import cuda, kernel
 from ._reduce import MAX_WARPS, WARP
+from ._runs import load_run, run_width, vector_runs
 from ._tiles import COLUMN_MAX_PARTS, column_of_tile, part_of_block, tile_count
 
 
@@ -52,14 +55,27 @@ def build(acc):
         return element(grad[index]) if log else element(grad[index]) * element(y[index])
 
     @cuda.jit(device=True)
-    def gradient_value(grad, y, index, total, log):
-        v = element(y[index])
-        return element(grad[index]) - math.exp(v) * total if log else v * (element(grad[index]) - total)
+    def gradient_value(g, v, total, log):
+        """``dx_j`` from ``g_j`` and ``y_j`` (as read from ``grad`` and ``y``) and the group's sum."""
+        g, v = element(g), element(v)
+        return g - math.exp(v) * total if log else v * (g - total)
+
+    @cuda.jit(device=True)
+    def write_gradient(g, v, where, out, row, j, total, log):
+        if included(where, None, (row, j)):
+            out[row, j] = narrow(gradient_value(g, v, total, log), out)
+        else:
+            out[row, j] = narrow(zero, out)
 
     @kernel
     def backward_rows(grad, y, where, out, log):
+        """The gradient of each row, one block per row: the sum (threads striding over the row,
+        a compensated sum each, a block reduction), then the outputs, reading ``grad`` and ``y``
+        in 16-byte runs where both allow it (``_runs``)."""
         scratch = cuda.shared.array(MAX_WARPS, acc)
         rows, n = grad.shape
+        width = run_width(grad)
+        runs = min(vector_runs(grad, 0, n), vector_runs(y, 0, n))
         for row in range(int64(cuda.blockIdx.x), rows, cuda.gridDim.x):
             total, compensation = zero, zero
             for j in range(cuda.threadIdx.x, n, cuda.blockDim.x):
@@ -67,47 +83,68 @@ def build(acc):
                     term = sum_term(grad, y, (row, j), log)
                     total, compensation = compensated_add(total, compensation, term)
             total = block_sum(compensated_total(total, compensation), scratch)
-            for j in range(cuda.threadIdx.x, n, cuda.blockDim.x):
-                if included(where, None, (row, j)):
-                    out[row, j] = narrow(gradient_value(grad, y, (row, j), total, log), out)
-                else:
-                    out[row, j] = narrow(zero, out)
+            for run in range(cuda.threadIdx.x, runs, cuda.blockDim.x):
+                first = run * width
+                gs, vs = load_run(grad, row, first), load_run(y, row, first)
+                for k in range(width):
+                    write_gradient(gs[k], vs[k], where, out, row, first + k, total, log)
+            for j in range(runs * width + cuda.threadIdx.x, n, cuda.blockDim.x):
+                write_gradient(grad[row, j], y[row, j], where, out, row, j, total, log)
 
     @kernel
     def backward_rows_shared(grad, y, where, out, log):
         """``backward_rows`` for rows that fit in shared memory: each input element is read once.
 
         The launch gives the block ``n`` elements of dynamic shared memory in ``grad``'s dtype
-        (``y`` has the same) for log_softmax, ``2 n`` for softmax. The sum pass reads each
-        included ``g_j`` (and ``y_j`` for softmax, kept at ``n + j``) into shared memory while
-        summing ``g_j`` or ``g_j y_j``; the output pass takes them from there (log_softmax reads
-        ``y_j`` from global memory then, its only read). An excluded element is neither read
-        nor kept: its gradient is 0. Each thread reads back only what it wrote, so no barrier
-        guards the row, and ``out`` may still be ``grad`` or ``y``.
+        (``y`` has the same) for log_softmax, ``2 n`` for softmax. A copy pass reads ``g`` (and
+        ``y`` for softmax, kept at ``n + j``) into shared memory, in 16-byte runs where the
+        arrays allow it (``_runs``); the sum of ``g_j`` or ``g_j y_j`` over the included
+        elements then comes from there in the order of ``backward_rows`` (thread ``t`` takes
+        ``t, t + blockDim, ...``), so the two kernels give the same bits, and so does the output
+        pass (log_softmax reads ``y_j`` from global memory then, its only read, by the thread
+        that writes ``dx_j``). An excluded element gets gradient 0. The copy's runs put elements
+        on other threads than the sum's stride does, so the block waits before each copy (the
+        previous row's outputs are done with the cache) and after it; ``out`` may still be
+        ``grad`` or ``y``, since the outputs are written after the copy and the sum.
         """
         scratch = cuda.shared.array(MAX_WARPS, acc)
         cache = row_cache(grad)
         rows, n = grad.shape
+        width = run_width(grad)
+        runs = vector_runs(grad, 0, n)
+        if not log:
+            runs = min(runs, vector_runs(y, 0, n))
         for row in range(int64(cuda.blockIdx.x), rows, cuda.gridDim.x):
+            cuda.syncthreads()
+            for run in range(cuda.threadIdx.x, runs, cuda.blockDim.x):
+                first = run * width
+                gs = load_run(grad, row, first)
+                for k in range(width):
+                    cache[first + k] = widen(gs[k])
+                if not log:
+                    vs = load_run(y, row, first)
+                    for k in range(width):
+                        cache[n + first + k] = widen(vs[k])
+            for j in range(runs * width + cuda.threadIdx.x, n, cuda.blockDim.x):
+                cache[j] = widen(grad[row, j])
+                if not log:
+                    cache[n + j] = widen(y[row, j])
+            cuda.syncthreads()
             total, compensation = zero, zero
             for j in range(cuda.threadIdx.x, n, cuda.blockDim.x):
                 if included(where, None, (row, j)):
-                    g = grad[row, j]
-                    cache[j] = widen(g)
-                    term = element(g)
+                    term = element(cache[j])
                     if not log:
-                        v = y[row, j]
-                        cache[n + j] = widen(v)
-                        term *= element(v)
+                        term *= element(cache[n + j])
                     total, compensation = compensated_add(total, compensation, term)
             total = block_sum(compensated_total(total, compensation), scratch)
             for j in range(cuda.threadIdx.x, n, cuda.blockDim.x):
                 if included(where, None, (row, j)):
-                    g = element(cache[j])
                     if log:
-                        out[row, j] = narrow(g - math.exp(element(y[row, j])) * total, out)
+                        value = gradient_value(cache[j], y[row, j], total, log)
                     else:
-                        out[row, j] = narrow(element(cache[n + j]) * (g - total), out)
+                        value = gradient_value(cache[j], cache[n + j], total, log)
+                    out[row, j] = narrow(value, out)
                 else:
                     out[row, j] = narrow(zero, out)
 
@@ -129,7 +166,8 @@ def build(acc):
             if active:
                 for j in range(part, n, parts):
                     if included(where, None, (o, j, i)):
-                        out[o, j, i] = narrow(gradient_value(grad, y, (o, j, i), total, log), out)
+                        value = gradient_value(grad[o, j, i], y[o, j, i], total, log)
+                        out[o, j, i] = narrow(value, out)
                     else:
                         out[o, j, i] = narrow(zero, out)
 

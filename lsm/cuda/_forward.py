@@ -10,12 +10,14 @@ practice). Four shapes of work, as the fastest GPU softmax kernels do (the launc
   warps (rows). ``*_rows_lanes<k>``: the same kernels for rows of up to 16 elements, ``k`` lanes
   a row (``ROW_LANES``), so a warp takes ``32 / k`` rows at once.
 - ``*_rows_shared``: one block per row, for longer rows that fit in shared memory
-  (``SHARED_ROW_MAX``): threads stride over the row, one pass copies it into dynamic shared
-  memory (in its own dtype) while taking the maximum, and the sums and the output are computed
-  from there, so the row is read from global memory once. Block reductions combine the threads.
+  (``SHARED_ROW_MAX``): one pass copies the row into dynamic shared memory (in its own dtype;
+  16-byte vector loads where the row is aligned, ``_runs``) while taking the maximum, and the
+  sums and the output are computed from there, threads striding over the row, so the row is
+  read from global memory once. Block reductions combine the threads.
 - ``*_rows_block``: the same for rows longer than that, reading the row from global memory in
   each pass: a one-pass summary ``(m, A, R)`` (``build_summaries``), then, for softmax, the
-  output: two reads of each element and one write (one read for logsumexp).
+  output (in 16-byte runs where it can): two reads of each element and one write (one read for
+  logsumexp).
 - split rows, for very long rows and few rows: ``rows_partials`` writes the one-pass summary
   ``(m, A, R)`` of each chunk of ``chunk`` elements (one block per chunk), then ``softmax_rows_split`` (one
   block per chunk again, one thread of each merging the row's summaries for the block) or
@@ -45,6 +47,7 @@ from . import _group, _reduce
 from ._elements import narrow, row_cache
 from ._numba import cuda, kernel
 from ._reduce import MAX_WARPS, WARP
+from ._runs import load_run, run_width, vector_runs
 from ._tiles import COLUMN_MAX_PARTS, column_of_tile, part_of_block, tile_count
 
 
@@ -285,26 +288,55 @@ def build_rows(acc):
     block_summary = build_summaries(acc)["block_summary"]
 
     @cuda.jit(device=True)
+    def write_softmax_element(value, where, out, row, j, shift, log_norm, inv_norm, log):
+        """``out[row, j]`` from its input ``value`` (as read from ``x``; masked: -inf or 0)."""
+        if included(where, None, (row, j)):
+            out[row, j] = narrow(softmax_value(element(value), shift, log_norm, inv_norm, log), out)
+        else:
+            out[row, j] = narrow(lowest if log else zero, out)
+
+    @cuda.jit(device=True)
     def write_softmax(x, where, out, row, start, stop, m, at_max, rest, log):
+        """The outputs of ``x[row, start:stop]``, reading ``x`` in runs where it can (``_runs``:
+        each output depends on its own element only)."""
         shift, log_norm, inv_norm = normaliser(m, at_max, rest)
-        masked = lowest if log else zero
-        for j in range(start + cuda.threadIdx.x, stop, cuda.blockDim.x):
-            if included(where, None, (row, j)):
-                out[row, j] = narrow(softmax_value(element(x[row, j]), shift, log_norm, inv_norm, log), out)
-            else:
-                out[row, j] = narrow(masked, out)
+        width, runs = run_width(x), vector_runs(x, start, stop)
+        for run in range(cuda.threadIdx.x, runs, cuda.blockDim.x):
+            first = start + run * width
+            values = load_run(x, row, first)
+            for k in range(width):
+                write_softmax_element(values[k], where, out, row, first + k, shift, log_norm, inv_norm, log)
+        for j in range(start + runs * width + cuda.threadIdx.x, stop, cuda.blockDim.x):
+            write_softmax_element(x[row, j], where, out, row, j, shift, log_norm, inv_norm, log)
+
+    @cuda.jit(device=True)
+    def cache_element(value, where, b, row, j, cache, m):
+        """Keep ``x[row, j]`` (read as ``value``) in ``cache[j]``, ``-inf`` if excluded; the
+        running maximum ``m`` updated."""
+        kept = element(value) if included(where, b, (row, j)) else lowest
+        cache[j] = narrow(kept, cache)  # exact: the value came from x's dtype (or wider)
+        return kept if kept > m else m
 
     @cuda.jit(device=True)
     def cache_row(x, where, b, row, cache, scratch):
         """Read row ``row`` of ``x`` into the shared ``cache``, an element outside ``where`` or of
-        weight 0 as ``-inf``; the row's maximum (a block reduction: every thread gets it)."""
+        weight 0 as ``-inf``; the row's maximum (a block reduction: every thread gets it).
+
+        The row is read in runs where it can be (``_runs``): the copy and the maximum do not
+        depend on which thread reads which element. The threads then read the cache in another
+        order than they wrote it, so the block first waits until every thread is done with the
+        previous row's cache; the maximum's reduction is the barrier after the copy.
+        """
+        cuda.syncthreads()
+        n = x.shape[1]
         m = lowest
-        for j in range(cuda.threadIdx.x, x.shape[1], cuda.blockDim.x):
-            value = lowest
-            if included(where, b, (row, j)):
-                value = element(x[row, j])
-            cache[j] = narrow(value, cache)  # exact: the value came from x's dtype (or wider)
-            m = value if value > m else m
+        width, runs = run_width(x), vector_runs(x, 0, n)
+        for run in range(cuda.threadIdx.x, runs, cuda.blockDim.x):
+            values = load_run(x, row, run * width)
+            for k in range(width):
+                m = cache_element(values[k], where, b, row, run * width + k, cache, m)
+        for j in range(runs * width + cuda.threadIdx.x, n, cuda.blockDim.x):
+            m = cache_element(x[row, j], where, b, row, j, cache, m)
         return block_max(m, scratch)
 
     @kernel
@@ -333,9 +365,8 @@ def build_rows(acc):
         An excluded element is kept as ``-inf``, which adds exactly nothing to ``R`` (``e^{-inf}
         = 0``) and only to ``A`` when ``m = -inf``, where the group is NaN whatever ``A`` is; the
         output pass reads ``where`` again, since an excluded element and an included ``-inf``
-        differ in a NaN group. Each thread reads back only the elements it wrote (the same
-        stride over the row in all passes), so no barrier guards the row: the reductions'
-        barriers are the only ones. Consecutive threads touch consecutive elements, so shared
+        differ in a NaN group. The copy reads ``x`` in 16-byte runs where it can (``cache_row``);
+        the sums and the outputs take consecutive elements on consecutive threads, so shared
         memory is accessed without bank conflicts.
         """
         scratch = cuda.shared.array(MAX_WARPS, acc)

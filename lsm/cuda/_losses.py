@@ -41,6 +41,7 @@ from . import _forward, _group, _reduce, _tiles
 from ._elements import narrow, widen
 from ._numba import cuda, kernel
 from ._reduce import MAX_WARPS, WARP
+from ._runs import load_run, run_width, vector_runs
 from ._tiles import COLUMN_MAX_PARTS, column_of_tile, part_of_block, tile_count
 
 
@@ -71,9 +72,10 @@ def build(acc):
         return zero if q == 0 else q * (value - shift)
 
     @cuda.jit(device=True)
-    def gradient_value(x, probs, class_weight, index, c, t, shift, inv_norm, scaled):
+    def gradient_value(value, probs, class_weight, index, c, t, shift, inv_norm, scaled):
+        """The gradient of logit ``c`` (read as ``value``; ``index`` its place in the arrays)."""
         big_q, keep, spread, pick = scaled
-        p = math.exp(element(x[index]) - shift) * inv_norm
+        p = math.exp(element(value) - shift) * inv_norm
         q = coefficient(probs, class_weight, index, c, keep, spread)
         if c == t:
             q += pick
@@ -85,6 +87,7 @@ def build(acc):
         rows, n = x.shape
         keep_acc, spread_acc, s = acc(keep), acc(spread), acc(scale)
         first, step = cuda.threadIdx.x, cuda.blockDim.x
+        width, runs = run_width(x), vector_runs(x, 0, n)
         for row in range(int64(cuda.blockIdx.x), rows, cuda.gridDim.x):
             t = int64(-1)
             if target is not None:
@@ -118,10 +121,20 @@ def build(acc):
                     weighted += target_term(pick, element(x[row, t]), shift)
                 loss[row] = narrow(q_total * log_norm - weighted, loss)
             cuda.syncthreads()  # every read of the row is done before the gradient overwrites it
-            if grad is not None:
+            if grad is not None:  # the logits in 16-byte runs where they allow it (_runs)
                 scaled = (q_total * s, keep_acc * s, spread_acc * s, pick * s)
-                for c in range(first, n, step):
-                    value = gradient_value(x, probs, class_weight, (row, c), c, t, shift, inv_norm, scaled)
+                for run in range(first, runs, step):
+                    values = load_run(x, row, run * width)
+                    for k in range(width):
+                        c = run * width + k
+                        value = gradient_value(
+                            values[k], probs, class_weight, (row, c), c, t, shift, inv_norm, scaled
+                        )
+                        grad[row, c] = narrow(value, grad)
+                for c in range(runs * width + first, n, step):
+                    value = gradient_value(
+                        x[row, c], probs, class_weight, (row, c), c, t, shift, inv_norm, scaled
+                    )
                     grad[row, c] = narrow(value, grad)
 
     @kernel
@@ -179,7 +192,9 @@ def build(acc):
                     value = zero
                     if not ignored:
                         index = (o, c, i)
-                        value = gradient_value(x, probs, class_weight, index, c, t, shift, inv_norm, scaled)
+                        value = gradient_value(
+                            x[index], probs, class_weight, index, c, t, shift, inv_norm, scaled
+                        )
                     grad[o, c, i] = narrow(value, grad)
 
     @kernel

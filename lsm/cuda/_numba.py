@@ -13,8 +13,9 @@ passes through here, so a switch touches this file only. The rest of ``lsm.cuda`
   disguise, described by ``__array_interface__`` instead of ``__cuda_array_interface__``);
 - ``device_array``, ``to_host``, ``is_available``;
 - ``on_device``, ``stream``, ``wait``: devices and streams;
-- on a GPU only, for ``_elements``' element conversions: ``libdevice``, ``cuda_types`` (numba-cuda's
-  types, ``bfloat16`` among them), ``intrinsic`` and ``overload``.
+- on a GPU only, for ``_elements``' element conversions and ``_runs``' vector loads:
+  ``libdevice``, ``cuda_types`` (numba-cuda's types, ``bfloat16`` among them), ``intrinsic``,
+  ``overload`` and ``cgutils`` (LLVM code generation helpers).
 """
 
 import contextlib
@@ -82,7 +83,7 @@ if SIMULATOR:
 
     _kernelapi.FakeCUDAModule.shfl_xor_sync = _shfl_xor_sync
 else:
-    from numba.cuda import libdevice
+    from numba.cuda import cgutils, libdevice
     from numba.cuda import types as cuda_types
     from numba.cuda.cudadrv.devicearray import is_cuda_ndarray
     from numba.cuda.extending import intrinsic, overload
@@ -105,7 +106,7 @@ __all__ = [
     "wait",
 ]
 if not SIMULATOR:
-    __all__ += ["cuda_types", "intrinsic", "libdevice", "overload"]
+    __all__ += ["cgutils", "cuda_types", "intrinsic", "libdevice", "overload"]
 
 
 class AbsentOperand:
