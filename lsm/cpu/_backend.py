@@ -38,6 +38,20 @@ def _bits(array):
     return array if bits is None else array.view(bits)
 
 
+def _read(array):
+    """An operand the kernels only read, as they read it (``_bits``) and always read-only.
+
+    Numba compiles a kernel once per argument type, and the write flag is part of an array's
+    type: without this, a read-only input (a broadcast mask, a memory-mapped file, the user's
+    frozen array) would compile every kernel a second time, for the same machine code.
+    """
+    if array is None:
+        return None
+    view = _bits(array).view()
+    view.flags.writeable = False
+    return view
+
+
 class _ParallelGate:
     """Serialise parallel launches only when the active threading layer is not thread-safe."""
 
@@ -199,7 +213,7 @@ class CpuBackend:
     # --- kernels ------------------------------------------------------------------------------
 
     def softmax(self, x, where, out, log):
-        x, out = _bits(x), _bits(out)
+        x, where, out = _read(x), _read(where), _bits(out)
         if x.shape[2] == 1:
             x, where, out = _rows(x), _rows(where), _rows(out)
             if x.shape[1] <= _forward.SHORT_ROW:
@@ -215,7 +229,7 @@ class CpuBackend:
             _run(*kernels, x.size, x, where, out, log)
 
     def logsumexp(self, x, where, b, lse, sign):
-        x, lse, sign = _bits(x), _bits(lse), _bits(sign)
+        x, where, b, lse, sign = _read(x), _read(where), _read(b), _bits(lse), _bits(sign)
         if x.shape[2] == 1:
             x, where, b = _rows(x), _rows(where), _rows(b)
             lse, sign = lse[:, 0], None if sign is None else sign[:, 0]
@@ -229,7 +243,7 @@ class CpuBackend:
         _run(*kernels, x.size, x, where, b, lse, sign)
 
     def softmax_backward(self, grad, y, where, out, log):
-        grad, y, out = _bits(grad), _bits(y), _bits(out)
+        grad, y, where, out = _read(grad), _read(y), _read(where), _bits(out)
         if grad.shape[2] == 1:
             grad, y, where, out = _rows(grad), _rows(y), _rows(where), _rows(out)
             buffers = _staging_buffers(grad, out)
@@ -253,7 +267,8 @@ class CpuBackend:
         return -1, 0, float(picked.sum(dtype=np.float64))
 
     def cross_entropy(self, x, target, probs, class_weight, options, loss, grad):
-        x, probs, grad = _bits(x), _bits(probs), _bits(grad)
+        x, target, probs, grad = _read(x), _read(target), _read(probs), _bits(grad)
+        class_weight = _read(class_weight)
         ignore_index, keep, spread, scale = options
         options = (np.int64(ignore_index), float(keep), float(spread), float(scale))
         if x.shape[2] == 1:
@@ -268,7 +283,7 @@ class CpuBackend:
             _run(*kernels, x.size, x, target, probs, class_weight, options, loss, grad, threads)
 
     def nll_loss(self, logp, target, class_weight, ignore_index, loss):
-        _losses.nll_gather(_bits(logp), target, class_weight, ignore_index, loss)
+        _losses.nll_gather(_read(logp), _read(target), _read(class_weight), ignore_index, loss)
 
     def reduce_loss(self, loss, denominator, result):
         total = loss.sum()  # pairwise, in float64
