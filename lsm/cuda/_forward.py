@@ -372,7 +372,6 @@ def build_rows(acc):
         scratch = cuda.shared.array(MAX_WARPS, acc)
         cache = row_cache(x)
         rows, n = x.shape
-        masked = lowest if log else zero
         for row in range(int64(cuda.blockIdx.x), rows, cuda.gridDim.x):
             m = cache_row(x, where, None, row, cache, scratch)
             at_max, total, compensation = zero, zero, zero
@@ -382,11 +381,7 @@ def build_rows(acc):
             rest = block_sum(compensated_total(total, compensation), scratch)
             shift, log_norm, inv_norm = normaliser(m, at_max, rest)
             for j in range(cuda.threadIdx.x, n, cuda.blockDim.x):
-                if included(where, None, (row, j)):
-                    value = softmax_value(element(cache[j]), shift, log_norm, inv_norm, log)
-                    out[row, j] = narrow(value, out)
-                else:
-                    out[row, j] = narrow(masked, out)
+                write_softmax_element(cache[j], where, out, row, j, shift, log_norm, inv_norm, log)
 
     @kernel
     def logsumexp_rows_shared(x, where, b, lse, sign):

@@ -2,7 +2,7 @@
 
 A warp's scalar loads of a contiguous row move 32 elements an instruction (128 bytes of float32,
 64 of a 16-bit type); the fastest softmax kernels load 16 bytes a thread instead
-(``ld.global.v4.f32``, ``ld.global.v4.b32`` for eight 16-bit elements, ``ld.global.v2.f64``):
+(``ld.global.v4.f32``, ``ld.global.v4.u32`` for eight 16-bit elements, ``ld.global.v2.f64``):
 a quarter to an eighth of the load instructions for the same bytes, and more bytes in flight
 per thread. A vector load needs its 16 bytes aligned, so a pass uses them only where the array
 allows it (``vector_runs``) and reads every element the other way otherwise.
@@ -32,7 +32,7 @@ counter counts a run as ``width`` element reads, as the GPU's memory sees it.
 
 from ._numba import SIMULATOR, cuda
 
-RUN_BYTES = 16  # the widest load of one thread (ld.global.v4.b32)
+RUN_BYTES = 16  # the widest load of one thread (ld.global.v4.u32)
 
 if SIMULATOR:
 
