@@ -117,8 +117,8 @@ class TorchHost:
     def describe_out(self, out, func, name):
         return HOST.describe_out(_numpy_view(out, func, name) if _is_torch(out) else out, func, name)
 
-    def empty(self, shape, dtype):
-        array = np.empty(shape, dtype=dtype)
+    def empty(self, shape, dtype, like=None):
+        _, array = HOST.empty(shape, dtype, like)
         return torch_tensor(array), array
 
     def finish(self, result):

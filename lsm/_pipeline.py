@@ -92,11 +92,12 @@ class Pipeline:
             raise _validate.broadcast_error(func, name, view.shape, x_shape)
         return self._canonical(broadcast, dtype, plan)
 
-    def _output(self, func, out, shape, dtype, inputs, alias=None, name="out"):
-        """``(result, view)``: a new array, or ``out`` once checked against the result and the
-        input views ``inputs`` (which it may not overlap, unless it is exactly ``alias``)."""
+    def _output(self, func, out, shape, dtype, inputs, alias=None, name="out", like=None):
+        """``(result, view)``: a new array (in the memory order of the view ``like``, when given
+        and the backend can), or ``out`` once checked against the result and the input views
+        ``inputs`` (which it may not overlap, unless it is exactly ``alias``)."""
         if out is None:
-            return self.backend.empty(shape, dtype)
+            return self.backend.empty(shape, dtype, like)
         view = self.backend.describe_out(out, func, name)
         _validate.out_layout(func, view.shape, view.dtype, self.backend.readonly(view), shape, dtype, name)
         for operand in inputs:
@@ -120,7 +121,7 @@ class Pipeline:
         x3 = self._canonical(xv, dtype, plan)
         wv = None if where is None else self.backend.describe(where, func, "where")
         where3 = self._beside(func, wv, "where", _BOOL, plan, xv.shape)
-        result, rv = self._output(func, out, xv.shape, dtype, [xv, wv], alias=xv)
+        result, rv = self._output(func, out, xv.shape, dtype, [xv, wv], alias=xv, like=xv)
         target = _Output(self.backend, self._work(rv), plan.perm, plan.shape3, dtype)
         self.backend.softmax(x3, where3, target.view, log)
         target.done()
@@ -165,7 +166,7 @@ class Pipeline:
         alias = yv
         if out is not None and self.backend.overlaps(self.backend.describe_out(out, func, "out"), gv):
             alias = gv
-        result, rv = self._output(func, out, yv.shape, dtype, [gv, yv, wv], alias=alias)
+        result, rv = self._output(func, out, yv.shape, dtype, [gv, yv, wv], alias=alias, like=gv)
         target = _Output(self.backend, self._work(rv), plan.perm, plan.shape3, dtype)
         self.backend.softmax_backward(grad3, y3, where3, target.view, log)
         target.done()
@@ -263,7 +264,9 @@ class Pipeline:
         items, loss = self._losses(plan)
         grad = target = None
         if return_grad:
-            grad, gv = self._output(func, grad_out, xv.shape, dtype, [xv, tv, wv], alias=xv, name="grad_out")
+            grad, gv = self._output(
+                func, grad_out, xv.shape, dtype, [xv, tv, wv], alias=xv, name="grad_out", like=xv
+            )
             target = _Output(self.backend, gv, plan.perm, plan.shape3, dtype)
         options = ignore_index, 1.0 - smoothing, spread, scale
         self.backend.cross_entropy(

@@ -47,8 +47,10 @@ class Backend(Protocol):
     def readonly(self, view):
         """Whether the view's memory must not be written."""
 
-    def empty(self, shape, dtype):
-        """``(array, view)``: a new C-contiguous array of the caller's kind, and its view."""
+    def empty(self, shape, dtype, like=None):
+        """``(array, view)``: a new array of the caller's kind, and its view: C-contiguous, or,
+        given the view ``like`` of the same shape, laid out in ``like``'s memory order where the
+        backend can (the host: NumPy's ``order="K"``, as NumPy's element-wise functions do)."""
 
     def reshape(self, view, shape):
         """``view`` as ``shape`` without copying, or None when its strides do not allow it."""

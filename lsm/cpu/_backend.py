@@ -24,6 +24,7 @@ from .._plan import accumulation_dtype
 from .._validate import not_convertible, out_kind
 from . import _backward, _forward, _losses
 from ._config import EXPS_BUFFER_BYTES, PARALLEL_MIN_ELEMENTS
+from ._orient import oriented
 
 # The element type each 16-bit float travels as inside a kernel.
 _BITS = {"float16": np.dtype(np.uint16), "bfloat16": np.dtype(np.int16)}
@@ -145,8 +146,10 @@ class CpuBackend:
     def readonly(self, view):
         return not view.flags.writeable
 
-    def empty(self, shape, dtype):
-        array = np.empty(shape, dtype=dtype)
+    def empty(self, shape, dtype, like=None):
+        # A result in the input's memory order lets the kernels read and write both in the same
+        # order (``_orient``): a Fortran-ordered input gets a Fortran-ordered result.
+        array = np.empty(shape, dtype=dtype) if like is None else np.empty_like(like, dtype=dtype)
         return array, array
 
     def reshape(self, view, shape):
@@ -213,7 +216,7 @@ class CpuBackend:
     # --- kernels ------------------------------------------------------------------------------
 
     def softmax(self, x, where, out, log):
-        x, where, out = _read(x), _read(where), _bits(out)
+        (x, where, out), _ = oriented(x, (_read(x), _read(where), _bits(out)))
         if x.shape[2] == 1:
             x, where, out = _rows(x), _rows(where), _rows(out)
             if x.shape[1] <= _forward.SHORT_ROW:
@@ -229,7 +232,8 @@ class CpuBackend:
             _run(*kernels, x.size, x, where, out, log)
 
     def logsumexp(self, x, where, b, lse, sign):
-        x, where, b, lse, sign = _read(x), _read(where), _read(b), _bits(lse), _bits(sign)
+        operands, results = (_read(x), _read(where), _read(b)), (_bits(lse), _bits(sign))
+        (x, where, b), (lse, sign) = oriented(x, operands, results)
         if x.shape[2] == 1:
             x, where, b = _rows(x), _rows(where), _rows(b)
             lse, sign = lse[:, 0], None if sign is None else sign[:, 0]
@@ -243,7 +247,7 @@ class CpuBackend:
         _run(*kernels, x.size, x, where, b, lse, sign)
 
     def softmax_backward(self, grad, y, where, out, log):
-        grad, y, where, out = _read(grad), _read(y), _read(where), _bits(out)
+        (grad, y, where, out), _ = oriented(grad, (_read(grad), _read(y), _read(where), _bits(out)))
         if grad.shape[2] == 1:
             grad, y, where, out = _rows(grad), _rows(y), _rows(where), _rows(out)
             buffers = _staging_buffers(grad, out)
@@ -267,7 +271,9 @@ class CpuBackend:
         return -1, 0, float(picked.sum(dtype=np.float64))
 
     def cross_entropy(self, x, target, probs, class_weight, options, loss, grad):
-        x, target, probs, grad = _read(x), _read(target), _read(probs), _bits(grad)
+        # class-index targets are a per-group input: (outer, inner), like the loss
+        operands, results = (_read(x), _read(probs), _bits(grad)), (loss, _read(target))
+        (x, probs, grad), (loss, target) = oriented(x, operands, results)
         class_weight = _read(class_weight)
         ignore_index, keep, spread, scale = options
         options = (np.int64(ignore_index), float(keep), float(spread), float(scale))

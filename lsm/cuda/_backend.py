@@ -70,7 +70,8 @@ class CudaBackend:
     def readonly(self, view):
         return view.readonly
 
-    def empty(self, shape, dtype):
+    def empty(self, shape, dtype, like=None):
+        # always C-contiguous: the array kinds' allocators differ in what layouts they take
         shape = tuple(shape)
         array = self.kind.empty(shape, dtype)
         return array, allocated(array, shape, dtype)
