@@ -10,12 +10,14 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 
+from numba import types
 from numba.core import caching
 from numba.core.registry import CPUDispatcher
 
 import lsm.cpu
-from lsm.cpu._cache import KeyNamedCacheFile, private_temporary_folder, refresh
+from lsm.cpu._cache import KeyNamedCacheFile, compiling, private_temporary_folder, refresh
 
 
 def _cache_files(cache):
@@ -136,3 +138,48 @@ def test_every_cached_kernel_of_lsm_uses_the_key_named_files():
     assert [
         d.py_func.__qualname__ for d in cached if type(d._cache._cache_file) is not KeyNamedCacheFile
     ] == []
+
+
+def test_a_process_waits_for_anothers_compile_and_loads_it(tmp_path):
+    """This process holds the lock of ``add_one``'s float64 compile while a second process asks
+    for that signature: the second waits, then finds the signature in the cache and loads it (no
+    compile of its own). Without the lock it compiles it itself, before this process has."""
+    (tmp_path / "user_module.py").write_text(
+        textwrap.dedent(
+            """
+            from lsm.cpu._cache import njit
+
+            @njit(cache=True)
+            def add_one(x):
+                return x + 1
+            """
+        )
+    )
+    waiter = textwrap.dedent(
+        """
+        import sys, time
+        import user_module
+        print("ready", flush=True)
+        value = user_module.add_one(1.5)
+        stats = user_module.add_one.stats
+        print(value, stats.cache_hits.total(), stats.cache_misses.total(), flush=True)
+        """
+    )
+    sys.path.insert(0, str(tmp_path))
+    try:
+        user_module = importlib.import_module("user_module")
+        lock = user_module.add_one._cache._cache_file.lock_path((types.float64,))
+        with compiling(lock):
+            second = subprocess.Popen(
+                [sys.executable, "-c", waiter], cwd=tmp_path, stdout=subprocess.PIPE, text=True
+            )
+            assert second.stdout.readline().split() == ["ready"]
+            time.sleep(1.0)  # the second process is now at the lock (or, without it, compiling)
+            assert user_module.add_one(2.5) == 3.5  # compiled here, under the lock, and saved
+            assert user_module.add_one.stats.cache_misses.total() == 1
+        output, _ = second.communicate(timeout=120)
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("user_module", None)
+    assert second.returncode == 0
+    assert output.split() == ["2.5", "1", "0"]  # loaded from the cache, never compiled there

@@ -24,20 +24,42 @@ machine code, which a third process loads for the wrong signature (a typing erro
 :func:`njit` is ``numba.njit`` with the data files named by a digest of their signature instead
 (:class:`KeyNamedCacheFile`): two signatures never share a file, and a racing index write can
 only lose an entry (one more compile), never point it at another signature's code.
+
+**One compile of a signature at a time.** Processes that need the same new signature at once
+(the two workers of ``pytest -n 2``: 37 of 366 compiles in one profile; every worker of a Dask
+cluster on a fresh install) would each compile it, seconds of CPU apiece for a column kernel.
+:func:`njit`'s dispatchers take an advisory lock per signature (``fcntl.flock`` on
+``<function>.<digest>.lock`` beside the cache files) around a compile; a process that finds the
+lock taken waits for it, then finds the signature in the cache and loads it. A kernel's helpers
+compile inside the kernel's compile, each under its own lock; the locks follow the call graph,
+so no two processes wait on each other. A process holding a lock for longer than
+``WAIT_SECONDS`` is not waited for any longer (its compile is duplicated, as without the lock),
+and where ``fcntl`` does not exist (Windows) nothing is locked.
 """
 
+import contextlib
 import hashlib
 import os
 import stat
 import tempfile
+import time
 import warnings
 from pathlib import Path
 
 import numba
-from numba.core import caching
+from numba.core import caching, sigutils
+from numba.core.compiler_lock import global_compiler_lock
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; processes may compile a signature at once
+    fcntl = None
 
 _PACKAGE = Path(__file__).parent
 _STAMP = "lsm-kernel-sources.sha256"
+WAIT_SECONDS = 600  # the longest wait for another process's compile of a signature
+_POLL_SECONDS = 0.05
+_held = set()  # the lock files this process holds (its compile of a kernel reaches its helpers)
 
 
 def refresh(package=_PACKAGE, cache=None):
@@ -50,7 +72,8 @@ def refresh(package=_PACKAGE, cache=None):
         The folder of the sources (default: this package).
     cache : pathlib.Path, optional
         The folder of their Numba cache files (default: ``package / "__pycache__"``). Only
-        ``*.nbi`` and ``*.nbc`` files are deleted; a folder that cannot be written is left alone.
+        ``*.nbi``, ``*.nbc`` and ``*.lock`` files are deleted; a folder that cannot be written is
+        left alone.
     """
     digest = hashlib.sha256()
     for source in sorted(package.glob("*.py")):
@@ -65,11 +88,15 @@ def refresh(package=_PACKAGE, cache=None):
         pass
     try:
         cache.mkdir(exist_ok=True)
-        for entry in [*cache.glob("*.nbi"), *cache.glob("*.nbc")]:
+        for entry in [*cache.glob("*.nbi"), *cache.glob("*.nbc"), *cache.glob("*.lock")]:
             entry.unlink(missing_ok=True)
         stamp.write_text(fingerprint)
     except OSError:  # nothing to clear where nothing can be written
         pass
+
+
+def _digest(key):
+    return hashlib.sha256(repr(key).encode()).hexdigest()[:20]
 
 
 class KeyNamedCacheFile(caching.IndexDataCacheFile):
@@ -77,8 +104,11 @@ class KeyNamedCacheFile(caching.IndexDataCacheFile):
 
     def data_name(self, key):
         """``<function>.<digest>.nbc``: the same name for the same key in every process."""
-        digest = hashlib.sha256(repr(key).encode()).hexdigest()[:20]
-        return f"{self._index_name.removesuffix('.nbi')}.{digest}.nbc"
+        return f"{self._index_name.removesuffix('.nbi')}.{_digest(key)}.nbc"
+
+    def lock_path(self, args):
+        """The lock file of the compile of argument types ``args`` (see :func:`compiling`)."""
+        return Path(self._cache_path) / f"{self._index_name.removesuffix('.nbi')}.{_digest(args)}.lock"
 
     def save(self, key, data):
         name = self.data_name(key)
@@ -87,6 +117,58 @@ class KeyNamedCacheFile(caching.IndexDataCacheFile):
         if overloads.get(key) != name:
             overloads[key] = name
             self._save_index(overloads)
+
+
+def _lock(handle):
+    """Take the advisory lock on the open file ``handle``, waiting at most ``WAIT_SECONDS``;
+    whether it was taken."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                return False  # waited long enough: compile alongside the other process
+            time.sleep(_POLL_SECONDS)
+
+
+@contextlib.contextmanager
+def compiling(path):
+    """Hold the advisory lock ``path`` (waiting for another process that holds it, at most
+    ``WAIT_SECONDS``); re-entrant in this process; no lock where the file cannot be opened."""
+    if fcntl is None or path in _held:
+        yield
+        return
+    try:
+        handle = open(path, "a")  # closed below, which also releases the lock
+    except OSError:
+        yield
+        return
+    with handle:
+        locked = _lock(handle)
+        if locked:
+            _held.add(path)
+        try:
+            yield
+        finally:
+            _held.discard(path)
+
+
+def _compile_once_across_processes(dispatcher, cache):
+    """Wrap ``dispatcher.compile`` (which loads from the cache before compiling) in the lock of
+    the signature's compile. Inside Numba's compiler lock: the threads of one process compile
+    one at a time anyway, and a thread never waits on a file lock another thread holds."""
+    compile_signature = dispatcher.compile
+
+    def compile(sig):
+        args, _ = sigutils.normalize_signature(sig)
+        if tuple(args) in dispatcher.overloads:  # every typing of a call asks: no file then
+            return compile_signature(sig)
+        with global_compiler_lock, compiling(cache.lock_path(tuple(args))):
+            return compile_signature(sig)
+
+    dispatcher.compile = compile
 
 
 def njit(**options):
@@ -102,6 +184,7 @@ def njit(**options):
         cache = getattr(dispatcher._cache, "_cache_file", None)  # None without cache=True
         if cache is not None:
             cache.__class__ = KeyNamedCacheFile  # same state, a different save
+            _compile_once_across_processes(dispatcher, cache)
         return dispatcher
 
     return decorate_race_free
