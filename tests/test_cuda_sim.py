@@ -482,3 +482,45 @@ def test_one_pass_summaries_do_not_overflow_with_huge_weights(cuda, monkeypatch,
         layout, b = np.repeat(layout, 2, axis=1 + axis), np.repeat(b, 2, axis=1 + axis)
         got = host(lsm.logsumexp(device(cuda, layout), axis=axis, b=device(cuda, b)))
         assert_close(got, ref_logsumexp(layout, axis=axis, b=b), dtype, f"axis {axis}")
+
+
+# --- the simulator's barrier (tests/_simulator.py) -----------------------------------------------
+
+
+def _rotate(values, rounds, counts):
+    """Kernel body: each round, every thread posts its value and takes its right neighbour's
+    (``device_code``: see ``_shuffles``); then a ``syncthreads_count`` of the even values."""
+    board = device_code.shared.array(64, numba.int64)
+    i = device_code.threadIdx.x
+    value = values[i]
+    for _ in range(rounds):
+        board[i] = value
+        device_code.syncthreads()
+        value = board[(i + 1) % device_code.blockDim.x]  # every post of the round is seen
+        device_code.syncthreads()
+    values[i] = value
+    counts[i] = device_code.syncthreads_count(value % 2 == 0)
+
+
+def _fail_after_a_barrier(values):
+    device_code.syncthreads()
+    if device_code.threadIdx.x == 7:
+        values[99] = 1  # out of range: an IndexError in thread 7 while the others wait
+    device_code.syncthreads()
+
+
+def test_the_simulator_blocks_wait_at_barriers_instead_of_polling(cuda):
+    """The test suite's barrier is installed (a numba-cuda whose simulator it no longer fits runs
+    the stock, polling one: this fails to say so), threads exchange values across barriers as on
+    a GPU, and a thread's exception ends the launch with that exception, not a hang."""
+    from numba.cuda.simulator import kernel
+
+    from conftest import SIMULATOR_WAITS
+
+    assert SIMULATOR_WAITS and kernel.BlockManager.waits_instead_of_polling
+    values = np.arange(64, dtype=np.int64)
+    counts = np.zeros(64, dtype=np.int64)
+    cuda.jit(_rotate)[1, 64](values, 5, counts)
+    assert (values == (np.arange(64) + 5) % 64).all() and (counts == 32).all()
+    with pytest.raises(IndexError, match=r"tid=\[7, 0, 0\]"):
+        cuda.jit(_fail_after_a_barrier)[1, 32](np.zeros(32))
