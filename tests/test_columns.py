@@ -327,6 +327,37 @@ def test_serial_and_parallel_drivers_agree_bitwise():
         assert parallel == serial, (name, x.dtype, x.shape, sorted(kwargs))
 
 
+def test_the_parallel_drivers_hand_the_helpers_signed_indices():
+    """A ``prange`` index can be unsigned; the parallel drivers hand it on as int64, so the serial
+    and parallel drivers share each helper's compiled code (an unsigned index compiled every
+    helper a second time: 136 of 2,117 cached signatures of a test run)."""
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("one Numba thread: the backend runs the serial drivers only")
+    from test_cache import _lsm_dispatchers
+
+    rng = np.random.default_rng(12)
+    for x in (rng.standard_normal((64, 700)), rng.standard_normal((2048, 8))):  # long, short rows
+        for dtype in (F16, F32):  # float16 rows stage through a buffer per worker
+            rows = x.astype(dtype)
+            lsm.log_softmax(rows)
+            lsm.logsumexp(rows, axis=-1)
+            lsm.softmax_backward(rows, lsm.softmax(rows))
+            lsm.cross_entropy(rows, rng.integers(0, rows.shape[1], rows.shape[0]), return_grad=True)
+    for name, x, kwargs in _split_cases():  # the column paths, split and per tile
+        getattr(lsm, name)(x, **kwargs)
+    drivers = [d for d in _lsm_dispatchers() if d.py_func.__name__.endswith("_parallel")]
+    assert len(drivers) >= 10 and all(d.signatures for d in drivers), [
+        d.py_func.__name__ for d in drivers if not d.signatures
+    ]
+    unsigned = [
+        (d.py_func.__qualname__, signature)
+        for d in _lsm_dispatchers()
+        for signature in d.signatures
+        if numba.types.uint64 in signature
+    ]
+    assert unsigned == []
+
+
 def test_split_and_per_tile_paths_agree_bitwise():
     """One column set alone (one tile: the split path) and repeated over ``SPLIT_BELOW_TILES``
     outer slices (the per-tile path) gives the same bits in every slice."""

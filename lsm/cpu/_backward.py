@@ -182,10 +182,10 @@ def backward_rows_serial(grad, y, where, out, buffers, log):
 def backward_rows_parallel(grad, y, where, out, buffers, log):
     if buffers is None:
         for o in prange(grad.shape[0]):
-            _backward_row(grad, y, where, out, None, o, log)
+            _backward_row(grad, y, where, out, None, np.int64(o), log)
     else:
         for worker in prange(buffers.shape[0]):
-            start, stop = worker_share(grad.shape[0], buffers.shape[0], worker)
+            start, stop = worker_share(grad.shape[0], buffers.shape[0], np.int64(worker))
             for o in range(start, stop):
                 _backward_row(grad, y, where, out, buffers[worker], o, log)
 
@@ -220,13 +220,13 @@ def backward_columns_parallel(grad, y, where, out, log):
     if _split(grad, tiles, blocks):
         block_sums = acc_empty((outer, blocks, inner), grad)
         for task in prange(outer * tiles * blocks):
-            _split_sums(grad, y, where, task, tiles, rows, blocks, block_sums, log)
+            _split_sums(grad, y, where, np.int64(task), tiles, rows, blocks, block_sums, log)
         totals = acc_empty((outer, inner), grad)
         for task in prange(outer * _merge_chunks(inner)):
-            _split_merge_sums(grad, task, block_sums, totals)
+            _split_merge_sums(grad, np.int64(task), block_sums, totals)
         for task in prange(outer * tiles * blocks):
-            _split_gradients(grad, y, where, out, task, tiles, rows, blocks, totals, log)
+            _split_gradients(grad, y, where, out, np.int64(task), tiles, rows, blocks, totals, log)
     else:
         for task in prange(outer * tiles):
-            o, i0, i1 = tile_task(task, tiles, inner)
+            o, i0, i1 = tile_task(np.int64(task), tiles, inner)
             _backward_tile(grad, y, where, out, o, i0, i1, rows, blocks, log)

@@ -30,7 +30,9 @@ a chunk's exponentials run as one long loop, and its per-row logarithms vectoris
 
 Each kernel exists twice: ``*_parallel`` (``prange`` over rows, chunks or tiles) and ``*_serial`` for
 inputs too small to pay for waking the thread pool. The two drivers are separate functions, not
-one function compiled twice, so Numba's on-disk cache never mixes them up.
+one function compiled twice, so Numba's on-disk cache never mixes them up. A ``prange`` index
+can be unsigned: the parallel drivers hand it on as ``np.int64``, so that one compiled signature
+of each helper serves both drivers (not one per index type) and index arithmetic stays signed.
 
 Outputs are written through ``store`` so the same code serves float64, float32 and the 16-bit
 formats (see ``_scalar``).
@@ -286,7 +288,7 @@ def _wide_tile(tile, tiles, inner):
 @njit(cache=True)
 def tile_task(task, tiles, inner):
     """``(o, i0, i1)`` of task ``task`` of ``outer * tiles``: tile ``task % tiles`` of group ``o``."""
-    o, tile = divmod(np.int64(task), tiles)  # prange indices can be unsigned: keep int64 arithmetic
+    o, tile = divmod(task, tiles)
     i0, i1 = _wide_tile(tile, tiles, inner)
     return o, i0, i1
 
@@ -295,7 +297,7 @@ def tile_task(task, tiles, inner):
 def _block_task(task, tiles, blocks, inner, rows, n):
     """``(o, i0, i1, k, j0, j1)`` of task ``task`` of ``outer * tiles * blocks``, the tiles of a
     block of rows one after the other (a thread's share of the tasks is one run of memory)."""
-    rest, tile = divmod(np.int64(task), tiles)
+    rest, tile = divmod(task, tiles)
     o, k = divmod(rest, blocks)
     i0, i1 = _wide_tile(tile, tiles, inner)
     j0 = k * rows
@@ -445,7 +447,7 @@ def _chunk_count(rows, per_chunk):
 
 @njit(cache=True)
 def _chunk_bounds(chunk, rows, per_chunk):
-    r0 = np.int64(chunk) * per_chunk  # prange indices can be unsigned: keep int64 arithmetic
+    r0 = chunk * per_chunk
     return r0, min(r0 + per_chunk, rows)
 
 
@@ -466,10 +468,10 @@ def softmax_rows_serial(x, where, out, keep, buffers, log):
 def softmax_rows_parallel(x, where, out, keep, buffers, log):
     if buffers is None:
         for o in prange(x.shape[0]):
-            _softmax_row(x, where, out, keep, None, o, log)
+            _softmax_row(x, where, out, keep, None, np.int64(o), log)
     else:
         for worker in prange(buffers.shape[0]):
-            start, stop = worker_share(x.shape[0], buffers.shape[0], worker)
+            start, stop = worker_share(x.shape[0], buffers.shape[0], np.int64(worker))
             for o in range(start, stop):
                 _softmax_row(x, where, out, keep, buffers[worker], o, log)
 
@@ -484,7 +486,7 @@ def softmax_short_rows_serial(x, where, out, log, per_chunk):
 @njit(cache=True, parallel=True)
 def softmax_short_rows_parallel(x, where, out, log, per_chunk):
     for chunk in prange(_chunk_count(x.shape[0], per_chunk)):
-        r0, r1 = _chunk_bounds(chunk, x.shape[0], per_chunk)
+        r0, r1 = _chunk_bounds(np.int64(chunk), x.shape[0], per_chunk)
         _softmax_chunk(x, where, out, r0, r1, log)
 
 
@@ -518,15 +520,15 @@ def softmax_columns_parallel(x, where, out, log):
     if _split(x, tiles, blocks):
         states = _block_states(x, outer, blocks, inner)
         for task in prange(outer * tiles * blocks):
-            _split_block_stats(x, where, None, task, tiles, rows, blocks, states)
+            _split_block_stats(x, where, None, np.int64(task), tiles, rows, blocks, states)
         norms = acc_empty((outer, inner), x), acc_empty((outer, inner), x), acc_empty((outer, inner), x)
         for task in prange(outer * _merge_chunks(inner)):
-            _split_softmax_merge(x, task, states, norms)
+            _split_softmax_merge(x, np.int64(task), states, norms)
         for task in prange(outer * tiles * blocks):
-            _split_softmax_block(x, where, out, task, tiles, rows, blocks, norms, log)
+            _split_softmax_block(x, where, out, np.int64(task), tiles, rows, blocks, norms, log)
     else:
         for task in prange(outer * tiles):
-            o, i0, i1 = tile_task(task, tiles, inner)
+            o, i0, i1 = tile_task(np.int64(task), tiles, inner)
             _softmax_tile(x, where, out, o, i0, i1, rows, blocks, log)
 
 
@@ -542,7 +544,7 @@ def logsumexp_rows_serial(x, where, b, lse, sign):
 @njit(cache=True, parallel=True)
 def logsumexp_rows_parallel(x, where, b, lse, sign):
     for o in prange(x.shape[0]):
-        _logsumexp_row(x, where, b, lse, sign, o)
+        _logsumexp_row(x, where, b, lse, sign, np.int64(o))
 
 
 @njit(cache=True)
@@ -555,7 +557,7 @@ def logsumexp_short_rows_serial(x, where, b, lse, sign, per_chunk):
 @njit(cache=True, parallel=True)
 def logsumexp_short_rows_parallel(x, where, b, lse, sign, per_chunk):
     for chunk in prange(_chunk_count(x.shape[0], per_chunk)):
-        r0, r1 = _chunk_bounds(chunk, x.shape[0], per_chunk)
+        r0, r1 = _chunk_bounds(np.int64(chunk), x.shape[0], per_chunk)
         _logsumexp_chunk(x, where, b, lse, sign, r0, r1)
 
 
@@ -582,10 +584,10 @@ def logsumexp_columns_parallel(x, where, b, lse, sign):
     if _split(x, tiles, blocks):
         states = _block_states(x, outer, blocks, inner)
         for task in prange(outer * tiles * blocks):
-            _split_block_stats(x, where, b, task, tiles, rows, blocks, states)
+            _split_block_stats(x, where, b, np.int64(task), tiles, rows, blocks, states)
         for task in prange(outer * _merge_chunks(inner)):
-            _split_logsumexp_merge(x, lse, sign, task, states)
+            _split_logsumexp_merge(x, lse, sign, np.int64(task), states)
     else:
         for task in prange(outer * tiles):
-            o, i0, i1 = tile_task(task, tiles, inner)
+            o, i0, i1 = tile_task(np.int64(task), tiles, inner)
             _logsumexp_tile(x, where, b, lse, sign, o, i0, i1, rows, blocks)

@@ -242,10 +242,10 @@ def cross_entropy_rows_serial(x, target, probs, class_weight, options, loss, gra
 def cross_entropy_rows_parallel(x, target, probs, class_weight, options, loss, grad, buffers):
     if buffers is None:
         for o in prange(x.shape[0]):
-            _cross_entropy_row(x, target, probs, class_weight, options, loss, grad, None, o)
+            _cross_entropy_row(x, target, probs, class_weight, options, loss, grad, None, np.int64(o))
     else:  # one staging buffer per worker, each worker a contiguous share of the rows
         for worker in prange(buffers.shape[0]):
-            start, stop = worker_share(x.shape[0], buffers.shape[0], worker)
+            start, stop = worker_share(x.shape[0], buffers.shape[0], np.int64(worker))
             for o in range(start, stop):
                 _cross_entropy_row(x, target, probs, class_weight, options, loss, grad, buffers[worker], o)
 
@@ -274,7 +274,7 @@ def cross_entropy_columns_serial(x, target, probs, class_weight, options, loss, 
 def cross_entropy_columns_parallel(x, target, probs, class_weight, options, loss, grad, threads):
     tiles, rows, blocks = _loss_plan(x, threads)
     for task in prange(x.shape[0] * tiles):
-        o, i0, i1 = tile_task(task, tiles, x.shape[2])
+        o, i0, i1 = tile_task(np.int64(task), tiles, x.shape[2])
         _cross_entropy_tile(x, target, probs, class_weight, options, loss, grad, o, i0, i1, rows, blocks)
 
 
