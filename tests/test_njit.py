@@ -6,6 +6,10 @@ file. Results are compared bit for bit with the public call on the same arrays (
 run), and with the long-double references once.
 """
 
+import subprocess
+import sys
+import textwrap
+
 import numpy as np
 import pytest
 from numba import njit, prange
@@ -101,6 +105,41 @@ def test_backward_equals_the_public_call(func, ndim, dtype):
             before = grad.copy(), y.copy()
             _bits_equal(COMPILED[func](grad, y, axis), getattr(lsm, func)(grad, y, axis))
             assert np.array_equal(grad, before[0]) and np.array_equal(y, before[1])
+
+
+def test_the_compiled_call_runs_the_public_calls_compiled_kernels():
+    """The kernels receive the public call's argument types from a user's ``@njit`` code too:
+    the operands they only read typed read-only, the options ``bool`` (not a constant's literal
+    type), so each kernel compiles once for both callers. (In a fresh process whose entry points
+    are compiled afresh: kernels loaded within their caller's cached code show no signatures.)"""
+    program = textwrap.dedent(
+        """
+        import numba, numpy as np, lsm
+        from lsm.cpu import _backward, _forward, _njit
+
+        for name in ("softmax", "_softmax_rows", "softmax_backward"):
+            setattr(_njit, name, numba.njit(getattr(_njit, name).py_func))  # typed here, uncached
+
+        @numba.njit
+        def forward_and_back(x, axis):
+            y = lsm.softmax(x, axis)
+            return lsm.log_softmax(x, axis), lsm.softmax_backward(x, y, axis)
+
+        forward_and_back(np.linspace(-3.0, 3.0, 5 * 70).reshape(5, 70), 1)
+        for module, read in ((_forward, 1), (_backward, 2)):  # x; the gradient and y
+            for name, driver in vars(module).items():
+                if name.endswith("_serial"):
+                    for signature in driver.signatures:
+                        literal = any(isinstance(ty, numba.types.Literal) for ty in signature)
+                        print(name, literal, all(not ty.mutable for ty in signature[:read]))
+        """
+    )
+    run = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    lines = [line.split() for line in run.stdout.splitlines()]
+    names = {name for name, *_ in lines}
+    assert {"softmax_columns_serial", "softmax_short_rows_serial", "backward_rows_serial"} <= names
+    assert [line for line in lines if line[1:] != ["False", "True"]] == []
 
 
 def test_against_the_references():

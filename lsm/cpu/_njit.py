@@ -6,8 +6,12 @@ and call the functions below, which view those arrays canonically exactly as the
 does (``(outer, n)`` rows, ``(outer, n, inner)`` columns, see ``lsm._plan``) and run the same
 kernels of ``_forward`` and ``_backward`` with the same choices (short rows in chunks, softmax
 keeping its exponentials in ``out``, staging buffers in place). The arrays are C-contiguous, as
-the public call's canonical views of a C-contiguous input are, so the same compiled kernels run
-and the results are the same bits.
+the public call's canonical views of a C-contiguous input are, and the operands the kernels only
+read are typed read-only (:func:`read_only`), as the public call hands them over: the kernels'
+constant options are typed ``bool`` (:func:`flag`), as the public call's Python booleans are:
+the kernels' argument types are the public call's, so the same compiled kernels run (compiled
+once for both callers; mutable and literal types compiled every kernel a second time) and the
+results are the same bits.
 
 Always the ``*_serial`` drivers: a caller's ``@njit`` function calls lsm on the calling thread.
 Inside a caller's ``prange`` the parallel drivers would nest one thread pool inside another
@@ -16,10 +20,45 @@ loop makes are mostly small, where waking the pool costs more than it saves.
 """
 
 import numpy as np
+from numba.core import types
+from numba.core.imputils import impl_ret_borrowed
+from numba.extending import intrinsic
 
 from . import _backward, _forward
 from ._cache import njit
 from ._config import EXPS_BUFFER_BYTES
+
+
+@intrinsic
+def _read_only_view(typingctx, array):
+    """``array`` itself, typed read-only: a Numba array's write flag is part of its type only."""
+    if not isinstance(array, types.Array):
+        return None
+    view = array.copy(readonly=True)
+
+    def codegen(context, builder, signature, arguments):
+        return impl_ret_borrowed(context, builder, view, arguments[0])
+
+    return view(array), codegen
+
+
+@njit(cache=True)
+def read_only(operand):
+    """``operand`` (an array, no copy) typed read-only, or None for an absent operand."""
+    return None if operand is None else _read_only_view(operand)
+
+
+@intrinsic
+def flag(typingctx, value):
+    """The boolean ``value`` typed ``bool``: a constant's type in compiled code is its own
+    literal type (``Literal[bool](True)``), which would compile a kernel once per constant."""
+    if not isinstance(value, types.Boolean):
+        return None
+
+    def codegen(context, builder, signature, arguments):
+        return context.cast(builder, arguments[0], value, types.boolean)
+
+    return types.boolean(value), codegen
 
 
 @njit(cache=True)
@@ -84,11 +123,11 @@ def _softmax_rows(x, where, out, log, in_place):
     if n <= _forward.SHORT_ROW:
         _forward.softmax_short_rows_serial(x, where, out, log, _forward.chunk_rows(rows, n, 1))
     elif not log and where is None and not in_place:  # softmax keeps its exponentials in out
-        _forward.softmax_rows_serial(x, where, out, True, None, log)
+        _forward.softmax_rows_serial(x, where, out, flag(True), None, log)
     elif log or where is not None or n * x.itemsize > EXPS_BUFFER_BYTES:
-        _forward.softmax_rows_serial(x, where, out, False, None, log)
+        _forward.softmax_rows_serial(x, where, out, flag(False), None, log)
     else:  # softmax in place: its exponentials go to a scratch row
-        _forward.softmax_rows_serial(x, where, out, False, np.empty((1, n), x.dtype), log)
+        _forward.softmax_rows_serial(x, where, out, flag(False), np.empty((1, n), x.dtype), log)
 
 
 @njit(cache=True)
@@ -99,9 +138,10 @@ def softmax(x, where, out, axis, log):
     range; ``out`` is either ``x`` itself or does not overlap it.
     """
     outer, n, inner = shape3(x.shape, axis)
+    in_place = same_memory(x, out)
+    x, where, log = read_only(x), read_only(where), flag(log)
     if inner == 1:
         rows = (outer, n)
-        in_place = same_memory(x, out)
         _softmax_rows(x.reshape(rows), _rows(where, outer, n), out.reshape(rows), log, in_place)
     else:
         columns = (outer, n, inner)
@@ -115,6 +155,7 @@ def logsumexp(x, where, b, lse, sign, axis):
     each of ``outer * inner`` elements; ``x``, ``where`` and ``b`` (or None) are C-contiguous
     arrays of one shape, ``b`` in the accumulation type."""
     outer, n, inner = shape3(x.shape, axis)
+    x, where, b = read_only(x), read_only(where), read_only(b)
     if inner == 1:
         x2, where2, b2 = x.reshape((outer, n)), _rows(where, outer, n), _rows(b, outer, n)
         if n <= _forward.SHORT_ROW:
@@ -139,11 +180,13 @@ def softmax_backward(grad, y, where, out, axis, log):
     """The gradient of log_softmax (``log``) or softmax into ``out``: C-contiguous arrays of one
     shape and dtype (``where`` bool, or None); ``out`` may be exactly ``grad`` or ``y``."""
     outer, n, inner = shape3(grad.shape, axis)
+    in_place = same_memory(grad, out) or same_memory(y, out)
+    grad, y, where, log = read_only(grad), read_only(y), read_only(where), flag(log)
     if inner == 1:
         rows = (outer, n)
         grad2, y2, out2 = grad.reshape(rows), y.reshape(rows), out.reshape(rows)
         where2 = _rows(where, outer, n)
-        if same_memory(grad, out) or same_memory(y, out):  # in place: a staging row (``_staging``)
+        if in_place:  # a staging row (``_staging``)
             _backward.backward_rows_serial(grad2, y2, where2, out2, np.empty((1, n), out.dtype), log)
         else:
             _backward.backward_rows_serial(grad2, y2, where2, out2, None, log)
