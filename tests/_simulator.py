@@ -3,9 +3,10 @@
 The simulator runs each CUDA thread of a block as a Python thread. Its block manager finds out
 that every thread has reached ``cuda.syncthreads()`` by polling: its main thread loops over the
 block's threads (``is_alive()`` and a flag each) until all are blocked or finished, holding the
-GIL for most of its turns while the threads that still have work wait for it. On the simulator
-run of this test suite that loop was about a quarter of the wall time (``tests/test_cuda_paths.py::
-test_every_path_with_mask_and_weights``: 72 s with it, 53 s without).
+GIL for most of its turns while the threads that still have work wait for it (the test suite ran
+the stock simulator with a 10 us thread switch interval to limit that: ``tests/test_cuda_paths.py
+::test_every_path_with_mask_and_weights`` took 72 s; with this barrier and the interpreter's
+default interval, 25 s).
 
 :func:`install` replaces the poll with a condition variable: a thread that reaches the barrier or
 finishes counts itself, and wakes the main thread only when it completes the count (every live

@@ -6,12 +6,11 @@ and call the functions below, which view those arrays canonically exactly as the
 does (``(outer, n)`` rows, ``(outer, n, inner)`` columns, see ``lsm._plan``) and run the same
 kernels of ``_forward`` and ``_backward`` with the same choices (short rows in chunks, softmax
 keeping its exponentials in ``out``, staging buffers in place). The arrays are C-contiguous, as
-the public call's canonical views of a C-contiguous input are, and the operands the kernels only
-read are typed read-only (:func:`read_only`), as the public call hands them over: the kernels'
-constant options are typed ``bool`` (:func:`flag`), as the public call's Python booleans are:
-the kernels' argument types are the public call's, so the same compiled kernels run (compiled
-once for both callers; mutable and literal types compiled every kernel a second time) and the
-results are the same bits.
+the public call's canonical views of a C-contiguous input are. The kernels get the public call's
+argument types too: the operands they only read typed read-only (:func:`read_only`) and the
+options typed ``bool`` (:func:`flag`), not as the constants' literal types. So the same compiled
+kernels run, compiled once for both callers (mutable and literal types compiled every kernel a
+second time), and the results are the same bits.
 
 Always the ``*_serial`` drivers: a caller's ``@njit`` function calls lsm on the calling thread.
 Inside a caller's ``prange`` the parallel drivers would nest one thread pool inside another
