@@ -30,10 +30,6 @@ from numba.cuda import types as cuda_types
 from lsm.cuda import _backward, _config, _copy, _forward, _losses
 from lsm.cuda._numba import cuda
 
-# with tests/test_cuda_compile.py and test_cuda_resources.py on one worker (pytest -n 2, --dist
-# loadgroup): each kernel's machine code is compiled once (machine_code caches it per process)
-pytestmark = pytest.mark.xdist_group("machine-code")
-
 CC = (9, 0)
 # (element type, accumulation type): float16 accumulates in float32
 DTYPES = {

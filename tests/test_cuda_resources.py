@@ -26,9 +26,6 @@ import pytest
 from numba import types
 
 pytest.importorskip("numba_cuda", reason="numba-cuda is not installed (pip install -e '.[test]')")
-# with tests/test_cuda_compile.py and test_cuda_resources.py on one worker (pytest -n 2, --dist
-# loadgroup): each kernel's machine code is compiled once (machine_code caches it per process)
-pytestmark = pytest.mark.xdist_group("machine-code")
 
 
 def _report():
