@@ -12,6 +12,8 @@ import tempfile
 import textwrap
 import time
 
+import numba
+import pytest
 from numba import types
 from numba.core import caching
 from numba.core.registry import CPUDispatcher
@@ -41,6 +43,27 @@ def test_cache_is_cleared_when_any_source_changes_and_kept_otherwise(tmp_path):
 
     (tmp_path / "_helper.py").write_text("helper = 2\n")  # only a helper changes
     refresh(tmp_path)
+    assert "_kernels.kernel-1.py311.nbi" not in _cache_files(cache)
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"), [("OPT", 0), ("DEBUGINFO_DEFAULT", 1), ("ENABLE_PROFILING", 1), ("BOUNDSCHECK", 1)]
+)
+def test_cache_is_cleared_when_numba_would_generate_other_code(tmp_path, monkeypatch, setting, value):
+    """Numba's cache key leaves out these settings: kernels compiled under them (a profiler's
+    run, a debugging session) must not be loaded by a process without them, nor the reverse."""
+    (tmp_path / "_kernels.py").write_text("kernel = 1\n")
+    cache = tmp_path / "__pycache__"
+    refresh(tmp_path)
+    (cache / "_kernels.kernel-1.py311.nbi").write_text("")
+    monkeypatch.setattr(numba.config, setting, value)
+    refresh(tmp_path)
+    assert "_kernels.kernel-1.py311.nbi" not in _cache_files(cache)
+    (cache / "_kernels.kernel-1.py311.nbi").write_text("")
+    refresh(tmp_path)  # the same settings again: kept
+    assert "_kernels.kernel-1.py311.nbi" in _cache_files(cache)
+    monkeypatch.undo()
+    refresh(tmp_path)  # back to the settings it was made with: the stamp no longer matches
     assert "_kernels.kernel-1.py311.nbi" not in _cache_files(cache)
 
 

@@ -14,7 +14,9 @@ made: cache files are unpickled), and warns once, naming ``NUMBA_CACHE_DIR``.
 the kernels in ``_forward.py`` inline helpers from the other modules of this package: an edit to
 a helper alone would leave the cached kernels running the old helper code. :func:`refresh`
 compares a fingerprint of every source file here with the one stored in the cache folder and,
-on a mismatch, deletes this package's cache files there, so Numba compiles afresh.
+on a mismatch, deletes this package's cache files there, so Numba compiles afresh. The
+fingerprint covers Numba's code-generation settings too (optimisation level, debug information,
+profiling, bounds checks), which its cache key leaves out.
 
 **Safe between processes.** Numba names the data file of each compiled signature by a counter
 (``<function>.1.nbc``, ``.2.nbc``, ...) taken from the index it has just read. Two processes
@@ -62,9 +64,19 @@ _POLL_SECONDS = 0.05
 _held = set()  # the lock files this process holds (its compile of a kernel reaches its helpers)
 
 
+def _code_settings():
+    """Numba's settings that change the machine code of a signature but not its cache key: a
+    kernel compiled with debug information or for a profiler (whose functions LLVM may not
+    inline into their callers), at another optimisation level or with bounds checks would
+    otherwise be loaded by every later process. (A profiled run that cached ``exp32`` without
+    inlining made the float32 kernels compiled after it 3-4x slower.)"""
+    config = numba.config
+    return repr((config.OPT, config.DEBUGINFO_DEFAULT, config.ENABLE_PROFILING, config.BOUNDSCHECK))
+
+
 def refresh(package=_PACKAGE, cache=None):
-    """Delete the Numba cache files in ``cache`` if any ``.py`` file of ``package`` changed since
-    they were made.
+    """Delete the Numba cache files in ``cache`` if any ``.py`` file of ``package`` or any of
+    Numba's code-generation settings (:func:`_code_settings`) changed since they were made.
 
     Parameters
     ----------
@@ -75,7 +87,7 @@ def refresh(package=_PACKAGE, cache=None):
         ``*.nbi``, ``*.nbc`` and ``*.lock`` files are deleted; a folder that cannot be written is
         left alone.
     """
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(_code_settings().encode())
     for source in sorted(package.glob("*.py")):
         digest.update(source.read_bytes())
     fingerprint = digest.hexdigest()
