@@ -51,7 +51,7 @@ def setup(request):
         threads_per_worker=1,
         processes=True,
         host="127.0.0.1",
-        dashboard_address=None,
+        dashboard_address=":0",  # a free port: None still takes 8787, where two clusters collide
         env={"NUMBA_NUM_THREADS": "1"},
     )
     client = distributed.Client(cluster, set_as_default=False)
