@@ -16,10 +16,12 @@ from one or two Numba threads (in subprocesses), cross-entropy's column tiles in
 only: other backends have no such blocks.
 """
 
+import ast
 import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numba
 import numpy as np
@@ -356,6 +358,42 @@ def test_the_parallel_drivers_hand_the_helpers_signed_indices():
         if numba.types.uint64 in signature
     ]
     assert unsigned == []
+
+
+def _prange_indices_passed_on_raw(source):
+    """``(line, call)`` of each call in a ``prange`` loop of ``source`` that receives the loop
+    index itself rather than ``np.int64(index)``."""
+    found = []
+    for loop in ast.walk(ast.parse(source)):
+        if not (isinstance(loop, ast.For) and isinstance(loop.iter, ast.Call)):
+            continue
+        if getattr(loop.iter.func, "id", None) != "prange":
+            continue
+        for call in ast.walk(loop):
+            if not isinstance(call, ast.Call) or ast.unparse(call.func) == "np.int64":
+                continue
+            arguments = [*call.args, *(keyword.value for keyword in call.keywords)]
+            if any(
+                isinstance(argument, ast.Name) and argument.id == loop.target.id for argument in arguments
+            ):
+                found.append((call.lineno, ast.unparse(call)))
+    return found
+
+
+def test_no_prange_index_reaches_a_function_unconverted():
+    """The static half of the test above, which sees a helper's signatures only where this
+    process typed it (a helper loaded inside its driver's cached code shows none): in every
+    ``prange`` loop of the CPU kernels, the loop index reaches a call only as ``np.int64(index)``
+    (indexing an array with it is fine)."""
+    sources = sorted(Path(_forward.__file__).parent.glob("*.py"))
+    loops = sum(path.read_text().count("in prange(") for path in sources)
+    raw = {path.name: _prange_indices_passed_on_raw(path.read_text()) for path in sources}
+    assert loops >= 15
+    assert {name: calls for name, calls in raw.items() if calls} == {}
+    # the check itself: a raw index passed on is found
+    assert _prange_indices_passed_on_raw("for o in prange(n):\n    helper(x, np.int64(o), f(o))\n") == [
+        (2, "f(o)")
+    ]
 
 
 def test_split_and_per_tile_paths_agree_bitwise():
