@@ -10,8 +10,8 @@ arithmetic only, so LLVM turns loops over it into SIMD code:
     r = x - k \\ln 2 \\in [-\\tfrac{\\ln 2}{2}, \\tfrac{\\ln 2}{2}]
 
 with ``k ln 2`` subtracted in two parts (Cody and Waite) so that ``r`` is exact to working
-precision, ``e^r`` from a polynomial (Cephes' minimax polynomial in float32, the Taylor series
-to degree 13 in float64) evaluated with fused multiply-adds, and ``2^k`` written straight into
+precision, ``e^r`` from a polynomial (Cephes' minimax polynomial in float32, a Chebyshev fit of
+degree 11 in float64) evaluated with fused multiply-adds, and ``2^k`` written straight into
 the exponent bits as two factors ``2^(k//2) 2^(k - k//2)``, so results near overflow and in the
 subnormal range come out right. The integer ``k`` of float64 is read from the bits of
 ``k + 1.5 * 2^52`` rather than converted: AVX2 has no vector float64-to-int64 conversion.
@@ -62,6 +62,22 @@ _LN2_HI_64 = 6.93147180369123816490e-01
 _LN2_LO_64 = 1.90821492927058770002e-10
 _UNDERFLOW_64 = -746.0  # e^-746 is below half the smallest float64 subnormal
 _OVERFLOW_64 = 710.0  # e^710 is above the largest float64
+# e^r ~ 1 + r + r^2 (c0 r^9 + c1 r^8 + ... + c9) for |r| <= ln(2) / 2: a Chebyshev fit of
+# (e^r - 1 - r) / r^2 of degree 9 (mpmath's chebyfit at 50 digits), its coefficients rounded to
+# float64; the polynomial's relative error is below 1.6e-17 (0.07 ulp), two multiply-adds fewer
+# than the Taylor series of degree 13 it replaces
+_POLY_64 = (
+    2.5100375832561234e-08,
+    2.7620075879983367e-07,
+    2.7557268480310024e-06,
+    2.4801521322368692e-05,
+    0.00019841269863040545,
+    0.0013888888917196719,
+    0.008333333333330065,
+    0.041666666666624164,
+    0.16666666666666669,
+    0.5000000000000001,
+)
 # 1.5 * 2^52: adding it to an integer-valued float64 k (|k| < 2^51) leaves k in the low bits
 _SHIFTER_64 = 6755399441055744.0
 
@@ -95,19 +111,8 @@ def exp64(x):
     clamped = _OVERFLOW_64 if _OVERFLOW_64 < clamped else clamped
     k = np.floor(clamped * _LOG2E_64 + 0.5)
     r = (clamped - k * _LN2_HI_64) - k * _LN2_LO_64
-    # Taylor series of e^r to degree 13: the remainder is below 2^-60 for |r| <= ln(2) / 2
-    p = 1.0 / 6227020800.0
-    p = p * r + 1.0 / 479001600.0
-    p = p * r + 1.0 / 39916800.0
-    p = p * r + 1.0 / 3628800.0
-    p = p * r + 1.0 / 362880.0
-    p = p * r + 1.0 / 40320.0
-    p = p * r + 1.0 / 5040.0
-    p = p * r + 1.0 / 720.0
-    p = p * r + 1.0 / 120.0
-    p = p * r + 1.0 / 24.0
-    p = p * r + 1.0 / 6.0
-    p = p * r + 0.5
+    c0, c1, c2, c3, c4, c5, c6, c7, c8, c9 = _POLY_64
+    p = ((((((((c0 * r + c1) * r + c2) * r + c3) * r + c4) * r + c5) * r + c6) * r + c7) * r + c8) * r + c9
     y = p * (r * r) + r + 1.0
     # k's integer value read from the bits of k + 1.5 * 2^52, not by a conversion: x86 before
     # AVX-512 has no vector float64 -> int64 conversion, and one per element, in scalar code,
