@@ -211,10 +211,13 @@ def _row(operand, o):
 
 
 @njit(cache=True)
-def _tile_max(m, values, where, b):
-    for t in range(m.shape[0]):
+def _tile_max(new, old, values, where, b):
+    # Into another array than it reads: written in place, ``m[t] = v if v > m[t] else m[t]``
+    # stores only where the maximum rises, which LLVM vectorises as masked stores (vmaskmovps),
+    # seven times slower per element than a blend and a plain store on an AMD Zen 3
+    for t in range(old.shape[0]):
         v = load(values[t]) if included(where, b, t) else to_acc(-np.inf, values)
-        m[t] = v if v > m[t] else m[t]
+        new[t] = v if v > old[t] else old[t]
 
 
 @njit(cache=True)
@@ -248,9 +251,12 @@ def block_stats(x, where, b, o, i0, i1, j0, j1, m, at_max, rest):
     on *cache blocks* (``_forward``): rows few enough that the second pass finds them in the
     cache the first pass brought them into, so memory sees one read.
     """
-    m[:] = to_acc(-np.inf, x)
+    current, spare = m, np.empty_like(m)  # the running maxima move between two arrays
+    current[:] = to_acc(-np.inf, x)
     for j in range(j0, j1):
-        _tile_max(m, x[o, j, i0:i1], _tile_row(where, o, j, i0, i1), _tile_row(b, o, j, i0, i1))
+        _tile_max(spare, current, x[o, j, i0:i1], _tile_row(where, o, j, i0, i1), _tile_row(b, o, j, i0, i1))
+        current, spare = spare, current
+    m[:] = current  # (a copy onto itself when the maxima ended in m)
     at_max[:] = 0
     total = rest
     total[:] = 0
