@@ -4,19 +4,14 @@ No GPU is needed: the driver boundary of the CUDA backend (``lsm.cuda._numba``) 
 the stand-ins of ``tests/test_cuda_launcher.py`` (host memory posing as device memory, streams
 and devices as names), the kernel launch by a no-op that counts, and the whole Python side of a
 call runs as it does on a GPU: argument checks, interface reading, planning, the kernel choice,
-grids, result allocation, the check kernels' verdict. Two figures per call:
+grids, result allocation, the kernel arguments (lsm's ``KernelArray``s, made as on a GPU), the
+check kernels' verdict.
 
-- **stand-in arrays**: each operand a kernel receives is a plain description
-  (``test_cuda_launcher.KernelArray``): lsm's own host work;
-- **Numba arrays**: each is a real ``numba.cuda`` ``DeviceNDArray`` built by
-  ``cuda.from_cuda_array_interface`` (what ``_numba.as_device`` does on a GPU), with only its
-  driver query (the current context) stubbed.
-
-Neither includes numba-cuda's own launch (typing the arguments, finding the compiled kernel,
-marshalling, ``cuLaunchKernel``), nor a real allocator (results come from ``numpy.empty``), nor
-the device-to-host copy of a loss's check verdict: a GPU adds those. Each figure is the median
-over ``--repeats`` batches of ``--calls`` calls, in microseconds per call. Timings depend on the
-machine and its load.
+Not included: numba-cuda's own launch (typing the arguments, finding the compiled kernel,
+marshalling, ``cuLaunchKernel``), a real allocator (results come from ``numpy.empty``), the
+streams' lookup in the driver, and the device-to-host copy of a loss's check verdict: a GPU adds
+those. Each figure is the median over ``--repeats`` batches of ``--calls`` calls, in
+microseconds per call. Timings depend on the machine and its load.
 
 Usage::
 
@@ -36,10 +31,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-import numba
-import numba.cuda.api
 import test_cuda_launcher as launcher
-from numba import cuda
 
 import lsm
 from lsm.cuda import _numba
@@ -48,20 +40,18 @@ SHAPE = (4096, 1000)  # float32 rows of 1,000: the warp-per-row kernels
 
 
 @contextlib.contextmanager
-def stubbed(numba_arrays, counts):
+def stubbed(counts):
     """The CUDA backend with the stand-in driver of ``tests/test_cuda_launcher.py`` and no-op
-    launches; ``counts`` gets the launches and the device arrays built."""
+    launches; ``counts`` gets the launches and the kernel arrays made."""
     streams = launcher.Launches()  # its streams and devices: names, no driver
-    real_as_device = _numba.as_device
+    real_kernel_array = _numba.kernel_array
 
     def launch(kernel, blocks, threads, stream, *args, shared=0):
         counts["launches"] += 1
 
-    def as_device(owner, pointer, shape, strides, dtype):
-        counts["device arrays"] += 1
-        if numba_arrays:
-            return real_as_device(owner, pointer, shape, strides, dtype)
-        return launcher.KernelArray(shape, strides, dtype)
+    def kernel_array(*description):
+        counts["kernel arrays"] += 1
+        return real_kernel_array(*description)
 
     stand_ins = {
         "is_available": lambda: True,
@@ -70,18 +60,14 @@ def stubbed(numba_arrays, counts):
         "wait": lambda producer, consumer: None,
         # numpy.empty: allocation costs what the caller's allocator costs, not measured here
         "device_array": lambda shape, dtype, stream: launcher.DeviceStandIn(np.empty(shape, dtype)),
+        "as_device": lambda owner, pointer, *layout: launcher.CopiedArray(*layout),
         "to_host": launcher._verdict_without_errors,
-        "as_device": as_device,
+        "kernel_array": kernel_array,
         "launch": launch,
     }
     with contextlib.ExitStack() as stack:
         for name, value in stand_ins.items():
             stack.enter_context(mock.patch.object(_numba, name, value))
-        if numba_arrays:  # a DeviceNDArray's only driver query: the current context
-            context = object()
-            stack.enter_context(mock.patch.object(numba.cuda.api, "current_context", lambda: context))
-            unchecked = numba.cuda.api.from_cuda_array_interface.__wrapped__  # no context check
-            stack.enter_context(mock.patch.object(cuda, "from_cuda_array_interface", unchecked))
         yield
 
 
@@ -118,19 +104,15 @@ def main():
         f"numba-cuda {importlib.metadata.version('numba-cuda')}, x: {SHAPE} float32, "
         f"median of {args.repeats} batches of {args.calls} calls"
     )
-    print("| call | launches | device arrays | stand-in arrays (us) | Numba arrays (us) |")
-    print("|---|---:|---:|---:|---:|")
+    print("| call | launches | kernel arrays | host time (us) |")
+    print("|---|---:|---:|---:|")
     for name, call in calls().items():
-        figures = []
-        for numba_arrays in (False, True):
-            counts = {"launches": 0, "device arrays": 0}
-            with stubbed(numba_arrays, counts):
-                call()
-                once = dict(counts)
-                figures.append(per_call_us(call, args.repeats, args.calls))
-        print(
-            f"| {name} | {once['launches']} | {once['device arrays']} | {figures[0]:.1f} | {figures[1]:.1f} |"
-        )
+        counts = {"launches": 0, "kernel arrays": 0}
+        with stubbed(counts):
+            call()
+            once = dict(counts)
+            figure = per_call_us(call, args.repeats, args.calls)
+        print(f"| {name} | {once['launches']} | {once['kernel arrays']} | {figure:.1f} |")
 
 
 if __name__ == "__main__":

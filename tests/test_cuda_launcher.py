@@ -13,6 +13,7 @@ does that).
 """
 
 import contextlib
+import ctypes
 import inspect
 import os
 import sys
@@ -30,9 +31,10 @@ if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":  # the simulator replaces numb
 import numba
 from numba import types
 from numba.cuda import types as cuda_types
+from numba.cuda.cudadrv import devices
 from numba.cuda.cudadrv.devicearray import DeviceNDArray
 from numba.cuda.dispatcher import _Kernel
-from numba.cuda.np.numpy_support import from_dtype
+from numba.cuda.typing.typeof import Purpose, typeof
 
 import lsm
 from lsm.cuda import _backward, _config, _copy, _forward, _losses, _numba
@@ -64,18 +66,21 @@ class DeviceStandIn:
         return self.array.dtype
 
 
-class KernelArray:
-    """What ``as_device`` gives a launch: a description, typed as the dispatcher types arrays."""
+class CopiedArray:
+    """What ``as_device`` gives a copy to the host: a description (there is no device memory)."""
 
     def __init__(self, shape, strides, dtype):
         self.shape, self.strides, self.dtype = tuple(shape), tuple(strides), np.dtype(dtype)
 
 
-def _numba_type(value):
-    if isinstance(value, (KernelArray, DeviceStandIn)):
-        dtype = value.dtype if isinstance(value, KernelArray) else value.array.dtype
-        return types.Array(from_dtype(dtype), len(value.shape), "A")
-    return numba.typeof(value)
+def _marshal(kernel, ty, value):
+    """The kernel arguments numba-cuda's launcher makes of ``value`` typed ``ty`` for ``kernel``
+    (``_Kernel._prepare_args`` with the kernel's launcher extensions)."""
+    marshaller = pytypes.SimpleNamespace(extensions=kernel.targetoptions.get("extensions") or [])
+    marshaller._prepare_args = lambda *rest: _Kernel._prepare_args(marshaller, *rest)
+    kernelargs = []
+    marshaller._prepare_args(ty, value, 0, [], kernelargs)
+    return kernelargs
 
 
 def _kernel_name(kernel):
@@ -118,14 +123,12 @@ class Launches:
         self.shared.setdefault(_kernel_name(kernel), set()).add(shared)
         parameters = inspect.signature(kernel.py_func).parameters
         assert len(args) == len(parameters), f"{_kernel_name(kernel)}: {len(args)} arguments"
-        marshaller = pytypes.SimpleNamespace(extensions=kernel.targetoptions.get("extensions") or [])
-        marshaller._prepare_args = lambda *rest: _Kernel._prepare_args(marshaller, *rest)
         for name, value in zip(parameters, args, strict=True):
-            ty = _numba_type(value)
-            if isinstance(ty, types.Array):  # marshalled from device memory, which is a stand-in here
-                continue
+            ty = typeof(value, Purpose.argument)  # as the dispatcher types it
+            # arrays are lsm's kernel arrays, marshalled without touching memory
+            assert type(value) is _numba.KernelArray or not isinstance(ty, types.Array), name
             try:
-                marshaller._prepare_args(ty, value, 0, [], [])
+                _marshal(kernel, ty, value)
             except NotImplementedError as error:
                 raise AssertionError(
                     f"numba-cuda's launcher rejects argument {name!r} = {value!r} of "
@@ -162,7 +165,7 @@ def launches(monkeypatch):
     )
     monkeypatch.setattr(_numba, "to_host", _verdict_without_errors)
     monkeypatch.setattr(
-        _numba, "as_device", lambda owner, pointer, shape, strides, dtype: KernelArray(shape, strides, dtype)
+        _numba, "as_device", lambda owner, pointer, shape, strides, dtype: CopiedArray(shape, strides, dtype)
     )
     monkeypatch.setattr(_numba, "launch", seen)
     return seen
@@ -424,7 +427,8 @@ def test_each_operand_interface_is_read_once_a_call(launches, in_place):
 class _DeviceMemoryStandIn:
     """The device memory of a Numba device array made without a driver (never read here)."""
 
-    device_ctypes_pointer = None
+    def __init__(self, pointer=None):
+        self.device_ctypes_pointer = None if pointer is None else ctypes.c_void_p(pointer)
 
     def view(self, start, stop=None):
         return self
@@ -451,3 +455,52 @@ def test_two_opaque_bytes_are_bfloat16_only_where_the_array_says_so(launches):
         lsm.softmax(x)
     lsm.softmax(DeviceStandIn(np.zeros((2, 3), dtype=BFLOAT16)))
     assert "softmax_rows_lanes4" in launches.names
+
+
+def _layouts():
+    """``(shape, strides, dtype)`` cases: contiguous both ways, transposed, strided, reversed,
+    broadcast (zero strides, also along axes of length 1), empty, every float and bool dtype."""
+    rng = np.random.default_rng(7)
+    for dtype in [*FLOATS, "bool"]:
+        dtype = BFLOAT16 if dtype == "bfloat16" else np.dtype(dtype)
+        size = dtype.itemsize
+        yield (5,), (size,), dtype
+        yield (4, 3), (3 * size, size), dtype
+        yield (4, 3), (size, 4 * size), dtype  # F
+        yield (4, 1, 3), (3 * size, 0, size), dtype  # a zero stride on a length-1 axis: 'A'
+        yield (4, 3), (0, size), dtype
+        yield (1, 3), (0, size), dtype
+        yield (0, 3), (3 * size, size), dtype
+        yield (3, 0, 2), (0, 8 * size, size), dtype
+        for _ in range(12):
+            shape = tuple(int(n) for n in rng.integers(1, 5, rng.integers(1, 4)))
+            strides = tuple(int(s) * size for s in rng.integers(-6, 7, len(shape)))
+            yield shape, strides, dtype
+
+
+def test_kernel_arrays_are_typed_and_marshalled_as_numbas_device_arrays(monkeypatch):
+    """What lets a launch skip making Numba device arrays (issue 19, item 5): for every layout,
+    lsm's ``KernelArray`` has the type the dispatcher gives Numba's own device array over the
+    same memory (so the same compiled kernel runs), and numba-cuda's launcher, with lsm's
+    extensions, makes the same kernel arguments of it as of Numba's array."""
+    monkeypatch.setattr(devices, "get_context", lambda: None)  # what an empty array asks for
+    kernel = _forward.build_rows(numba.float32)["softmax_rows_block"]  # its launcher extensions
+    pointer = 0x7F00_0000_1000
+    for shape, strides, dtype in _layouts():
+        numbas = DeviceNDArray(shape, strides, dtype, gpu_data=_DeviceMemoryStandIn(pointer))
+        ours = _numba.KernelArray(None, pointer, shape, strides, dtype)
+        expected = typeof(numbas, Purpose.argument)
+        assert typeof(ours, Purpose.argument) == expected, (shape, strides, dtype)
+        arguments = _marshal(kernel, expected, ours)
+        assert arguments == _marshal(kernel, expected, numbas), (shape, strides, dtype)
+        assert len(arguments) == 5 + 2 * len(shape)
+
+
+def test_kernel_array_fields_follow_numbas_array_data_model():
+    """The fields a ``KernelArray`` passes are the members of Numba's array data model in order,
+    each one pointer-sized value (shape and strides one per axis)."""
+    ty = types.Array(types.float32, 2, "A")
+    model = numba.core.datamodel.default_manager.lookup(ty)
+    assert model._fields == ("meminfo", "parent", "nitems", "itemsize", "data", "shape", "strides")
+    ours = _numba.KernelArray(None, 4096, (4, 3), (24, 4), np.dtype(np.float32))
+    assert ours.fields == (0, 0, 12, 4, 4096, 4, 3, 24, 4)

@@ -118,7 +118,7 @@ class CudaBackend:
     def item(self, view, index):
         offset = sum(i * stride for i, stride in zip(index, view.strides, strict=True))
         element = view.with_layout((1,), (view.dtype.itemsize,)).shifted(offset)
-        return _numba.to_host(element.device(), self.stream)[0].item()
+        return element.to_host(self.stream)[0].item()
 
     def finish(self, result):
         return result
@@ -145,8 +145,8 @@ class CudaBackend:
         _, verdict = self.empty((3,), np.dtype(np.int64))
         total = Strided(verdict.owner, verdict.pointer + 16, (1,), (8,), np.dtype(np.float64))
         checks = target, n_classes, ignore_index, class_weight, verdict, total
-        copied = _launch.check_classes(*checks, self.stream)
-        position, bad_weights, total_bits = _numba.to_host(copied, self.stream)
+        _launch.check_classes(*checks, self.stream)
+        position, bad_weights, total_bits = verdict.to_host(self.stream)
         total = np.array(total_bits, dtype=np.int64).view(np.float64)
         return (int(position) if position < items else -1), int(bad_weights), float(total)
 

@@ -282,13 +282,11 @@ def nll_loss(logp, target, class_weight, ignore_index, loss, stream):
 def check_classes(target, n_classes, ignore_index, class_weight, verdict, total, stream):
     """Launch ``_losses.check_classes`` on the ``(outer, inner)`` view ``target`` of class
     indices and the class weights (a Numba device array), either None, into the 3-element int64
-    view ``verdict`` and the float64 view ``total`` of its last element. Returns the Numba array
-    of ``verdict``, to copy back (the kernel writes its first two elements)."""
+    view ``verdict`` and the float64 view ``total`` of its last element (the kernel writes the
+    first two elements of ``verdict``)."""
     target = None if target is None else target.device()
-    status = verdict.device()
-    args = target, n_classes, ignore_index, class_weight, status, total.device()
+    args = target, n_classes, ignore_index, class_weight, verdict.device(), total.device()
     _numba.launch(_losses.check_classes, _blocks(1, 1), _config.BLOCK_THREADS, stream, *args)
-    return status
 
 
 def reduce_loss(loss, denominator, result, stream):

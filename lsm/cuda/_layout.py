@@ -3,7 +3,8 @@
 Every device operand is described once (:func:`read`, from its CUDA array interface) as a
 :class:`Strided`; transposing, broadcasting and merging axes into the canonical
 ``(outer, n, inner)`` form are arithmetic on shapes and strides, as NumPy does for host arrays.
-Only :meth:`Strided.device` turns a description into a Numba device array for a kernel launch.
+Only :meth:`Strided.device` turns a description into a kernel argument, and
+:meth:`Strided.to_host` into a Numba device array to copy to the host.
 """
 
 import functools
@@ -76,8 +77,13 @@ class Strided:
         return low < other_high and other_low < high
 
     def device(self):
-        """A Numba device array over this view, for a kernel argument."""
-        return _numba.as_device(self.owner, self.pointer, self.shape, self.strides, self.dtype)
+        """This view as a kernel argument (``_numba.kernel_array``)."""
+        return _numba.kernel_array(self.owner, self.pointer, self.shape, self.strides, self.dtype)
+
+    def to_host(self, stream):
+        """A new host array with this view's elements; waits for ``stream``."""
+        array = _numba.as_device(self.owner, self.pointer, self.shape, self.strides, self.dtype)
+        return _numba.to_host(array, stream)
 
 
 def contiguous_strides(shape, itemsize):

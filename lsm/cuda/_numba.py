@@ -6,11 +6,13 @@ passes through here, so a switch touches this file only. The rest of ``lsm.cuda`
 - ``cuda``: the kernel language (``cuda.jit`` for device functions, ``cuda.grid``,
   ``cuda.shared``, ``cuda.local``, ``cuda.syncthreads``, ``cuda.shfl_xor_sync``, ...);
 - ``kernel`` and ``launch``: how every kernel of lsm is declared and launched (see
-  :class:`AbsentOperand`);
+  :class:`AbsentOperand` and :class:`KernelArray`, the launcher's extensions);
 - ``SIMULATOR``: whether Numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``) stands in for a GPU;
-- ``interface`` / ``as_device``: read a device array's memory description, and wrap a strided
-  view of that memory as a Numba device array (no copy; the simulator's arrays are host arrays in
-  disguise, described by ``__array_interface__`` instead of ``__cuda_array_interface__``);
+- ``interface`` / ``kernel_array`` / ``as_device``: read a device array's memory description,
+  and pass a strided view of that memory to a kernel (:class:`KernelArray`) or wrap it as a
+  Numba device array for a copy to the host (no copy of the memory; the simulator's arrays are
+  host arrays in disguise, described by ``__array_interface__`` instead of
+  ``__cuda_array_interface__``);
 - ``device_array``, ``to_host``, ``is_available``;
 - ``on_device``, ``stream``, ``wait``: devices and streams;
 - on a GPU only, for ``_elements``' element conversions and ``_runs``' vector loads:
@@ -20,6 +22,7 @@ passes through here, so a switch touches this file only. The rest of ``lsm.cuda`
 
 import contextlib
 import functools
+import math
 import sys
 import threading
 
@@ -99,6 +102,7 @@ __all__ = [
     "is_available",
     "is_numba_device_array",
     "kernel",
+    "kernel_array",
     "launch",
     "on_device",
     "stream",
@@ -127,7 +131,76 @@ class AbsentOperand:
         return ty, val
 
 
-LAUNCH_EXTENSIONS = (AbsentOperand(),)
+class KernelArray:
+    """A strided view of device memory as a kernel argument, without a Numba device array.
+
+    A Numba ``DeviceNDArray`` takes several microseconds to make from an interface description
+    (its shape and strides go through a model of the array, its flags are computed, its memory
+    wrapped), and a launch reads five of its attributes. An array argument of a compiled kernel is no more
+    than its fields in the order of Numba's array data model, each pointer-sized: a meminfo and
+    a parent pointer (null: lsm's memory is owned by the caller's array), the element count, the
+    item size, the data pointer, the shape and the byte strides. A ``KernelArray`` holds those
+    fields, made once, and ``_numba_type_``, the type the dispatcher gives the argument (the one
+    a Numba device array of the same layout has, so the same compiled kernels run); the
+    launcher extension :class:`ArrayFields` hands the fields to numba-cuda's marshalling as a
+    tuple of pointers, which it passes as they are. ``owner`` keeps the memory alive.
+    ``tests/test_cuda_launcher.py`` checks, against numba-cuda's own marshalling of its device
+    arrays, that both give the same type and the same kernel arguments.
+    """
+
+    __slots__ = ("_numba_type_", "fields", "owner")
+
+    def __init__(self, owner, pointer, shape, strides, dtype):
+        self.owner = owner
+        self._numba_type_ = _array_type(shape, strides, dtype)
+        size = math.prod(shape)  # an empty view points nowhere, as numba-cuda's empty arrays
+        self.fields = (0, 0, size, dtype.itemsize, pointer if size else 0, *shape, *strides)
+
+
+class ArrayFields:
+    """A launcher extension of numba-cuda: a :class:`KernelArray` travels as its fields."""
+
+    def prepare_args(self, ty, val, stream, retr):
+        if type(val) is KernelArray:
+            return _pointers(len(val.fields)), val.fields
+        return ty, val
+
+
+@functools.lru_cache(maxsize=1024)
+def _array_type(shape, strides, dtype):
+    """The Numba type of a device array of this layout (remembered for the last 1,024 layouts,
+    as a training loop repeats its shapes)."""
+    from numba.cuda.np.numpy_support import from_dtype  # bfloat16 as numba-cuda's bfloat16
+
+    return types.Array(from_dtype(dtype), len(shape), _layout(shape, strides, dtype.itemsize))
+
+
+@functools.cache
+def _pointers(count):
+    return types.UniTuple(types.CPointer(types.uint8), count)
+
+
+def _layout(shape, strides, itemsize):
+    """Numba's layout letter of a device array (NumPy's contiguity rules as numba-cuda applies
+    them): 'C' or 'F' when contiguous that way (an empty array counts as both, 'C' preferred),
+    'A' otherwise, and for any zero stride of a non-empty array (even of an axis of length 1)."""
+    if 0 in shape:
+        return "C"
+    if 0 in strides:
+        return "A"
+    for order, layout in ((reversed(range(len(shape))), "C"), (range(len(shape)), "F")):
+        expected = itemsize
+        for axis in order:
+            if shape[axis] != 1:
+                if strides[axis] != expected:
+                    break
+                expected *= shape[axis]
+        else:
+            return layout
+    return "A"
+
+
+LAUNCH_EXTENSIONS = (AbsentOperand(), ArrayFields())
 
 
 def kernel(func, launch_bounds=None):
@@ -179,7 +252,8 @@ def interface(array):
 
 
 def as_device(owner, pointer, shape, strides, dtype):
-    """A Numba device array over existing memory: ``shape`` and byte ``strides`` from ``pointer``.
+    """A Numba device array over existing memory: ``shape`` and byte ``strides`` from ``pointer``
+    (to copy to the host; kernels take a :func:`kernel_array`).
 
     ``owner`` keeps the memory alive. Nothing is copied or synchronised: the caller launches on
     the stream the memory belongs to. A bfloat16 ``dtype`` (whose interface type string, ``<V2``,
@@ -199,6 +273,15 @@ def as_device(owner, pointer, shape, strides, dtype):
         description["stream"] = None
         array = cuda.from_cuda_array_interface(description, owner=owner, sync=False)
     return array if array.dtype == dtype else array.view(dtype)
+
+
+def kernel_array(owner, pointer, shape, strides, dtype):
+    """A kernel argument over existing memory: ``shape`` and byte ``strides`` from ``pointer``
+    (a :class:`KernelArray`; in the simulator, which calls kernels as Python functions, a device
+    array from :func:`as_device`)."""
+    if SIMULATOR:
+        return as_device(owner, pointer, shape, strides, dtype)
+    return KernelArray(owner, pointer, shape, strides, dtype)
 
 
 def device_array(shape, dtype, stream_):
