@@ -14,12 +14,21 @@ CUDA tensor gives torch results on the GPU. These functions build no autograd gr
 that requires grad is refused (``lsm.torch`` has the autograd-aware versions).
 """
 
+import functools
+
 import numpy as np
 
 from . import _validate
 from .cpu import BACKEND as HOST
 
 _DLPACK_CPU = 1  # kDLCPU in the DLPack spec
+
+
+@functools.lru_cache(maxsize=256)
+def package_of(cls):
+    """The top-level package of the module defining ``cls`` ("numpy", "cupy", "torch", ...;
+    remembered per type: every call asks it of each operand)."""
+    return cls.__module__.partition(".")[0]
 
 
 def _is_simulator_array(obj):
@@ -30,9 +39,10 @@ def _has_interface(obj):
     # Not read when the type says enough: CuPy and torch define the interface as a property,
     # which builds its dict on every read (the call reads it once, later); torch defines it for
     # tensors on every device, so a tensor's own flag answers.
-    if _is_torch(obj):
+    cls = type(obj)
+    if package_of(cls) == "torch":
         return bool(getattr(obj, "is_cuda", False))
-    if hasattr(type(obj), "__cuda_array_interface__"):
+    if hasattr(cls, "__cuda_array_interface__"):
         return True
     try:
         return hasattr(obj, "__cuda_array_interface__")
@@ -52,14 +62,10 @@ def _is_gpu_array(obj):
     return False
 
 
-def _gpu_backend(func, operands, on_gpu):
-    """The CUDA backend of a call whose operands (by name) are on the GPU where ``on_gpu`` says."""
-    if not all(on_gpu):
-        on_host = [name for name, gpu in zip(operands, on_gpu, strict=True) if not gpu]
-        raise _validate.mixed_devices(func, [name for name in operands if name not in on_host], on_host)
-    for name, operand in operands.items():
-        if not _has_interface(operand) and not _is_simulator_array(operand):
-            raise _validate.no_array_interface(func, name, operand)
+@functools.cache
+def _cuda_backend():
+    """``lsm.cuda.CudaBackend``, imported on the first call with a device array (an ImportError
+    is not remembered: numba-cuda may be installed later in the session)."""
     try:
         from .cuda import CudaBackend
     except ImportError as error:
@@ -67,11 +73,11 @@ def _gpu_backend(func, operands, on_gpu):
             "lsm: GPU arrays need numba-cuda; install the extra with pip install 'lsm-kernels[cuda]' "
             "(CUDA 12) or 'lsm-kernels[cuda13]' (CUDA 13)"
         ) from error
-    return CudaBackend(func, *next(iter(operands.items())))
+    return CudaBackend
 
 
 def _is_torch(obj):
-    return type(obj).__module__.split(".")[0] == "torch"
+    return package_of(type(obj)) == "torch"
 
 
 def _numpy_view(tensor, func, name):
@@ -129,14 +135,14 @@ class TorchHost:
 TORCH_HOST = TorchHost()
 
 
-def backend_for(func, **operands):
+def backend_for(func, operands):
     """The in-memory backend (``lsm._protocol.Backend``) that runs ``func`` on these operands.
 
     Parameters
     ----------
     func : str
         The public function's name, for messages.
-    **operands
+    operands : dict
         The array arguments of the call by name (``None`` entries are skipped); the names
         appear in error messages. The first names the array whose kind results take (on the
         host: torch tensors for a torch tensor, else NumPy arrays).
@@ -150,12 +156,28 @@ def backend_for(func, **operands):
     ImportError
         For a device array when numba-cuda is not installed.
     """
-    operands = {name: operand for name, operand in operands.items() if operand is not None}
-    on_gpu = []
+    first = None  # (name, operand) of the first array
+    on_host, on_gpu, hidden = [], [], []  # names; hidden: GPU arrays without the interface
     for name, operand in operands.items():
-        if isinstance(operand, np.ma.MaskedArray):
+        if operand is None:
+            continue
+        if first is None:
+            first = name, operand
+        if type(operand) is np.ndarray:  # the common case first
+            on_host.append(name)
+        elif isinstance(operand, np.ma.MaskedArray):
             raise _validate.masked_array(func, name)
-        on_gpu.append(_is_gpu_array(operand))
-    if any(on_gpu):
-        return _gpu_backend(func, operands, on_gpu)
-    return TORCH_HOST if operands and _is_torch(next(iter(operands.values()))) else HOST
+        elif _has_interface(operand) or _is_simulator_array(operand):
+            on_gpu.append(name)
+        elif _is_gpu_array(operand):
+            on_gpu.append(name)
+            hidden.append(name)
+        else:
+            on_host.append(name)
+    if not on_gpu:
+        return TORCH_HOST if first is not None and _is_torch(first[1]) else HOST
+    if on_host:
+        raise _validate.mixed_devices(func, on_gpu, on_host)
+    if hidden:
+        raise _validate.no_array_interface(func, hidden[0], operands[hidden[0]])
+    return _cuda_backend()(func, *first)

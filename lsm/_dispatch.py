@@ -11,14 +11,11 @@ from . import _devices
 from ._pipeline import Pipeline
 
 
-def _is_dask(operand):
-    return type(operand).__module__.split(".")[0] == "dask"
-
-
 def pipeline_for(func, **operands):
     """The pipeline of a call to ``func`` on these array arguments (by name; None skipped)."""
-    if any(_is_dask(operand) for operand in operands.values()):
-        from .dask import BACKEND
+    for operand in operands.values():
+        if _devices.package_of(type(operand)) == "dask":
+            from .dask import BACKEND
 
-        return BACKEND
-    return Pipeline(_devices.backend_for(func, **operands))
+            return BACKEND
+    return Pipeline(_devices.backend_for(func, operands))

@@ -2,7 +2,7 @@
 
 No GPU is needed: the driver boundary of the CUDA backend (``lsm.cuda._numba``) is replaced by
 the stand-ins of ``tests/test_cuda_launcher.py`` (host memory posing as device memory, streams
-and devices as names), the kernel launch by a no-op that counts, and the whole Python side of a
+as names), the kernel launch by a no-op that counts, and the whole Python side of a
 call runs as it does on a GPU: argument checks, interface reading, planning, the kernel choice,
 grids, result allocation, the kernel arguments (lsm's ``KernelArray``s, made as on a GPU), the
 check kernels' verdict.
@@ -43,7 +43,7 @@ SHAPE = (4096, 1000)  # float32 rows of 1,000: the warp-per-row kernels
 def stubbed(counts):
     """The CUDA backend with the stand-in driver of ``tests/test_cuda_launcher.py`` and no-op
     launches; ``counts`` gets the launches and the kernel arrays made."""
-    streams = launcher.Launches()  # its streams and devices: names, no driver
+    streams = launcher.Launches()  # its streams: names, no driver
     real_kernel_array = _numba.kernel_array
 
     def launch(kernel, blocks, threads, stream, *args, shared=0):
@@ -55,8 +55,8 @@ def stubbed(counts):
 
     stand_ins = {
         "is_available": lambda: True,
-        "stream": streams.stream,
-        "on_device": streams.on_device,
+        "stream": streams.stream,  # (the real on_device: for the Numba kind's arrays, whose
+        # device is the current one, it makes no driver call)
         "wait": lambda producer, consumer: None,
         # numpy.empty: allocation costs what the caller's allocator costs, not measured here
         "device_array": lambda shape, dtype, stream: launcher.DeviceStandIn(np.empty(shape, dtype)),

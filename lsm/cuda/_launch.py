@@ -32,17 +32,18 @@ def _blocks(items, per_block):
     return min(_config.MAX_BLOCKS, max(_config.MIN_BLOCKS, -(-items // per_block)))
 
 
-def _rows_view(view):
-    """The ``(outer, n)`` view of an ``(outer, n, 1)`` view."""
-    return view.with_layout(view.shape[:2], view.strides[:2])
-
-
 def _device(view):
     return None if view is None else view.device()
 
 
 def _rows_device(view):
-    return None if view is None else _rows_view(view).device()
+    """The ``(outer, n)`` view of an ``(outer, n, 1)`` view as a kernel argument (None stays None)."""
+    return None if view is None else view.device_leading(2)
+
+
+def _items_device(view):
+    """The ``(outer,)`` view of an ``(outer, 1)`` view as a kernel argument (None stays None)."""
+    return None if view is None else view.device_leading(1)
 
 
 def choose(outer, n, inner, acc):
@@ -179,8 +180,7 @@ def logsumexp(x, where, b, lse, sign, stream, allocate):
     rows = _forward.build_rows(acc)
     shared = _shared_row(path, x)
     x, where, b = _rows_device(x), _rows_device(where), _rows_device(b)
-    lse = lse.with_layout(lse.shape[:1], lse.strides[:1]).device()
-    sign = None if sign is None else sign.with_layout(sign.shape[:1], sign.strides[:1]).device()
+    lse, sign = _items_device(lse), _items_device(sign)
     if path == "warp":
         kernel, blocks, threads = _warp_launch("logsumexp_rows_warp", n, outer, acc)
         _numba.launch(kernel, blocks, threads, stream, x, where, b, lse, sign)
@@ -225,11 +225,6 @@ def softmax_backward(grad, y, where, out, log, stream):
         name = "backward_rows_shared" if shared else "backward_rows"
         args = _rows_device(grad), _rows_device(y), _rows_device(where), _rows_device(out), log
         _numba.launch(kernels[name], _blocks(outer, 1), _config.BLOCK_THREADS, stream, *args, **shared)
-
-
-def _items_device(view):
-    """The ``(outer,)`` view of an ``(outer, 1)`` view, as a device array (None stays None)."""
-    return None if view is None else view.with_layout(view.shape[:1], view.strides[:1]).device()
 
 
 def cross_entropy(x, target, probs, class_weight, options, loss, grad, stream):

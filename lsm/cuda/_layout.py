@@ -80,13 +80,21 @@ class Strided:
         """This view as a kernel argument (``_numba.kernel_array``)."""
         return _numba.kernel_array(self.owner, self.pointer, self.shape, self.strides, self.dtype)
 
+    def device_leading(self, ndim):
+        """The view of the first ``ndim`` axes (the others of length 1) as a kernel argument."""
+        layout = self.shape[:ndim], self.strides[:ndim]
+        return _numba.kernel_array(self.owner, self.pointer, *layout, self.dtype)
+
     def to_host(self, stream):
         """A new host array with this view's elements; waits for ``stream``."""
         array = _numba.as_device(self.owner, self.pointer, self.shape, self.strides, self.dtype)
         return _numba.to_host(array, stream)
 
 
+@functools.lru_cache(maxsize=1024)
 def contiguous_strides(shape, itemsize):
+    """The byte strides of a C-contiguous array (remembered for the last 1,024 shapes: results
+    are allocated C-contiguous on every call)."""
     strides, step = [], itemsize
     for size in reversed(shape):
         strides.append(step)
@@ -159,7 +167,7 @@ def read(array, func, name):
         description = _numba.interface(array)
     except RuntimeError as error:
         raise _validate.unreadable_interface(func, name, array, error) from error
-    dtype = np.dtype(description["typestr"])
+    dtype = _dtype(description["typestr"])
     if dtype.kind == "V" and dtype.itemsize == 2:
         dtype = _bfloat16(array, func, name)
     if not dtype.isnative:
@@ -169,6 +177,12 @@ def read(array, func, name):
     pointer, readonly = description["data"]
     view = Strided(array, pointer, shape, tuple(strides), dtype, bool(readonly))
     return view, description.get("stream")
+
+
+@functools.lru_cache(maxsize=64)
+def _dtype(typestr):
+    """``np.dtype(typestr)``, remembered (each call reads one type string per operand)."""
+    return np.dtype(typestr)
 
 
 def _bfloat16(array, func, name):

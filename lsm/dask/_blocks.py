@@ -15,7 +15,7 @@ from .._pipeline import Pipeline
 
 def in_memory(func, block):
     """The in-memory pipeline for a block (NumPy or None: the CPU backend; CuPy: the CUDA one)."""
-    return Pipeline(_devices.backend_for(func, x=block))
+    return Pipeline(_devices.backend_for(func, {"x": block}))
 
 
 # --- threads ----------------------------------------------------------------------------------
