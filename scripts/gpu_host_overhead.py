@@ -4,14 +4,15 @@ No GPU is needed: the driver boundary of the CUDA backend (``lsm.cuda._numba``) 
 the stand-ins of ``tests/test_cuda_launcher.py`` (host memory posing as device memory, streams
 as names), the kernel launch by a no-op that counts, and the whole Python side of a
 call runs as it does on a GPU: argument checks, interface reading, planning, the kernel choice,
-grids, result allocation, the kernel arguments (lsm's ``KernelArray``s, made as on a GPU), the
-check kernels' verdict.
+grids, the kernel arguments (lsm's ``KernelArray``s, made as on a GPU), the check kernels'
+verdict. Allocations go to a stand-in of the caller's allocator (``numpy.empty`` posing as device
+memory), whose cost per allocation the script prints: it is included in the figures.
 
 Not included: numba-cuda's own launch (typing the arguments, finding the compiled kernel,
-marshalling, ``cuLaunchKernel``), a real allocator (results come from ``numpy.empty``), the
-streams' lookup in the driver, and the device-to-host copy of a loss's check verdict: a GPU adds
-those. Each figure is the median over ``--repeats`` batches of ``--calls`` calls, in
-microseconds per call. Timings depend on the machine and its load.
+marshalling, ``cuLaunchKernel``), the streams' lookup in the driver, and the device-to-host copy
+of a loss's check verdict: a GPU adds those. Each figure is the median over ``--repeats``
+batches of ``--calls`` calls, in microseconds per call. Timings depend on the machine and its
+load.
 
 Usage::
 
@@ -39,6 +40,12 @@ from lsm.cuda import _numba
 SHAPE = (4096, 1000)  # float32 rows of 1,000: the warp-per-row kernels
 
 
+def allocate(shape, dtype):
+    """The stand-in for the caller's allocator: host memory from ``numpy.empty`` posing as a
+    device array (a CuPy or torch allocation costs about as much on the host)."""
+    return launcher.DeviceStandIn(np.empty(shape, dtype))
+
+
 @contextlib.contextmanager
 def stubbed(counts):
     """The CUDA backend with the stand-in driver of ``tests/test_cuda_launcher.py`` and no-op
@@ -53,13 +60,16 @@ def stubbed(counts):
         counts["kernel arrays"] += 1
         return real_kernel_array(*description)
 
+    def device_array(shape, dtype, stream):
+        counts["allocations"] += 1
+        return allocate(shape, dtype)
+
     stand_ins = {
         "is_available": lambda: True,
         "stream": streams.stream,  # (the real on_device: for the Numba kind's arrays, whose
         # device is the current one, it makes no driver call)
         "wait": lambda producer, consumer: None,
-        # numpy.empty: allocation costs what the caller's allocator costs, not measured here
-        "device_array": lambda shape, dtype, stream: launcher.DeviceStandIn(np.empty(shape, dtype)),
+        "device_array": device_array,
         "as_device": lambda owner, pointer, *layout: launcher.CopiedArray(*layout),
         "to_host": launcher._verdict_without_errors,
         "kernel_array": kernel_array,
@@ -104,15 +114,18 @@ def main():
         f"numba-cuda {importlib.metadata.version('numba-cuda')}, x: {SHAPE} float32, "
         f"median of {args.repeats} batches of {args.calls} calls"
     )
-    print("| call | launches | kernel arrays | host time (us) |")
-    print("|---|---:|---:|---:|")
+    print("| call | launches | kernel arrays | allocations | host time (us) |")
+    print("|---|---:|---:|---:|---:|")
     for name, call in calls().items():
-        counts = {"launches": 0, "kernel arrays": 0}
+        counts = {"launches": 0, "kernel arrays": 0, "allocations": 0}
         with stubbed(counts):
             call()
             once = dict(counts)
             figure = per_call_us(call, args.repeats, args.calls)
-        print(f"| {name} | {once['launches']} | {once['kernel arrays']} | {figure:.1f} |")
+        row = [once["launches"], once["kernel arrays"], once["allocations"], f"{figure:.1f}"]
+        print(f"| {name} | {' | '.join(map(str, row))} |")
+    each = per_call_us(lambda: allocate(SHAPE, np.dtype(np.float32)), args.repeats, args.calls)
+    print(f"\nOne allocation of the stand-in allocator (included above): {each:.1f} us")
 
 
 if __name__ == "__main__":
