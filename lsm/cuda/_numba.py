@@ -5,8 +5,8 @@ passes through here, so a switch touches this file only. The rest of ``lsm.cuda`
 
 - ``cuda``: the kernel language (``cuda.jit`` for device functions, ``cuda.grid``,
   ``cuda.shared``, ``cuda.local``, ``cuda.syncthreads``, ``cuda.shfl_xor_sync``, ...);
-- ``kernel`` and ``launch``: how every kernel of lsm is declared and launched (see
-  :class:`AbsentOperand` and :class:`KernelArray`, the launcher's extensions);
+- ``kernel`` and ``launch``: how every kernel of lsm is declared and launched (see the
+  launcher's extensions :class:`AbsentOperand` and :class:`ArrayFields`);
 - ``SIMULATOR``: whether Numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``) stands in for a GPU;
 - ``interface`` / ``kernel_array`` / ``as_device``: read a device array's memory description,
   and pass a strided view of that memory to a kernel (:class:`KernelArray`) or wrap it as a
@@ -136,10 +136,10 @@ class KernelArray:
 
     A Numba ``DeviceNDArray`` takes several microseconds to make from an interface description
     (its shape and strides go through a model of the array, its flags are computed, its memory
-    wrapped), and a launch reads five of its attributes. An array argument of a compiled kernel is no more
-    than its fields in the order of Numba's array data model, each pointer-sized: a meminfo and
-    a parent pointer (null: lsm's memory is owned by the caller's array), the element count, the
-    item size, the data pointer, the shape and the byte strides. A ``KernelArray`` holds those
+    wrapped), and a launch reads five of its attributes. An array argument of a compiled kernel
+    is no more than its fields in the order of Numba's array data model, each pointer-sized: a
+    meminfo and a parent pointer (null: lsm's memory is owned by the caller's array), the element
+    count, the item size, the data pointer, the shape and the byte strides. A ``KernelArray`` holds those
     fields, made once, and ``_numba_type_``, the type the dispatcher gives the argument (the one
     a Numba device array of the same layout has, so the same compiled kernels run); the
     launcher extension :class:`ArrayFields` hands the fields to numba-cuda's marshalling as a
