@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import lsm
+from lsm import _devices
 
 
 def test_bfloat16_without_ml_dtypes_says_which_extra_to_install(monkeypatch):
@@ -43,6 +44,8 @@ class _DeviceArray:
 
 def test_gpu_arrays_without_numba_cuda_say_which_extra_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "lsm.cuda", None)  # as if numba-cuda could not be imported
+    # the dispatch imports the CUDA backend once a process: here, as in a process that has not
+    monkeypatch.setattr(_devices, "_cuda_backend", _devices._cuda_backend.__wrapped__)
     with pytest.raises(
         ImportError, match=r"pip install 'lsm-kernels\[cuda\]' \(CUDA 12\) or 'lsm-kernels\[cuda13\]'"
     ):
