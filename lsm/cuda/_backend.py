@@ -77,7 +77,7 @@ class CudaBackend:
         return array, allocated(array, shape, dtype)
 
     def _scratch(self, shape, dtype):
-        """A new Numba device array (the split-row kernels' partial results)."""
+        """A new scratch array as a kernel argument (the split-row kernels' partial results)."""
         return self.empty(shape, dtype)[1].device()
 
     def reshape(self, view, shape):

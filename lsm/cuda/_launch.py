@@ -131,7 +131,7 @@ def _shared_row(path, x):
 def softmax(x, where, out, log, stream, allocate):
     """Fill ``out`` with (log_)softmax of ``x`` along axis 1 (canonical ``(outer, n, inner)`` views).
 
-    ``allocate(shape, dtype)`` gives a scratch Numba device array (for the split path).
+    ``allocate(shape, dtype)`` gives a scratch kernel argument (for the split path).
     """
     outer, n, inner = x.shape
     if outer * n * inner == 0:
@@ -231,7 +231,7 @@ def cross_entropy(x, target, probs, class_weight, options, loss, grad, stream):
     """Per-item cross-entropy of ``x`` (canonical view) into ``loss`` (float64 ``(outer, inner)``)
     and its gradient times the scale into ``grad`` unless None (see ``_losses``); ``target``
     (class indices, ``(outer, inner)``) or ``probs`` (like ``x``) is None, ``class_weight`` is a
-    1-d device array or None; ``options`` is ``(ignore_index, keep, spread, scale)``."""
+    1-d kernel argument or None; ``options`` is ``(ignore_index, keep, spread, scale)``."""
     outer, _, inner = x.shape
     if outer * inner == 0:
         return
@@ -276,7 +276,7 @@ def nll_loss(logp, target, class_weight, ignore_index, loss, stream):
 
 def check_classes(target, n_classes, ignore_index, class_weight, verdict, total, stream):
     """Launch ``_losses.check_classes`` on the ``(outer, inner)`` view ``target`` of class
-    indices and the class weights (a Numba device array), either None, into the 3-element int64
+    indices and the class weights (a kernel argument), either None, into the 3-element int64
     view ``verdict`` and the float64 view ``total`` of its last element (the kernel writes the
     first two elements of ``verdict``)."""
     target = None if target is None else target.device()
@@ -285,7 +285,7 @@ def check_classes(target, n_classes, ignore_index, class_weight, verdict, total,
 
 
 def reduce_loss(loss, denominator, result, stream):
-    """``result[0] = sum(loss) / denominator`` for the 1-d float64 device array ``loss``."""
+    """``result[0] = sum(loss) / denominator`` for the 1-d float64 kernel argument ``loss``."""
     _numba.launch(
         _losses.reduce_loss, _blocks(1, 1), _config.BLOCK_THREADS, stream, loss, float(denominator), result
     )

@@ -139,11 +139,11 @@ class KernelArray:
     wrapped), and a launch reads five of its attributes. An array argument of a compiled kernel
     is no more than its fields in the order of Numba's array data model, each pointer-sized: a
     meminfo and a parent pointer (null: lsm's memory is owned by the caller's array), the element
-    count, the item size, the data pointer, the shape and the byte strides. A ``KernelArray`` holds those
-    fields, made once, and ``_numba_type_``, the type the dispatcher gives the argument (the one
-    a Numba device array of the same layout has, so the same compiled kernels run); the
-    launcher extension :class:`ArrayFields` hands the fields to numba-cuda's marshalling as a
-    tuple of pointers, which it passes as they are. ``owner`` keeps the memory alive.
+    count, the item size, the data pointer, the shape and the byte strides. A ``KernelArray``
+    holds those fields, made once, and ``_numba_type_``, the type the dispatcher gives the
+    argument (the one a Numba device array of the same layout has, so the same compiled kernels
+    run); the launcher extension :class:`ArrayFields` hands the fields to numba-cuda's
+    marshalling as a tuple of pointers, which it passes as they are. ``owner`` keeps the memory alive.
     ``tests/test_cuda_launcher.py`` checks, against numba-cuda's own marshalling of its device
     arrays, that both give the same type and the same kernel arguments.
     """
