@@ -104,7 +104,7 @@ def torch_tensor(array):
     """The NumPy array ``array`` as a torch tensor over the same memory."""
     import torch
 
-    if array.dtype.name == "bfloat16":
+    if _validate.dtype_name(array.dtype) == "bfloat16":
         return torch.from_numpy(array.view(np.int16)).view(torch.bfloat16)
     return torch.from_numpy(array)
 

@@ -5,6 +5,7 @@ CUDA, Dask) calls the same functions and raises the same errors. Each message st
 public function's name and names the argument at fault.
 """
 
+import functools
 import numbers
 import operator
 
@@ -36,14 +37,21 @@ def bfloat16_dtype():
     return np.dtype(ml_dtypes.bfloat16)
 
 
+@functools.cache
+def dtype_name(dtype):
+    """``dtype.name``, remembered per dtype: NumPy works the name out in Python on every read
+    (about 3 us, as long as a small call's kernel), and a call asks it of several operands."""
+    return dtype.name
+
+
 def _is_float(dtype):
-    return dtype in _FLOATS or dtype.name == "bfloat16"
+    return dtype in _FLOATS or dtype_name(dtype) == "bfloat16"
 
 
 def input_dtype(func, dtype, name="x"):
     """Raise the TypeError for an argument ``name`` whose dtype lsm cannot compute with (only
     real floats, integers and bools are accepted)."""
-    if dtype.kind not in "biuf" and dtype.name != "bfloat16":
+    if dtype.kind not in "biuf" and dtype_name(dtype) != "bfloat16":
         raise TypeError(f"{func}: unsupported dtype {dtype.name} for argument {name!r}")
 
 
@@ -93,7 +101,7 @@ def where_dtype(func, dtype):
 
 def target_dtype(func, dtype):
     """Class indices (integers) or probabilities (floats): anything else is a TypeError."""
-    if dtype.kind not in "iuf" and dtype.name != "bfloat16":
+    if dtype.kind not in "iuf" and dtype_name(dtype) != "bfloat16":
         raise TypeError(
             f"{func}: 'target' must hold integer class indices or floating probabilities, "
             f"got dtype {dtype.name}"

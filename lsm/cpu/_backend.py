@@ -21,7 +21,7 @@ import numba
 import numpy as np
 
 from .._plan import accumulation_dtype
-from .._validate import not_convertible, out_kind
+from .._validate import dtype_name, not_convertible, out_kind
 from . import _backward, _forward, _losses
 from ._config import EXPS_BUFFER_BYTES, PARALLEL_MIN_ELEMENTS
 from ._orient import oriented
@@ -35,7 +35,7 @@ def _bits(array):
     """``array`` as the kernels read it: 16-bit floats as their bits, None stays None."""
     if array is None:
         return None
-    bits = _BITS.get(array.dtype.name)
+    bits = _BITS.get(dtype_name(array.dtype))
     return array if bits is None else array.view(bits)
 
 

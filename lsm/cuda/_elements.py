@@ -34,6 +34,7 @@ exactly as without them.
 import numpy as np
 from numba import float32, int16, int32, int64
 
+from .._validate import dtype_name
 from ._numba import SIMULATOR, cuda
 
 _QUIET = 0x40  # the top mantissa bit of a bfloat16: set, a NaN is quiet
@@ -59,7 +60,7 @@ def _float32_to_bits(value):
 
 def kept_itemsize(dtype):
     """Bytes per element of ``row_cache`` for arrays of ``dtype`` (a NumPy dtype)."""
-    return 4 if dtype.name == "bfloat16" else dtype.itemsize
+    return 4 if dtype_name(dtype) == "bfloat16" else dtype.itemsize
 
 
 if SIMULATOR:

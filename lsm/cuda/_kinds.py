@@ -10,6 +10,7 @@ does not use. A kind is made inside ``_numba.on_device(device)``, so its stream 
 array's device.
 """
 
+from .._validate import dtype_name
 from . import _numba
 
 
@@ -45,7 +46,7 @@ class _TorchKind:
         self.stream = _numba.stream(self._torch.cuda.current_stream(self._device).cuda_stream)
 
     def empty(self, shape, dtype):
-        return self._torch.empty(shape, dtype=getattr(self._torch, dtype.name), device=self._device)
+        return self._torch.empty(shape, dtype=getattr(self._torch, dtype_name(dtype)), device=self._device)
 
 
 class _NumbaKind:
