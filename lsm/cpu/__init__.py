@@ -4,6 +4,6 @@ from ._cache import prepare
 
 prepare()  # before any kernel is defined: Numba needs a cache folder for cache=True
 
-from ._backend import BACKEND  # noqa: E402
+from ._backend import BACKEND, CpuBackend  # noqa: E402
 
-__all__ = ["BACKEND"]
+__all__ = ["BACKEND", "CpuBackend"]
