@@ -52,8 +52,12 @@ def _has_interface(obj):
 
 
 def _is_gpu_array(obj):
-    if _has_interface(obj) or _is_simulator_array(obj):
-        return True
+    return _has_interface(obj) or _is_simulator_array(obj) or _on_gpu_by_dlpack(obj)
+
+
+def _on_gpu_by_dlpack(obj):
+    """Whether ``obj``, which has no CUDA array interface, names a device other than the CPU
+    through DLPack (an array lsm cannot read, to be refused by name)."""
     if _is_torch(obj) and obj.is_cpu:  # asking DLPack costs a torch tensor about 3 us
         return False
     if hasattr(obj, "__dlpack_device__") and not isinstance(obj, np.ndarray):
@@ -170,7 +174,7 @@ def backend_for(func, operands):
             raise _validate.masked_array(func, name)
         elif _has_interface(operand) or _is_simulator_array(operand):
             on_gpu.append(name)
-        elif _is_gpu_array(operand):
+        elif _on_gpu_by_dlpack(operand):
             on_gpu.append(name)
             hidden.append(name)
         else:
