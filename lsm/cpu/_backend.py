@@ -72,12 +72,23 @@ class _ParallelGate:
 _gate = _ParallelGate()
 
 
-def _run(serial, parallel, size, *args):
+def _serial(size):
     # A thread limited to one Numba thread (numba.set_num_threads(1), as lsm's Dask tasks may be)
     # runs the serial kernel: same result, and no trip through the launch gate.
-    if size < PARALLEL_MIN_ELEMENTS or numba.get_num_threads() == 1:
-        return serial(*args)
-    return _gate.run(parallel, *args)
+    return size < PARALLEL_MIN_ELEMENTS or numba.get_num_threads() == 1
+
+
+def _run(serial, parallel, size, *args):
+    return serial(*args) if _serial(size) else _gate.run(parallel, *args)
+
+
+def _run_columns(serial, parallel, split, x, *args):
+    """``_run`` for the column drivers of ``_forward`` and ``_backward``: a parallel call with too
+    few tiles to go round takes the ``split`` driver (blocks spread over the threads)."""
+    if _serial(x.size):
+        return serial(x, *args)
+    tiles, _, blocks = _forward._column_plan(x)
+    return _gate.run(split if _forward._split(x, tiles, blocks) else parallel, x, *args)
 
 
 def _rows(array):
@@ -228,8 +239,12 @@ class CpuBackend:
             kernels = _forward.softmax_rows_serial, _forward.softmax_rows_parallel
             _run(*kernels, x.size, x, where, out, keep, buffers, log)
         else:
-            kernels = _forward.softmax_columns_serial, _forward.softmax_columns_parallel
-            _run(*kernels, x.size, x, where, out, log)
+            kernels = (
+                _forward.softmax_columns_serial,
+                _forward.softmax_columns_parallel,
+                _forward.softmax_columns_split,
+            )
+            _run_columns(*kernels, x, where, out, log)
 
     def logsumexp(self, x, where, b, lse, sign):
         operands, results = (_read(x), _read(where), _read(b)), (_bits(lse), _bits(sign))
@@ -242,9 +257,14 @@ class CpuBackend:
                 _run(*kernels, x.size, x, where, b, lse, sign, _chunk_rows(x))
                 return
             kernels = _forward.logsumexp_rows_serial, _forward.logsumexp_rows_parallel
+            _run(*kernels, x.size, x, where, b, lse, sign)
         else:
-            kernels = _forward.logsumexp_columns_serial, _forward.logsumexp_columns_parallel
-        _run(*kernels, x.size, x, where, b, lse, sign)
+            kernels = (
+                _forward.logsumexp_columns_serial,
+                _forward.logsumexp_columns_parallel,
+                _forward.logsumexp_columns_split,
+            )
+            _run_columns(*kernels, x, where, b, lse, sign)
 
     def softmax_backward(self, grad, y, where, out, log):
         (grad, y, where, out), _ = oriented(grad, (_read(grad), _read(y), _read(where), _bits(out)))
@@ -256,8 +276,12 @@ class CpuBackend:
             kernels = _backward.backward_rows_serial, _backward.backward_rows_parallel
             _run(*kernels, grad.size, grad, y, where, out, buffers, log)
         else:
-            kernels = _backward.backward_columns_serial, _backward.backward_columns_parallel
-            _run(*kernels, grad.size, grad, y, where, out, log)
+            kernels = (
+                _backward.backward_columns_serial,
+                _backward.backward_columns_parallel,
+                _backward.backward_columns_split,
+            )
+            _run_columns(*kernels, grad, y, where, out, log)
 
     def check_classes(self, target, n_classes, ignore_index, class_weight):
         bad_weights = int(np.count_nonzero(~(np.isfinite(class_weight) & (class_weight >= 0))))

@@ -17,9 +17,10 @@ The layout follows ``_forward``: rows as 2-d ``(outer, n)`` views spread over th
 the 3-d ``(outer, n, inner)`` view in ``_forward``'s wide tiles and cache blocks (a block's sums
 from one read of ``grad`` and ``y``, the blocks' sums added in block order, then the outputs from a
 second read; blocks spread over threads when tiles are few), each driver in a serial and a
-``prange`` version; ``out`` may be ``grad`` or ``y`` (in place), written through a staging buffer
-then (see ``_staging``). Sums are blocked like ``_stats.row_sums``: fast-math (re-associated,
-hence vectorised) block sums added with Neumaier compensation.
+``prange`` version (the columns' in a split one too); ``out`` may be ``grad`` or ``y`` (in place),
+written through a staging buffer then (see ``_staging``). Sums are blocked like
+``_stats.row_sums``: fast-math (re-associated, hence vectorised) block sums added with Neumaier
+compensation.
 """
 
 import numpy as np
@@ -27,7 +28,7 @@ from numba import prange
 
 from ._cache import njit
 from ._exp import fast_exp
-from ._forward import _block_task, _column_plan, _merge_chunks, _merge_task, _split, tile_task
+from ._forward import _block_task, _column_plan, _merge_chunks, _merge_task, tile_task
 from ._optional import included
 from ._scalar import acc_empty, load, store, to_acc
 from ._staging import stage_copy, worker_share
@@ -190,43 +191,38 @@ def backward_rows_parallel(grad, y, where, out, buffers, log):
                 _backward_row(grad, y, where, out, buffers[worker], o, log)
 
 
-# Column drivers: as ``_forward``'s, one task per tile or (``_split``) three parallel steps: the
-# sums of every cache block, their merge per chunk of columns, the outputs of every block.
+# Column drivers: as ``_forward``'s, one task per tile, or (``*_split``, for a parallel call with
+# too few tiles to go round) three parallel steps: the sums of every cache block, their merge per
+# chunk of columns, the outputs of every block.
 
 
 @njit(cache=True)
 def backward_columns_serial(grad, y, where, out, log):
     outer, inner = grad.shape[0], grad.shape[2]
     tiles, rows, blocks = _column_plan(grad)
-    if _split(grad, tiles, blocks):
-        block_sums = acc_empty((outer, blocks, inner), grad)
-        for task in range(outer * tiles * blocks):
-            _split_sums(grad, y, where, task, tiles, rows, blocks, block_sums, log)
-        totals = acc_empty((outer, inner), grad)
-        for task in range(outer * _merge_chunks(inner)):
-            _split_merge_sums(grad, task, block_sums, totals)
-        for task in range(outer * tiles * blocks):
-            _split_gradients(grad, y, where, out, task, tiles, rows, blocks, totals, log)
-    else:
-        for task in range(outer * tiles):
-            o, i0, i1 = tile_task(task, tiles, inner)
-            _backward_tile(grad, y, where, out, o, i0, i1, rows, blocks, log)
+    for task in range(outer * tiles):
+        o, i0, i1 = tile_task(task, tiles, inner)
+        _backward_tile(grad, y, where, out, o, i0, i1, rows, blocks, log)
 
 
 @njit(cache=True, parallel=True)
 def backward_columns_parallel(grad, y, where, out, log):
     outer, inner = grad.shape[0], grad.shape[2]
     tiles, rows, blocks = _column_plan(grad)
-    if _split(grad, tiles, blocks):
-        block_sums = acc_empty((outer, blocks, inner), grad)
-        for task in prange(outer * tiles * blocks):
-            _split_sums(grad, y, where, np.int64(task), tiles, rows, blocks, block_sums, log)
-        totals = acc_empty((outer, inner), grad)
-        for task in prange(outer * _merge_chunks(inner)):
-            _split_merge_sums(grad, np.int64(task), block_sums, totals)
-        for task in prange(outer * tiles * blocks):
-            _split_gradients(grad, y, where, out, np.int64(task), tiles, rows, blocks, totals, log)
-    else:
-        for task in prange(outer * tiles):
-            o, i0, i1 = tile_task(np.int64(task), tiles, inner)
-            _backward_tile(grad, y, where, out, o, i0, i1, rows, blocks, log)
+    for task in prange(outer * tiles):
+        o, i0, i1 = tile_task(np.int64(task), tiles, inner)
+        _backward_tile(grad, y, where, out, o, i0, i1, rows, blocks, log)
+
+
+@njit(cache=True, parallel=True)
+def backward_columns_split(grad, y, where, out, log):
+    outer, inner = grad.shape[0], grad.shape[2]
+    tiles, rows, blocks = _column_plan(grad)
+    block_sums = acc_empty((outer, blocks, inner), grad)
+    for task in prange(outer * tiles * blocks):
+        _split_sums(grad, y, where, np.int64(task), tiles, rows, blocks, block_sums, log)
+    totals = acc_empty((outer, inner), grad)
+    for task in prange(outer * _merge_chunks(inner)):
+        _split_merge_sums(grad, np.int64(task), block_sums, totals)
+    for task in prange(outer * tiles * blocks):
+        _split_gradients(grad, y, where, out, np.int64(task), tiles, rows, blocks, totals, log)

@@ -29,7 +29,12 @@ setup, remainder and horizontal sum than on its work, and one row's steps depend
 a chunk's exponentials run as one long loop, and its per-row logarithms vectorise (``_log``).
 
 Each kernel exists twice: ``*_parallel`` (``prange`` over rows, chunks or tiles) and ``*_serial`` for
-inputs too small to pay for waking the thread pool. The two drivers are separate functions, not
+inputs too small to pay for waking the thread pool; the column kernels a third time, as
+``*_split``, the three parallel steps above, which the backend picks (``_split``) for a parallel
+call with too few tiles. Only a call that needs a path compiles it: Numba compiles a driver and
+everything it calls for each new signature (a column driver with both paths took 14-18 s, the
+tiles alone 8 s), and a serial call gains nothing from the split path (the same bits, in three
+passes over the scratch instead of one). The two drivers are separate functions, not
 one function compiled twice, so Numba's on-disk cache never mixes them up. A ``prange`` index
 can be unsigned: the parallel drivers hand it on as ``np.int64``, so that one compiled signature
 of each helper serves both drivers (not one per index type) and index arithmetic stays signed.
@@ -251,7 +256,7 @@ def _logsumexp_chunk(x, where, b, lse, sign, r0, r1):
 # --- the column path: cache blocks of rows, wide tiles of columns -------------------------------
 
 
-@njit(cache=True)
+@register_jitable  # plain Python for the backend's choice of driver, compiled into the kernels
 def _column_plan(x):
     """``(tiles, rows, blocks)`` of the column path for the canonical view ``x``: ``tiles`` tiles
     of adjacent columns across ``inner``, each cut along ``n`` into ``blocks`` cache blocks of
@@ -270,7 +275,7 @@ def _column_plan(x):
     return tiles, BLOCK_ROWS, max(1, (n + BLOCK_ROWS - 1) // BLOCK_ROWS)
 
 
-@njit(cache=True)
+@register_jitable
 def _split(x, tiles, blocks):
     """Whether the column kernels spread blocks rather than whole tiles over the threads: too
     few tiles to go round (8192 x 1024 float32 along axis 0 is four tiles), and more than one block.
@@ -498,38 +503,32 @@ def softmax_short_rows_parallel(x, where, out, log, per_chunk):
 def softmax_columns_serial(x, where, out, log):
     outer, inner = x.shape[0], x.shape[2]
     tiles, rows, blocks = _column_plan(x)
-    if _split(x, tiles, blocks):
-        states = _block_states(x, outer, blocks, inner)
-        for task in range(outer * tiles * blocks):
-            _split_block_stats(x, where, None, task, tiles, rows, blocks, states)
-        norms = acc_empty((outer, inner), x), acc_empty((outer, inner), x), acc_empty((outer, inner), x)
-        for task in range(outer * _merge_chunks(inner)):
-            _split_softmax_merge(x, task, states, norms)
-        for task in range(outer * tiles * blocks):
-            _split_softmax_block(x, where, out, task, tiles, rows, blocks, norms, log)
-    else:
-        for task in range(outer * tiles):
-            o, i0, i1 = tile_task(task, tiles, inner)
-            _softmax_tile(x, where, out, o, i0, i1, rows, blocks, log)
+    for task in range(outer * tiles):
+        o, i0, i1 = tile_task(task, tiles, inner)
+        _softmax_tile(x, where, out, o, i0, i1, rows, blocks, log)
 
 
 @njit(cache=True, parallel=True)
 def softmax_columns_parallel(x, where, out, log):
     outer, inner = x.shape[0], x.shape[2]
     tiles, rows, blocks = _column_plan(x)
-    if _split(x, tiles, blocks):
-        states = _block_states(x, outer, blocks, inner)
-        for task in prange(outer * tiles * blocks):
-            _split_block_stats(x, where, None, np.int64(task), tiles, rows, blocks, states)
-        norms = acc_empty((outer, inner), x), acc_empty((outer, inner), x), acc_empty((outer, inner), x)
-        for task in prange(outer * _merge_chunks(inner)):
-            _split_softmax_merge(x, np.int64(task), states, norms)
-        for task in prange(outer * tiles * blocks):
-            _split_softmax_block(x, where, out, np.int64(task), tiles, rows, blocks, norms, log)
-    else:
-        for task in prange(outer * tiles):
-            o, i0, i1 = tile_task(np.int64(task), tiles, inner)
-            _softmax_tile(x, where, out, o, i0, i1, rows, blocks, log)
+    for task in prange(outer * tiles):
+        o, i0, i1 = tile_task(np.int64(task), tiles, inner)
+        _softmax_tile(x, where, out, o, i0, i1, rows, blocks, log)
+
+
+@njit(cache=True, parallel=True)
+def softmax_columns_split(x, where, out, log):
+    outer, inner = x.shape[0], x.shape[2]
+    tiles, rows, blocks = _column_plan(x)
+    states = _block_states(x, outer, blocks, inner)
+    for task in prange(outer * tiles * blocks):
+        _split_block_stats(x, where, None, np.int64(task), tiles, rows, blocks, states)
+    norms = acc_empty((outer, inner), x), acc_empty((outer, inner), x), acc_empty((outer, inner), x)
+    for task in prange(outer * _merge_chunks(inner)):
+        _split_softmax_merge(x, np.int64(task), states, norms)
+    for task in prange(outer * tiles * blocks):
+        _split_softmax_block(x, where, out, np.int64(task), tiles, rows, blocks, norms, log)
 
 
 # --- drivers: logsumexp; rows write lse of shape (outer,), columns (outer, inner) ------------
@@ -565,29 +564,26 @@ def logsumexp_short_rows_parallel(x, where, b, lse, sign, per_chunk):
 def logsumexp_columns_serial(x, where, b, lse, sign):
     outer, inner = x.shape[0], x.shape[2]
     tiles, rows, blocks = _column_plan(x)
-    if _split(x, tiles, blocks):
-        states = _block_states(x, outer, blocks, inner)
-        for task in range(outer * tiles * blocks):
-            _split_block_stats(x, where, b, task, tiles, rows, blocks, states)
-        for task in range(outer * _merge_chunks(inner)):
-            _split_logsumexp_merge(x, lse, sign, task, states)
-    else:
-        for task in range(outer * tiles):
-            o, i0, i1 = tile_task(task, tiles, inner)
-            _logsumexp_tile(x, where, b, lse, sign, o, i0, i1, rows, blocks)
+    for task in range(outer * tiles):
+        o, i0, i1 = tile_task(task, tiles, inner)
+        _logsumexp_tile(x, where, b, lse, sign, o, i0, i1, rows, blocks)
 
 
 @njit(cache=True, parallel=True)
 def logsumexp_columns_parallel(x, where, b, lse, sign):
     outer, inner = x.shape[0], x.shape[2]
     tiles, rows, blocks = _column_plan(x)
-    if _split(x, tiles, blocks):
-        states = _block_states(x, outer, blocks, inner)
-        for task in prange(outer * tiles * blocks):
-            _split_block_stats(x, where, b, np.int64(task), tiles, rows, blocks, states)
-        for task in prange(outer * _merge_chunks(inner)):
-            _split_logsumexp_merge(x, lse, sign, np.int64(task), states)
-    else:
-        for task in prange(outer * tiles):
-            o, i0, i1 = tile_task(np.int64(task), tiles, inner)
-            _logsumexp_tile(x, where, b, lse, sign, o, i0, i1, rows, blocks)
+    for task in prange(outer * tiles):
+        o, i0, i1 = tile_task(np.int64(task), tiles, inner)
+        _logsumexp_tile(x, where, b, lse, sign, o, i0, i1, rows, blocks)
+
+
+@njit(cache=True, parallel=True)
+def logsumexp_columns_split(x, where, b, lse, sign):
+    outer, inner = x.shape[0], x.shape[2]
+    tiles, rows, blocks = _column_plan(x)
+    states = _block_states(x, outer, blocks, inner)
+    for task in prange(outer * tiles * blocks):
+        _split_block_stats(x, where, b, np.int64(task), tiles, rows, blocks, states)
+    for task in prange(outer * _merge_chunks(inner)):
+        _split_logsumexp_merge(x, lse, sign, np.int64(task), states)
