@@ -41,9 +41,9 @@ The glue between the column drivers and their loops (``tile_column_stats``, ``_t
 compiled function is optimised again, with all it calls, inside each compiled caller above it;
 two levels fewer took a new dtype's serial softmax driver from 13 s to 9 s, the same bits.
 The drivers are separate functions, not one function compiled twice, so Numba's on-disk cache
-never mixes them up. A ``prange`` index
-can be unsigned: the parallel drivers hand it on as ``np.int64``, so that one compiled signature
-of each helper serves both drivers (not one per index type) and index arithmetic stays signed.
+never mixes them up. A ``prange`` index can be unsigned: the parallel drivers hand it on as
+``np.int64``, so that one compiled signature of each helper serves both drivers (not one per
+index type) and index arithmetic stays signed.
 
 Outputs are written through ``store`` so the same code serves float64, float32 and the 16-bit
 formats (see ``_scalar``).
@@ -501,8 +501,9 @@ def softmax_short_rows_parallel(x, where, out, log, per_chunk):
         _softmax_chunk(x, where, out, r0, r1, log)
 
 
-# Column drivers: one task per tile, or (``_split``) three steps, each spread over the threads:
-# the statistics of every block, their merge per chunk of columns, the outputs of every block.
+# Column drivers: one task per tile (serial or parallel), or, for a parallel call with too few
+# tiles (``_split``), three steps, each spread over the threads: the statistics of every block,
+# their merge per chunk of columns, the outputs of every block (``*_columns_split``).
 
 
 @njit(cache=True)
