@@ -281,11 +281,11 @@ def _column_plan(x):
     return tiles, BLOCK_ROWS, max(1, (n + BLOCK_ROWS - 1) // BLOCK_ROWS)
 
 
-@register_jitable
 def _split(x, tiles, blocks):
-    """Whether the column kernels spread blocks rather than whole tiles over the threads: too
-    few tiles to go round (8192 x 1024 float32 along axis 0 is four tiles), and more than one block.
-    Either way the result is the same, bit for bit (see ``_stats.merge_block_stats``)."""
+    """Whether a parallel column call takes the split driver, blocks rather than whole tiles spread
+    over the threads: too few tiles to go round (8192 x 1024 float32 along axis 0 is four tiles),
+    and more than one block. Either way the result is the same, bit for bit (see
+    ``_stats.merge_block_stats``). Plain Python: the backend asks it, no kernel does."""
     return blocks > 1 and x.shape[0] * tiles < SPLIT_BELOW_TILES
 
 
