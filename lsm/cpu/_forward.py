@@ -239,7 +239,7 @@ def _logsumexp_row(x, where, b, lse, sign, o):
     row_where = None if where is None else where[o]
     row_b = None if b is None else b[o]
     m = row_max(row, row_where, row_b)
-    at_max, rest = row_sums(row, row_where, row_b, m)
+    at_max, rest = row_sums(row, row_where, row_b, m, None)
     value, value_sign = _logsumexp_group(x, m, at_max, rest)
     _store_logsumexp(lse, sign, o, value, value_sign)
 

@@ -130,7 +130,7 @@ def _cross_entropy_row(x, target, probs, class_weight, options, loss, grad, buff
     probs_row = None if probs is None else probs[o]
     keep_acc, spread_acc = to_acc(keep, row), to_acc(spread, row)
     m = row_max(row, None, None)
-    at_max, rest = row_sums(row, None, None, m)
+    at_max, rest = row_sums(row, None, None, m, None)
     shift, log_norm, inv_norm = _normaliser(row, m, at_max, rest)
     weighted, total = zero, zero
     if probs is not None or spread != 0:

@@ -136,11 +136,13 @@ def _block_sums(block, where, b, m, exps):
 
 
 @njit(cache=True)
-def row_sums(row, where, b, m, exps=None):
+def row_sums(row, where, b, m, exps):
     """``(A, R)`` of ``row`` for its maximum ``m`` (see the module docstring).
 
     ``exps``, unless None, receives ``exp(x_j - m)`` for every element on the way, for softmax
-    to rescale instead of exponentiating again.
+    to rescale instead of exponentiating again. It has no default: Numba types an omitted
+    argument apart from an explicit None, so a default would compile this function twice for
+    the same arguments.
     """
     n = row.shape[0]
     if n <= ROW_BLOCK:  # one block: nothing to compensate, and short rows skip the loop's cost
