@@ -258,9 +258,11 @@ def block_stats(x, where, b, o, i0, i1, j0, j1, m, at_max, rest):
     for j in range(j0, j1):
         _tile_max(spare, current, x[o, j, i0:i1], _tile_row(where, o, j, i0, i1), _tile_row(b, o, j, i0, i1))
         current, spare = spare, current
-    for t in range(m.shape[0]):  # (a copy onto itself when the maxima ended in m)
-        m[t] = current[t]  # element by element: ``m[:] = current`` would compile Numba's shape
-        # check and its error message (string formatting) into every column kernel
+    # The maxima into m (onto themselves when they ended there), element by element:
+    # ``m[:] = current`` would compile Numba's shape check, with its error message's string
+    # formatting, into every column kernel
+    for t in range(m.shape[0]):
+        m[t] = current[t]
     at_max[:] = 0
     total = rest
     total[:] = 0
