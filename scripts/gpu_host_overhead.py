@@ -6,7 +6,9 @@ as names), the kernel launch by a no-op that counts, and the whole Python side o
 call runs as it does on a GPU: argument checks, interface reading, planning, the kernel choice,
 grids, the kernel arguments (lsm's ``KernelArray``s, made as on a GPU), the check kernels'
 verdict. Allocations go to a stand-in of the caller's allocator (``numpy.empty`` posing as device
-memory), whose cost per allocation the script prints: it is included in the figures.
+memory), timed where they happen: each figure is given with the stand-in allocator's share and
+without it ("lsm alone"), since a caching GPU allocator (CuPy's pool, torch's) makes no system
+call where ``numpy.empty`` of a large buffer may.
 
 Not included: numba-cuda's own launch (typing the arguments, finding the compiled kernel,
 marshalling, ``cuLaunchKernel``), the streams' lookup in the driver, and the device-to-host copy
@@ -47,9 +49,11 @@ def allocate(shape, dtype):
 
 
 @contextlib.contextmanager
-def stubbed(counts):
+def stubbed(counts, count_arrays=False):
     """The CUDA backend with the stand-in driver of ``tests/test_cuda_launcher.py`` and no-op
-    launches; ``counts`` gets the launches and the kernel arrays made."""
+    launches; ``counts`` gets the launches, the allocations and the stand-in allocator's
+    seconds, and with ``count_arrays`` the kernel arrays made (through a wrapper, whose own
+    time would be measured with lsm's: the timed calls go without it)."""
     streams = launcher.Launches()  # its streams: names, no driver
     real_kernel_array = _numba.kernel_array
 
@@ -62,7 +66,10 @@ def stubbed(counts):
 
     def device_array(shape, dtype, stream):
         counts["allocations"] += 1
-        return allocate(shape, dtype)
+        start = time.perf_counter()
+        array = allocate(shape, dtype)
+        counts["allocator s"] += time.perf_counter() - start
+        return array
 
     stand_ins = {
         "is_available": lambda: True,
@@ -72,7 +79,7 @@ def stubbed(counts):
         "device_array": device_array,
         "as_device": lambda owner, pointer, *layout: launcher.CopiedArray(*layout),
         "to_host": launcher._verdict_without_errors,
-        "kernel_array": kernel_array,
+        "kernel_array": kernel_array if count_arrays else real_kernel_array,
         "launch": launch,
     }
     with contextlib.ExitStack() as stack:
@@ -93,16 +100,21 @@ def calls():
     }
 
 
-def per_call_us(call, repeats, batch):
-    """Median over ``repeats`` batches of ``batch`` calls of the time per call, in microseconds."""
+def per_call_us(call, repeats, batch, counts=None):
+    """``(total, allocator)``: medians over ``repeats`` batches of ``batch`` calls of the time per
+    call and of the part of it spent in the stand-in allocator (``counts["allocator s"]``, which
+    the stubbed allocator adds to; 0 without ``counts``), in microseconds."""
+    counts = {"allocator s": 0.0} if counts is None else counts
     call()  # warm-up: imports, plan caches
-    times = []
+    totals, allocator = [], []
     for _ in range(repeats):
+        counts["allocator s"] = 0.0
         start = time.perf_counter()
         for _ in range(batch):
             call()
-        times.append((time.perf_counter() - start) / batch * 1e6)
-    return statistics.median(times)
+        totals.append((time.perf_counter() - start) / batch * 1e6)
+        allocator.append(counts["allocator s"] / batch * 1e6)
+    return statistics.median(totals), statistics.median(allocator)
 
 
 def main():
@@ -114,18 +126,21 @@ def main():
         f"numba-cuda {importlib.metadata.version('numba-cuda')}, x: {SHAPE} float32, "
         f"median of {args.repeats} batches of {args.calls} calls"
     )
-    print("| call | launches | kernel arrays | allocations | host time (us) |")
-    print("|---|---:|---:|---:|---:|")
+    columns = ["launches", "kernel arrays", "allocations", "host time (us)", "stand-in allocator (us)"]
+    print(f"| call | {' | '.join(columns)} | lsm alone (us) |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for name, call in calls().items():
-        counts = {"launches": 0, "kernel arrays": 0, "allocations": 0}
-        with stubbed(counts):
+        counts = {"launches": 0, "kernel arrays": 0, "allocations": 0, "allocator s": 0.0}
+        with stubbed(counts, count_arrays=True):
             call()
-            once = dict(counts)
-            figure = per_call_us(call, args.repeats, args.calls)
-        row = [once["launches"], once["kernel arrays"], once["allocations"], f"{figure:.1f}"]
+        once = dict(counts)
+        with stubbed(counts):
+            total, allocator = per_call_us(call, args.repeats, args.calls, counts)
+        row = [once["launches"], once["kernel arrays"], once["allocations"]]
+        row += [f"{total:.1f}", f"{allocator:.1f}", f"{total - allocator:.1f}"]
         print(f"| {name} | {' | '.join(map(str, row))} |")
-    each = per_call_us(lambda: allocate(SHAPE, np.dtype(np.float32)), args.repeats, args.calls)
-    print(f"\nOne allocation of the stand-in allocator (included above): {each:.1f} us")
+    each, _ = per_call_us(lambda: allocate(SHAPE, np.dtype(np.float32)), args.repeats, args.calls)
+    print(f"\nOne allocation of the stand-in allocator on its own, {SHAPE} float32: {each:.1f} us")
 
 
 if __name__ == "__main__":
