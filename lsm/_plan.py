@@ -47,34 +47,28 @@ class Plan:
         The transpose applied before the reshape to ``(outer, n, inner)``.
     shape3 : tuple of int
         ``(outer, n, inner)``.
+    shape2 : tuple of int
+        ``(outer, inner)``: the kernels' view of a reduction's result.
+    kept_shape : tuple of int
+        The shape of a reduction's result without ``keepdims`` (the input's shape without the
+        reduced axes).
+
+    ``shape2`` and ``kept_shape`` follow from the others; they are fields, worked out once per
+    remembered plan, because a loss call asks for them several times.
     """
 
     shape: tuple
     axes: tuple
     perm: tuple | None
     shape3: tuple
+    shape2: tuple
+    kept_shape: tuple
 
     @classmethod
     def of(cls, shape, axes):
         """The plan of reducing ``axes`` (sorted) of an input of ``shape`` (plans are immutable,
         the last 1,024 are remembered: a training loop repeats its shapes)."""
         return _plan_of(cls, tuple(shape), tuple(axes))
-
-    @property
-    def work_shape(self):
-        """The input shape the kernels see (0-d inputs are treated as one element)."""
-        return self.shape if self.shape else (1,)
-
-    @property
-    def shape2(self):
-        """``(outer, inner)``: the kernels' view of a reduction's result."""
-        outer, _, inner = self.shape3
-        return outer, inner
-
-    @property
-    def kept_shape(self):
-        """The shape of a reduction's result without ``keepdims``."""
-        return tuple(size for axis, size in enumerate(self.work_shape) if axis not in self.axes)
 
     def reduced_shape(self, keepdims):
         """The shape of a reduction's result (a 0-d input always reduces to a 0-d result)."""
@@ -87,5 +81,7 @@ class Plan:
 
 @functools.lru_cache(maxsize=1024)
 def _plan_of(cls, shape, axes):
-    perm, shape3 = canonical_layout(shape if shape else (1,), axes)
-    return cls(shape, axes, perm, shape3)
+    work_shape = shape if shape else (1,)  # the kernels see a 0-d input as one element
+    perm, shape3 = canonical_layout(work_shape, axes)
+    kept_shape = tuple(size for axis, size in enumerate(work_shape) if axis not in axes)
+    return cls(shape, axes, perm, shape3, (shape3[0], shape3[2]), kept_shape)

@@ -165,7 +165,10 @@ def axes(axis, ndim):
 
 def class_axis(func, axis, ndim, name):
     """The class axis of a loss input ``name`` of ``ndim`` dimensions, as a sorted 1-tuple."""
-    if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, numbers.Integral):
+    # a plain int first: the check against the numbers ABC takes several calls
+    if type(axis) is not int and (
+        isinstance(axis, (bool, np.bool_)) or not isinstance(axis, numbers.Integral)
+    ):
         raise TypeError(f"{func}: axis must be an integer (the class axis), got {axis!r}")
     if ndim == 0:
         raise ValueError(f"{func}: {name!r} must have at least one dimension (the classes), got a 0-d array")
@@ -280,7 +283,10 @@ def ignore_index(func, value):
 
 
 def label_smoothing(func, value):
-    if not isinstance(value, numbers.Real) or isinstance(value, (bool, np.bool_)):
+    # a plain float first (the default): the check against the numbers ABC takes several calls
+    if type(value) is not float and (
+        not isinstance(value, numbers.Real) or isinstance(value, (bool, np.bool_))
+    ):
         raise TypeError(f"{func}: label_smoothing must be a real number, got {value!r}")
     if not 0.0 <= float(value) <= 1.0:  # also rejects NaN
         raise ValueError(f"{func}: label_smoothing must lie in [0, 1], got {value!r}")

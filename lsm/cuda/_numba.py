@@ -275,13 +275,11 @@ def as_device(owner, pointer, shape, strides, dtype):
     return array if array.dtype == dtype else array.view(dtype)
 
 
-def kernel_array(owner, pointer, shape, strides, dtype):
-    """A kernel argument over existing memory: ``shape`` and byte ``strides`` from ``pointer``
-    (a :class:`KernelArray`; in the simulator, which calls kernels as Python functions, a device
-    array from :func:`as_device`)."""
-    if SIMULATOR:
-        return as_device(owner, pointer, shape, strides, dtype)
-    return KernelArray(owner, pointer, shape, strides, dtype)
+# ``kernel_array(owner, pointer, shape, strides, dtype)``: a kernel argument over existing memory,
+# ``shape`` and byte ``strides`` from ``pointer``. A :class:`KernelArray`, made by the class itself
+# (a call makes up to nine, and a wrapper would cost a function call each); in the simulator, which
+# calls kernels as Python functions, a device array from :func:`as_device`.
+kernel_array = as_device if SIMULATOR else KernelArray
 
 
 def device_array(shape, dtype, stream_):
