@@ -101,9 +101,9 @@ def calls():
 
 
 def per_call_us(call, repeats, batch, counts=None):
-    """``(total, allocator)``: medians over ``repeats`` batches of ``batch`` calls of the time per
-    call and of the part of it spent in the stand-in allocator (``counts["allocator s"]``, which
-    the stubbed allocator adds to; 0 without ``counts``), in microseconds."""
+    """``(total, allocator, alone)``: medians over ``repeats`` batches of ``batch`` calls of the
+    time per call, of the part of it spent in the stand-in allocator (``counts["allocator s"]``,
+    which the stubbed allocator adds to; 0 without ``counts``) and of the rest, in microseconds."""
     counts = {"allocator s": 0.0} if counts is None else counts
     call()  # warm-up: imports, plan caches
     totals, allocator = [], []
@@ -114,7 +114,8 @@ def per_call_us(call, repeats, batch, counts=None):
             call()
         totals.append((time.perf_counter() - start) / batch * 1e6)
         allocator.append(counts["allocator s"] / batch * 1e6)
-    return statistics.median(totals), statistics.median(allocator)
+    alone = [total - allocated for total, allocated in zip(totals, allocator, strict=True)]
+    return statistics.median(totals), statistics.median(allocator), statistics.median(alone)
 
 
 def main():
@@ -135,11 +136,11 @@ def main():
             call()
         once = dict(counts)
         with stubbed(counts):
-            total, allocator = per_call_us(call, args.repeats, args.calls, counts)
+            figures = per_call_us(call, args.repeats, args.calls, counts)
         row = [once["launches"], once["kernel arrays"], once["allocations"]]
-        row += [f"{total:.1f}", f"{allocator:.1f}", f"{total - allocator:.1f}"]
+        row += [f"{figure:.1f}" for figure in figures]
         print(f"| {name} | {' | '.join(map(str, row))} |")
-    each, _ = per_call_us(lambda: allocate(SHAPE, np.dtype(np.float32)), args.repeats, args.calls)
+    each, _, _ = per_call_us(lambda: allocate(SHAPE, np.dtype(np.float32)), args.repeats, args.calls)
     print(f"\nOne allocation of the stand-in allocator on its own, {SHAPE} float32: {each:.1f} us")
 
 
