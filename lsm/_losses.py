@@ -191,8 +191,8 @@ def cross_entropy(
         ``ignore_index``, or the dtype errors of :func:`lsm.log_softmax`.
     ValueError
         For a target or weight of the wrong shape, negative or non-finite weights, an unknown
-        reduction, ``label_smoothing`` outside [0, 1], ``ignore_index`` with probability targets,
-        ``grad_out`` without ``return_grad``, a bad
+        reduction, ``label_smoothing`` outside [0, 1], ``ignore_index`` with probability targets
+        or outside the 64-bit integers, ``grad_out`` without ``return_grad``, a bad
         ``grad_out`` (shape, dtype, read-only, overlapping the target or weight), 0-d logits.
     numpy.exceptions.AxisError
         For an axis out of range.

@@ -273,13 +273,19 @@ def reduction(func, value):
     return value
 
 
+_INT64 = np.iinfo(np.int64)
+
+
 def ignore_index(func, value):
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{func}: ignore_index must be an integer, got {value!r}")
     try:
-        return operator.index(value)
+        index = operator.index(value)
     except TypeError as error:
         raise TypeError(f"{func}: ignore_index must be an integer, got {value!r}") from error
+    if not _INT64.min <= index <= _INT64.max:  # the kernels compare it with int64 targets
+        raise ValueError(f"{func}: ignore_index must fit in a 64-bit signed integer, got {index}")
+    return index
 
 
 def label_smoothing(func, value):

@@ -13,6 +13,7 @@ from hypothesis.extra import numpy as hnp
 from reference import assert_loss_close, assert_scaled_close, ref_cross_entropy, ref_nll_loss
 
 import lsm
+from lsm.cpu._losses import check_classes
 
 HAVE_TORCH = importlib.util.find_spec("torch") is not None
 needs_torch = pytest.mark.skipif(not HAVE_TORCH, reason="torch is not installed")
@@ -351,6 +352,29 @@ def test_target_out_of_range(func, logits):
         func(np.zeros((2, 4, 3)), np.array([[0, -100, 1], [0, 0, 0]]), axis=1, ignore_index=0)
 
 
+def test_class_checks_find_the_first_bad_target_and_sum_the_weights_exactly():
+    """The CPU check of class indices and weights: the first counted target out of range (in
+    C order), the count of bad weights, and the counted targets' total weight, compensated: here
+    the correctly rounded sum of its float64 terms (``math.fsum``), which a plain sum misses."""
+    rng = np.random.default_rng(7)
+    weights = np.exp(rng.uniform(-30, 30, 97))  # magnitudes 1e-13 to 1e13: a plain sum rounds
+    targets = rng.integers(0, 97, (64, 250))
+    targets[rng.random(targets.shape) < 0.1] = -100
+    counted = targets[targets != -100]
+    for dtype in (np.float64, np.float32):
+        w = weights.astype(dtype)
+        assert check_classes(targets, 97, -100, w) == (-1, 0, math.fsum(w[counted].astype(np.float64)))
+    bad = targets.copy()
+    bad[3, 7], bad[5, 1] = 97, -1
+    assert check_classes(bad, 97, -100, weights) == (3 * 250 + 7, 0, 0.0)
+    bad[bad == -100] = 0
+    assert check_classes(bad, 97, 97, weights) == (5 * 250 + 1, 0, 0.0)  # 97 is ignored there
+    w = weights.copy()
+    w[[2, 50, 90]] = [-1.0, np.nan, np.inf]
+    assert check_classes(bad, 97, -100, w) == (-1, 3, 0.0)
+    assert check_classes(None, 97, None, weights) == (-1, 0, 0.0)
+
+
 def test_target_errors(logits):
     with pytest.raises(TypeError, match="integer class indices or floating probabilities, got dtype bool"):
         lsm.cross_entropy(logits, np.array([True, False, True]))
@@ -377,6 +401,9 @@ def test_option_errors(func, logits):
         func(logits, target, reduction="avg")
     with pytest.raises(TypeError, match="ignore_index must be an integer"):
         func(logits, target, ignore_index=1.5)
+    for beyond in (2**63, -(2**63) - 1):  # the targets are compared as int64
+        with pytest.raises(ValueError, match=f"must fit in a 64-bit signed integer, got {beyond}"):
+            func(logits, target, ignore_index=beyond)
     with pytest.raises(TypeError, match="axis must be an integer"):
         func(logits, target, axis=(0, 1))
     with pytest.raises(np.exceptions.AxisError):

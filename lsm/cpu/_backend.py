@@ -15,6 +15,8 @@ lock; under the thread-safe layers the lock is dropped.
 """
 
 import contextlib
+import functools
+import math
 import threading
 
 import numba
@@ -51,6 +53,24 @@ def _read(array):
     view = _bits(array).view()
     view.flags.writeable = False
     return view
+
+
+@functools.lru_cache(maxsize=16)
+def _unit_weights(n_classes, dtype):
+    """A read-only array of ``n_classes`` ones of ``dtype``: the class weights of an unweighted
+    loss, made once per class count (a training loop repeats it) instead of once a call."""
+    ones = np.ones(n_classes, dtype=dtype)
+    ones.flags.writeable = False
+    return ones
+
+
+def _divide(total, denominator):
+    """``total / denominator`` as IEEE float64 division gives it (a mean over nothing counted:
+    0 / 0 = NaN, as torch gives), in Python floats, which warn about nothing; ``denominator`` is
+    a total weight, never negative."""
+    if denominator:
+        return total / denominator
+    return math.copysign(math.inf, total) if total and total == total else math.nan
 
 
 class _ParallelGate:
@@ -195,7 +215,7 @@ class CpuBackend:
         # The kernels are compiled for weighted classes only: ones stand in for no weights (the
         # cost of reading a cached weight row is negligible).
         if view is None:
-            return np.ones(n_classes, dtype=dtype)
+            return _unit_weights(n_classes, dtype)
         return np.ascontiguousarray(view, dtype=dtype)
 
     def copy(self, source, target):
@@ -284,15 +304,7 @@ class CpuBackend:
             _run_columns(*kernels, grad, y, where, out, log)
 
     def check_classes(self, target, n_classes, ignore_index, class_weight):
-        bad_weights = int(np.count_nonzero(~(np.isfinite(class_weight) & (class_weight >= 0))))
-        if target is None or bad_weights:
-            return -1, bad_weights, 0.0
-        counted = target != ignore_index
-        bad = counted & ((target < 0) | (target >= n_classes))
-        if bad.any():
-            return int(np.argmax(bad.reshape(-1))), 0, 0.0
-        picked = class_weight[target[counted]]
-        return -1, 0, float(picked.sum(dtype=np.float64))
+        return _losses.check_classes(_read(target), n_classes, ignore_index, _read(class_weight))
 
     def cross_entropy(self, x, target, probs, class_weight, options, loss, grad):
         # class-index targets are a per-group input: (outer, inner), like the loss
@@ -316,10 +328,9 @@ class CpuBackend:
         _losses.nll_gather(_read(logp), _read(target), _read(class_weight), ignore_index, loss)
 
     def reduce_loss(self, loss, denominator, result):
-        total = loss.sum()  # pairwise, in float64
+        total = float(loss.sum())  # pairwise, in float64
         if denominator is not None:
-            with np.errstate(divide="ignore", invalid="ignore"):  # nothing counted: NaN, as torch
-                total = np.float64(total) / np.float64(denominator)
+            total = _divide(total, float(denominator))
         result[...] = total
 
 

@@ -290,3 +290,37 @@ def nll_gather(logp, target, class_weight, ignore_index, loss):
                 continue
             w = weight(class_weight, logp, t)
             loss[o, i] = 0.0 if w == 0 else -(w * load(logp[o, t, i]))
+
+
+@njit(cache=True)
+def check_classes(target, n_classes, ignore_index, class_weight):
+    """``(position, bad_weights, total)`` of the class weights and the class-index targets
+    ``target`` (``(outer, inner)``, or None for probability targets: weights only).
+
+    ``bad_weights`` counts the weights that are negative, NaN or infinite; when there are any, or
+    no targets, ``position`` is -1 and ``total`` 0. Otherwise ``position`` is the flat position of
+    the first target that is neither ``ignore_index`` nor in ``[0, n_classes)`` (-1 if none), and
+    ``total`` the float64 sum of the counted targets' weights, compensated (Neumaier: within
+    about an ulp of the exact sum for any number of items; 0.0 after a bad target). One
+    compiled call, where NumPy expressions took a dozen (about 12 us of a small call).
+    """
+    bad_weights = 0
+    for c in range(class_weight.shape[0]):
+        w = class_weight[c]
+        if not (abs(w) < np.inf and w >= 0):  # also NaN
+            bad_weights += 1
+    if target is None or bad_weights:
+        return -1, bad_weights, 0.0
+    inner = target.shape[1]
+    for o in range(target.shape[0]):
+        for i in range(inner):
+            t = target[o, i]
+            if t != ignore_index and not 0 <= t < n_classes:
+                return o * inner + i, 0, 0.0
+    total = compensation = 0.0
+    for o in range(target.shape[0]):
+        for i in range(inner):
+            t = target[o, i]
+            if t != ignore_index:
+                total, compensation = compensated_add(total, compensation, np.float64(class_weight[t]))
+    return -1, 0, compensated_total(total, compensation)
