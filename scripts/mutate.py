@@ -219,8 +219,8 @@ CATALOGUE = [
     _cpu(
         "cpu-target-range",
         "_losses.py",
-        "if t != ignore_index and not 0 <= t < n_classes:",
-        "if t != ignore_index and not 0 <= t <= n_classes:",
+        "if not 0 <= t < n_classes:",
+        "if not 0 <= t <= n_classes:",
         "a target equal to the number of classes passes the check",
         ("tests/test_losses.py -k 'range or target'", f"{EDGES} -k 'cpu and class_count'"),
     ),

@@ -312,15 +312,13 @@ def check_classes(target, n_classes, ignore_index, class_weight):
     if target is None or bad_weights:
         return -1, bad_weights, 0.0
     inner = target.shape[1]
-    for o in range(target.shape[0]):
-        for i in range(inner):
-            t = target[o, i]
-            if t != ignore_index and not 0 <= t < n_classes:
-                return o * inner + i, 0, 0.0
     total = compensation = 0.0
     for o in range(target.shape[0]):
         for i in range(inner):
             t = target[o, i]
-            if t != ignore_index:
-                total, compensation = compensated_add(total, compensation, np.float64(class_weight[t]))
+            if t == ignore_index:
+                continue
+            if not 0 <= t < n_classes:
+                return o * inner + i, 0, 0.0
+            total, compensation = compensated_add(total, compensation, np.float64(class_weight[t]))
     return -1, 0, compensated_total(total, compensation)
