@@ -240,7 +240,11 @@ def test_kernel_compiles(name, dtype, layout):
     ptx = _assert_compiled_in_registers(name, dtype, layout)
     if name in WARP_KERNELS:
         assert "shfl.sync" in ptx  # warp reductions use register shuffles on a GPU
-        assert ".local" not in ptx  # the row cache stays in registers
+        assert ".local" not in ptx  # the row cache stays on chip: registers or shared memory
+        slots, _ = WARP_BUCKETS[WARP_KERNELS.index(name) % len(WARP_BUCKETS)]
+        family = "softmax" if name in SOFTMAX_WARP else "logsumexp"
+        in_shared = _forward.row_in_shared(family, DTYPES[dtype][1], slots)
+        assert ("ld.shared" in ptx) == in_shared
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)

@@ -49,20 +49,6 @@ CONTIGUOUS_ROW_KERNELS += ["backward_rows", "backward_rows_shared", "cross_entro
 
 # The one list of today's misses, (bar, kernel, dtype, layout) -> why (registers per thread and
 # the occupancy they allow are in benchmarks/RESULTS.md, "GPU kernels' machine code").
-# the warp-per-row kernels hold slots * 32 elements of a row per warp in registers (ptxas keeps
-# them there, unrolled); their launch bounds cap the registers at 64 up to 8 slots (50%) and
-# at 128 for 16, but for logsumexp of float64 rows, where a cap would spill
-_WARP_ROW = "80-214 registers (14-39%): a lane holds 16 or 32 elements (float64 with weights: 8)"
-_WARP_MISSES = [
-    *[("logsumexp_rows_warp8", "float64", layout) for layout in compiled.LAYOUTS],
-    *[
-        (f"{family}_rows_warp{slots}", dtype, layout)
-        for family in ("softmax", "logsumexp")
-        for slots in (16, 32)
-        for dtype in compiled.DTYPES
-        for layout in compiled.LAYOUTS
-    ],
-]
 _FLOAT64 = "70-76 registers (39-44%) with float64 accumulation of contiguous operands"
 # the kernels whose reads of x are all sums in a thread's order, which runs would change (_runs)
 _IN_SUM_ORDER = "x is read only where each thread sums its elements in order: lane l, l + 32, ..."
@@ -74,11 +60,6 @@ _SCALAR_READS = {
     "cross_entropy_rows": "without a gradient the logits are read by the one-pass summary alone",
 }
 MISSES = {
-    **{
-        ("occupancy", name, dtype, layout): _WARP_ROW
-        for name, dtype, layout in _WARP_MISSES
-        if compiled.warp_kernel_exists(name, dtype)
-    },
     ("occupancy", "softmax_rows_block", "float64", "C"): _FLOAT64,
     ("occupancy", "softmax_rows_shared", "float64", "C"): _FLOAT64,
     ("occupancy", "softmax_rows_split", "float64", "C"): _FLOAT64,

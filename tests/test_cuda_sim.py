@@ -273,11 +273,12 @@ def test_shared_rows_agree_with_block_rows(cuda, monkeypatch, dtype):
 
 @pytest.mark.parametrize("dtype", [F16, F32, F64], ids=str)
 def test_warp_row_buckets_match_the_largest(cuda, monkeypatch, dtype):
-    """The warp-per-row kernels of the bucket a row takes (2 slots per lane for rows of 48) give
-    the results of the largest bucket (a lane holding 32 elements, 16 for float64: the kernels
-    before the buckets) bit for bit, on every special group, with and without a mask and
-    weights, with the sign, and in place: the padding they skip only adds exact zeros."""
-    from lsm.cuda import _config, _launch
+    """The warp-per-row kernels of the bucket a row takes (2 slots per lane for rows of 48, kept
+    in registers) give the results of the buckets that keep a lane's slots in shared memory (16,
+    and the largest: 32 elements a lane, 16 for float64) bit for bit, on every special group,
+    with and without a mask and weights, with the sign, and in place: the padding slots that
+    the first kernels add and the others skip hold only exact zeros."""
+    from lsm.cuda import _config, _forward, _launch
 
     monkeypatch.setattr(_config, "WARP_ROW_MAX", 1024)
     monkeypatch.setattr(_config, "WARP_ROW_MAX_FLOAT64", 512)
@@ -285,13 +286,49 @@ def test_warp_row_buckets_match_the_largest(cuda, monkeypatch, dtype):
     acc = numba.float64 if dtype == F64 else numba.float32
     assert _launch.choose(9, 48, 1, acc) == "warp" and _launch.warp_slots(48) == 2
     calls = _forward_calls(cuda, x, where, b, lsm.log_softmax)
+    assert not _forward.row_in_shared("logsumexp", acc, 2)
+    assert all(_forward.row_in_shared(family, acc, 16) for family in ("softmax", "logsumexp"))
     runs = []
-    for slots in (2, _launch.per_lane(acc)):
+    for slots in (2, 16, _launch.per_lane(acc)):
         monkeypatch.setattr(_launch, "warp_slots", lambda n, slots=slots: slots)
         runs.append(_outputs(calls))
-    bucket, largest = runs
-    _assert_bitwise_equal(largest, bucket)
+    bucket, *in_shared = runs
+    for other in in_shared:
+        _assert_bitwise_equal(other, bucket)
     assert_close(bucket["log_softmax"][0], ref_log_softmax(x), dtype)
+
+
+@pytest.mark.parametrize("n", [300, 1000])
+@pytest.mark.parametrize("dtype", [F16, F32, F64], ids=str)
+def test_warp_rows_kept_in_shared_memory_hold_the_contract(cuda, monkeypatch, dtype, n):
+    """Rows of 300 and 1000 take the warp-per-row kernels that keep a lane's 16 or 32 slots in
+    shared memory (float64 rows of 1000 take the shared-memory row kernels instead): four rows
+    of a block at once, each warp in its own stretch, with a mask, weights and the sign."""
+    from lsm.cuda import _config, _forward, _launch
+
+    monkeypatch.setattr(_config, "WARP_ROW_MAX", 1024)
+    monkeypatch.setattr(_config, "WARP_ROW_MAX_FLOAT64", 512)
+    acc = numba.float64 if dtype == F64 else numba.float32
+    if n <= _launch.per_lane(acc) * 32:
+        assert _launch.choose(9, n, 1, acc) == "warp"
+        assert _forward.row_in_shared("softmax", acc, _launch.warp_slots(n))
+    rng = np.random.default_rng(29)
+    x = (rng.standard_normal((9, n)) * 4).astype(dtype)
+    x.flat[::7] = -np.inf
+    x[2] = -np.inf
+    where = rng.random(x.shape) < 0.8
+    b = rng.uniform(-1, 2, x.shape)
+    assert_close(host(lsm.log_softmax(device(cuda, x))), ref_log_softmax(x), dtype)
+    got = host(lsm.softmax(device(cuda, x), where=device(cuda, where)))
+    assert_close(got, ref_softmax(x, where=where), dtype)
+    assert_close(host(lsm.logsumexp(device(cuda, x), axis=-1)), ref_logsumexp(x, axis=-1), dtype)
+    value, sign = lsm.logsumexp(
+        device(cuda, x), axis=-1, where=device(cuda, where), b=device(cuda, b), return_sign=True
+    )
+    weights = b.astype(F64 if dtype == F64 else F32)  # lsm converts b to the accumulation type
+    ref_value, ref_sign = ref_logsumexp(x, axis=-1, where=where, b=weights, return_sign=True)
+    assert_close(host(value), ref_value, dtype)
+    assert_close(host(sign), ref_sign, dtype)
 
 
 @pytest.mark.parametrize("dtype", [F16, F32, F64], ids=str)

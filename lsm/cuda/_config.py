@@ -8,9 +8,11 @@ bounds the rows that take them; ``WARPS_PER_BLOCK`` is compiled into them as the
 (once per value).
 """
 
-WARP_ROW_MAX = 1024  # rows up to this length: one warp per row, the row held in registers
-# ... for float64 rows: a lane's 32 doubles do not fit its registers (ptxas gives the float64
-# warp kernels a 256-byte stack frame or spills at 1024), 16 do (tests/test_cuda_compile.py).
+# Rows up to this length: one warp per row, a lane's elements in registers (up to 8 of them) or
+# in dynamic shared memory (16 or 32: _forward.row_in_shared).
+WARP_ROW_MAX = 1024
+# ... for float64 rows: a block of 4 warps would keep 32 KiB of a row of 1024 (64 KiB with
+# logsumexp's weights), beyond the 48 KiB a block may take without opting in (see below).
 WARP_ROW_MAX_FLOAT64 = 512
 # Rows longer than a warp's share but up to this length (float32 accumulation: float16 and float32
 # rows; float64 rows: the second) take one block per row with the row kept in dynamic shared

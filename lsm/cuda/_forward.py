@@ -5,8 +5,9 @@ practice). Four shapes of work, as the fastest GPU softmax kernels do (the launc
 
 - ``*_rows_warp<slots>``: one warp per row, for ``n <= 32 * slots``, one kernel pair per bucket
   of ``slots`` in ``WARP_SLOTS`` (the launch takes the smallest that holds the row). Each lane
-  loads its elements (coalesced: lane ``l`` takes ``l, l + 32, ...``) once into a register
-  array of ``slots``, and the row's maximum and sums are warp reductions. Blocks hold several
+  loads its elements (coalesced: lane ``l`` takes ``l, l + 32, ...``) once into its ``slots``
+  (registers, or for the longest rows a stretch of dynamic shared memory of its warp's own:
+  ``row_in_shared``), and the row's maximum and sums are warp reductions. Blocks hold several
   warps (rows). ``*_rows_lanes<k>``: the same kernels for rows of up to 16 elements, ``k`` lanes
   a row (``ROW_LANES``), so a warp takes ``32 / k`` rows at once.
 - ``*_rows_shared``: one block per row, for longer rows that fit in shared memory
@@ -41,7 +42,7 @@ import functools
 import math
 
 import numpy as np
-from numba import float64, int64
+from numba import int64
 
 from . import _group, _reduce
 from ._elements import narrow, row_cache
@@ -123,22 +124,39 @@ def build_summaries(acc):
 WARP_SLOTS = (1, 2, 4, 8, 16, 32)
 
 
-# Warps per SM that the warp-per-row kernels ask ptxas to make room for (launch bounds): 32 of an
-# SM's 64 caps a thread at 64 registers (50% occupancy), 16 at 128. Left to itself ptxas gives
-# the 8-slot kernels 64-127 registers and the 16-slot ones 119-208; under the caps the machine
-# code still has no stack frame and no spills (tests/test_cuda_compile.py). No cap where one
-# would spill: logsumexp of float64 rows at 8 and 16 slots (the weights double the registers),
-# and the 32-slot kernels (a lane's 32 elements need more than 128 registers).
-_RESIDENT_WARPS = {1: 32, 2: 32, 4: 32, 8: 32, 16: 16}
+#: The most bytes of its row a lane keeps in registers in the warp-per-row kernels (its elements,
+#: and for logsumexp their weights), and the most slots: ptxas then fits a thread in 64 registers,
+#: so the launch bounds below keep 32 of an SM's 64 warps resident (50% occupancy). Left to
+#: itself it gave the 16-slot kernels 105-145 registers and the 32-slot ones 171-214 (14-25%). A
+#: bucket beyond either bound keeps the row in dynamic shared memory instead (``row_in_shared``).
+REGISTER_ROW_BYTES = 64
+REGISTER_ROW_SLOTS = 8
+# Warps per SM the warp-per-row kernels ask ptxas to make room for (launch bounds): 32 caps a
+# thread at 64 registers; the machine code has no stack frame or spills (tests/test_cuda_compile.py).
+_RESIDENT_WARPS = 32
 
 
-def _launch_bounds(family, acc, slots, warps):
-    """``(threads, blocks)`` launch bounds of warp-per-row kernel ``family`` (``"softmax"`` or
-    ``"logsumexp"``) with ``slots`` per lane in blocks of ``warps`` warps, or None (no cap)."""
-    resident = _RESIDENT_WARPS.get(slots)
-    if resident is None or (family == "logsumexp" and acc == float64 and slots >= 8):
-        return None
-    return WARP * warps, max(1, resident // warps)
+def row_in_shared(family, acc, slots):
+    """Whether the warp-per-row kernel ``family`` (``"softmax"`` or ``"logsumexp"``) keeps a
+    lane's ``slots`` elements (and weights) in shared memory rather than registers."""
+    kept = slots * np.dtype(acc.name).itemsize * (2 if family == "logsumexp" else 1)
+    return slots > REGISTER_ROW_SLOTS or kept > REGISTER_ROW_BYTES
+
+
+def warp_row_shared_bytes(family, acc, slots, warps, weighted):
+    """Dynamic shared memory per block of the warp-per-row kernel ``family`` with ``slots`` per
+    lane in blocks of ``warps`` warps: 0 for rows kept in registers, else each warp's ``32 *
+    slots`` elements in ``acc`` (logsumexp: and their weights when ``weighted``, i.e. with ``b``
+    or ``where``)."""
+    if not row_in_shared(family, acc, slots):
+        return 0
+    arrays = 2 if family == "logsumexp" and weighted else 1
+    return warps * WARP * slots * np.dtype(acc.name).itemsize * arrays
+
+
+def _launch_bounds(warps):
+    """``(threads, blocks)`` launch bounds of a warp-per-row kernel in blocks of ``warps`` warps."""
+    return WARP * warps, max(1, _RESIDENT_WARPS // warps)
 
 
 def _named(func, name):
@@ -170,6 +188,11 @@ def build_warp_rows(acc, slots, warps, lanes=WARP):
     beyond ``n`` would only add exact zeros (``e^{-inf - m}``, or a weight of 0) to the sums, so
     every bucket that holds a row gives the same results bit for bit. The block size is
     compiled in as the kernels' launch bounds (``_launch_bounds``), which cap their registers.
+    Where a lane's slots would need more registers than that (``row_in_shared``), they are a
+    stretch of the block's dynamic shared memory instead (``warp_row_shared_bytes`` at launch):
+    warp ``w`` takes elements ``w * 32 * slots`` onwards, its lane ``l`` every 32nd from ``l``
+    (consecutive lanes, consecutive banks), and a lane reads back only what it wrote, so no
+    barrier is needed; the loops then visit only the slots within the row (``row_slots``).
 
     With ``lanes`` below ``WARP`` (short rows, one slot), each aligned segment of ``lanes`` lanes
     of a warp takes a row of its own and the reductions run over the segment
@@ -183,14 +206,33 @@ def build_warp_rows(acc, slots, warps, lanes=WARP):
     normaliser, softmax_value, store_logsumexp = g["normaliser"], g["softmax_value"], g["store_logsumexp"]
     warp_max, warp_sum = _reduce.build_segments(lanes)
     lowest, zero, one = acc(-np.inf), acc(0), acc(1)
+    softmax_shared = row_in_shared("softmax", acc, slots)
+    logsumexp_shared = row_in_shared("logsumexp", acc, slots)
+    slots_and_weights = 2 * slots  # logsumexp's register array (a constant: the array's size)
+
+    @cuda.jit(device=True)
+    def row_slots(active, lane, n):
+        """The slots of a lane within its row. A row kept in registers visits all ``slots`` (a
+        constant trip count: the loops unroll into registers); a row kept in shared memory only
+        these (loops, where 16 or 32 unrolled loads a thread need more registers than the launch
+        bounds allow). A padding slot adds only exact zeros to the sums (an ``e^{-inf - m}``, or
+        a weight of 0), and its ``-inf`` counts at the maximum only when the row's maximum is
+        ``-inf``, where every output is NaN whatever the count: the same results bit for bit."""
+        return min(slots, (n - lane + lanes - 1) // lanes) if active else 0
 
     def softmax_rows_warp(x, where, out, log):
         """(log_)softmax of each row of ``x`` (``n <= 32 * slots``), one warp per row: lane ``l``
-        loads elements ``l, l + 32, ...`` (coalesced) once into registers, the row's maximum and
+        loads elements ``l, l + 32, ...`` (coalesced) once into its slots, the row's maximum and
         sums are warp reductions, and each element is written once. For softmax the sum pass
-        leaves ``e^{x - m}`` in the register for the output: one exponential per element, the
-        same one ``add_term`` and ``softmax_value`` would each compute (bit for bit)."""
-        cache = cuda.local.array(slots, acc)
+        leaves ``e^{x - m}`` in the slot for the output: one exponential per element, the same
+        one ``add_term`` and ``softmax_value`` would each compute (bit for bit)."""
+        if softmax_shared:  # slot k of a lane at first + k * lanes of its warp's stretch
+            cache = cuda.shared.array(0, acc)
+            first_slot = (cuda.threadIdx.x // lanes) * (lanes * slots) + cuda.threadIdx.x % lanes
+            stride = lanes
+        else:  # a register array (unrolled)
+            cache = cuda.local.array(slots, acc)
+            first_slot, stride = 0, 1
         rows, n = x.shape
         per_block = cuda.blockDim.x // lanes  # rows a block takes at once
         lane = cuda.threadIdx.x % lanes
@@ -198,20 +240,21 @@ def build_warp_rows(acc, slots, warps, lanes=WARP):
         for first in range(int64(cuda.blockIdx.x) * per_block, rows, step):
             row = first + cuda.threadIdx.x // lanes
             active = row < rows
+            held = row_slots(active, lane, n) if softmax_shared else slots
             m = lowest
-            for k in range(slots):
+            for k in range(held):
                 j = lane + lanes * k
                 value = lowest
                 if active and j < n:
                     if included(where, None, (row, j)):
                         value = element(x[row, j])
-                cache[k] = value
+                cache[first_slot + stride * k] = value
                 m = value if value > m else m
             m = warp_max(m)
             at_max, total, compensation = zero, zero, zero
-            for k in range(slots):
+            for k in range(held):
                 # add_term's step, its e^{x - m} kept for softmax: one exponential per element
-                value = cache[k]
+                value = cache[first_slot + stride * k]
                 if value == m:
                     at_max += one
                     term = one  # e^0
@@ -219,28 +262,37 @@ def build_warp_rows(acc, slots, warps, lanes=WARP):
                     term = math.exp(value - m)
                     total, compensation = compensated_add(total, compensation, term)
                 if not log:
-                    cache[k] = term
+                    cache[first_slot + stride * k] = term
             at_max = warp_sum(at_max)
             rest = warp_sum(compensated_total(total, compensation))
             shift, log_norm, inv_norm = normaliser(m, at_max, rest)
             masked = lowest if log else zero
-            for k in range(slots):
+            for k in range(held):
                 j = lane + lanes * k
                 if active and j < n:
+                    kept = cache[first_slot + stride * k]
                     if not included(where, None, (row, j)):
                         out[row, j] = narrow(masked, out)
                     elif log:
-                        out[row, j] = narrow(softmax_value(cache[k], shift, log_norm, inv_norm, log), out)
+                        out[row, j] = narrow(softmax_value(kept, shift, log_norm, inv_norm, log), out)
                     else:
                         # e^{x - m} / (A + R): the shift is m unless the group is NaN, where
                         # inv_norm is NaN and so is the product
-                        out[row, j] = narrow(cache[k] * inv_norm, out)
+                        out[row, j] = narrow(kept * inv_norm, out)
 
     def logsumexp_rows_warp(x, where, b, lse, sign):
-        """logsumexp of each row of ``x`` (``n <= 32 * slots``), one warp per row, the row and
-        its weights held in registers (an excluded element as ``-inf`` of weight 0)."""
-        cache = cuda.local.array(slots, acc)
-        weights = cuda.local.array(slots, acc)
+        """logsumexp of each row of ``x`` (``n <= 32 * slots``), one warp per row, the row held in
+        its lanes' slots as in ``softmax_rows_warp``. With ``b`` or ``where`` the slots hold each
+        element's weight too (an excluded element as ``-inf`` of weight 0); without them the
+        weight is 1 within the row and 0 in the padding, known without keeping it."""
+        weighted = b is not None or where is not None
+        if logsumexp_shared:  # the weights after the block's elements
+            cache = cuda.shared.array(0, acc)
+            first_slot = (cuda.threadIdx.x // lanes) * (lanes * slots) + cuda.threadIdx.x % lanes
+            stride, weights_at = lanes, cuda.blockDim.x * slots
+        else:
+            cache = cuda.local.array(slots_and_weights, acc)
+            first_slot, stride, weights_at = 0, 1, slots
         rows, n = x.shape
         per_block = cuda.blockDim.x // lanes
         lane = cuda.threadIdx.x % lanes
@@ -248,20 +300,27 @@ def build_warp_rows(acc, slots, warps, lanes=WARP):
         for first in range(int64(cuda.blockIdx.x) * per_block, rows, step):
             row = first + cuda.threadIdx.x // lanes
             active = row < rows
+            held = row_slots(active, lane, n) if logsumexp_shared else slots
             m = lowest
-            for k in range(slots):
+            for k in range(held):
                 j = lane + lanes * k
                 value, w = lowest, zero  # excluded: contributes nothing, never NaN
                 if active and j < n:
                     if included(where, b, (row, j)):
                         value, w = element(x[row, j]), weight(b, (row, j))
-                cache[k] = value
-                weights[k] = w
+                cache[first_slot + stride * k] = value
+                if weighted:
+                    cache[weights_at + first_slot + stride * k] = w
                 m = value if value > m else m
             m = warp_max(m)
             at_max, total, compensation = zero, zero, zero
-            for k in range(slots):
-                at_max, total, compensation = add_term(cache[k], weights[k], m, at_max, total, compensation)
+            for k in range(held):
+                if weighted:
+                    w = cache[weights_at + first_slot + stride * k]
+                else:
+                    w = one if active and lane + lanes * k < n else zero
+                value = cache[first_slot + stride * k]
+                at_max, total, compensation = add_term(value, w, m, at_max, total, compensation)
             at_max = warp_sum(at_max)
             rest = warp_sum(compensated_total(total, compensation))
             if active and lane == 0:
@@ -269,7 +328,7 @@ def build_warp_rows(acc, slots, warps, lanes=WARP):
 
     return {
         f"{family}_rows_warp": kernel(
-            _named(func, warp_row_name(family, slots, lanes)), _launch_bounds(family, acc, slots, warps)
+            _named(func, warp_row_name(family, slots, lanes)), _launch_bounds(warps)
         )
         for family, func in (("softmax", softmax_rows_warp), ("logsumexp", logsumexp_rows_warp))
     }

@@ -97,12 +97,15 @@ def row_lanes(n):
     return WARP
 
 
-def _warp_launch(name, n, outer, acc):
-    """``(kernel, blocks, threads)`` of the warp-path kernel ``name`` for ``outer`` rows of ``n``
-    elements accumulated in ``acc``."""
-    warps, lanes = _config.WARPS_PER_BLOCK, row_lanes(n)
-    kernel = _forward.build_warp_rows(acc, warp_slots(n), warps, lanes)[name]
-    return kernel, _blocks(outer, warps * (WARP // lanes)), warps * WARP
+def _warp_launch(family, n, outer, acc, weighted=False):
+    """``(kernel, blocks, threads, shared)`` of the warp-path kernel of ``family`` (``"softmax"``
+    or ``"logsumexp"``) for ``outer`` rows of ``n`` elements accumulated in ``acc``; ``shared``
+    is the launch option of its dynamic shared memory (``weighted``: logsumexp with ``b`` or
+    ``where``)."""
+    warps, lanes, slots = _config.WARPS_PER_BLOCK, row_lanes(n), warp_slots(n)
+    kernel = _forward.build_warp_rows(acc, slots, warps, lanes)[family + "_rows_warp"]
+    shared = _forward.warp_row_shared_bytes(family, acc, slots, warps, weighted)
+    return kernel, _blocks(outer, warps * (WARP // lanes)), warps * WARP, {"shared": shared}
 
 
 def column_parts(n):
@@ -147,8 +150,8 @@ def softmax(x, where, out, log, stream, allocate):
     shared = _shared_row(path, x)
     x, where, out = _rows_device(x), _rows_device(where), _rows_device(out)
     if path == "warp":
-        kernel, blocks, threads = _warp_launch("softmax_rows_warp", n, outer, acc)
-        _numba.launch(kernel, blocks, threads, stream, x, where, out, log)
+        kernel, blocks, threads, shared = _warp_launch("softmax", n, outer, acc)
+        _numba.launch(kernel, blocks, threads, stream, x, where, out, log, **shared)
     elif path == "split":
         parts = _parts(n)
         partials = allocate((outer, parts, 3), np.dtype(acc.name))
@@ -182,8 +185,9 @@ def logsumexp(x, where, b, lse, sign, stream, allocate):
     x, where, b = _rows_device(x), _rows_device(where), _rows_device(b)
     lse, sign = _items_device(lse), _items_device(sign)
     if path == "warp":
-        kernel, blocks, threads = _warp_launch("logsumexp_rows_warp", n, outer, acc)
-        _numba.launch(kernel, blocks, threads, stream, x, where, b, lse, sign)
+        weighted = b is not None or where is not None
+        kernel, blocks, threads, shared = _warp_launch("logsumexp", n, outer, acc, weighted)
+        _numba.launch(kernel, blocks, threads, stream, x, where, b, lse, sign, **shared)
     elif path == "split":
         parts = _parts(n)
         partials = allocate((outer, parts, 3), np.dtype(acc.name))
