@@ -378,6 +378,14 @@ CATALOGUE = [
         ("tests/test_cuda_paths.py", f"{EDGES} -k 'kernel_paths'"),
     ),
     _cuda(
+        "cuda-warp-shared-slots",
+        "_forward.py",
+        "return min(slots, (n - lane + lanes - 1) // lanes) if active else 0",
+        "return min(slots, (n - lane) // lanes) if active else 0",
+        "the warp rows kept in shared memory drop a lane's last element of the row",
+        ("tests/test_cuda_sim.py -k 'kept_in_shared or buckets'",),
+    ),
+    _cuda(
         "cuda-zero-weight-included",
         "_group.py",
         "keep = keep and b[index] != 0",
