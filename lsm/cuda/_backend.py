@@ -146,9 +146,9 @@ class CudaBackend:
         total = Strided(verdict.owner, verdict.pointer + 16, (1,), (8,), np.dtype(np.float64))
         checks = target, n_classes, ignore_index, class_weight, verdict, total
         _launch.check_classes(*checks, self.stream)
-        position, bad_weights, total_bits = verdict.to_host(self.stream)
-        total = np.array(total_bits, dtype=np.int64).view(np.float64)
-        return (int(position) if position < items else -1), int(bad_weights), float(total)
+        found = verdict.to_host(self.stream)  # int64: the total's bits in the last element
+        position, bad_weights, total = int(found[0]), int(found[1]), float(found.view(np.float64)[2])
+        return (position if position < items else -1), bad_weights, total
 
     def cross_entropy(self, x, target, probs, class_weight, options, loss, grad):
         _launch.cross_entropy(x, target, probs, class_weight, options, loss, grad, self.stream)

@@ -152,9 +152,9 @@ class KernelArray:
 
     def __init__(self, owner, pointer, shape, strides, dtype):
         self.owner = owner
-        self._numba_type_ = _array_type(shape, strides, dtype)
-        size = math.prod(shape)  # an empty view points nowhere, as numba-cuda's empty arrays
-        self.fields = (0, 0, size, dtype.itemsize, pointer if size else 0, *shape, *strides)
+        self._numba_type_, size, itemsize, layout = _array_layout(shape, strides, dtype)
+        # an empty view points nowhere, as numba-cuda's empty arrays
+        self.fields = (0, 0, size, itemsize, pointer if size else 0, *layout)
 
 
 class ArrayFields:
@@ -167,12 +167,14 @@ class ArrayFields:
 
 
 @functools.lru_cache(maxsize=1024)
-def _array_type(shape, strides, dtype):
-    """The Numba type of a device array of this layout (remembered for the last 1,024 layouts,
-    as a training loop repeats its shapes)."""
+def _array_layout(shape, strides, dtype):
+    """``(type, size, itemsize, shape + strides)`` of a device array of this layout: its Numba
+    type and the fields of a kernel argument that do not depend on its address (remembered for
+    the last 1,024 layouts, as a training loop repeats its shapes)."""
     from numba.cuda.np.numpy_support import from_dtype  # bfloat16 as numba-cuda's bfloat16
 
-    return types.Array(from_dtype(dtype), len(shape), _layout(shape, strides, dtype.itemsize))
+    array_type = types.Array(from_dtype(dtype), len(shape), _layout(shape, strides, dtype.itemsize))
+    return array_type, math.prod(shape), dtype.itemsize, (*shape, *strides)
 
 
 @functools.cache
