@@ -73,8 +73,8 @@ class CudaBackend:
     def empty(self, shape, dtype, like=None):
         # always C-contiguous: the array kinds' allocators differ in what layouts they take
         shape = tuple(shape)
-        array = self.kind.empty(shape, dtype)
-        return array, allocated(array, shape, dtype)
+        array, pointer = self.kind.empty(shape, dtype)
+        return array, allocated(array, pointer, shape, dtype)
 
     def _scratch(self, shape, dtype):
         """A new scratch array as a kernel argument (the split-row kernels' partial results)."""

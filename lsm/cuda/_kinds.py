@@ -29,7 +29,8 @@ class _CupyKind:
 
     def empty(self, shape, dtype):
         with self._cupy.cuda.Device(self.device):
-            return self._cupy.empty(shape, dtype=dtype)
+            array = self._cupy.empty(shape, dtype=dtype)
+        return array, array.data.ptr
 
 
 class _TorchKind:
@@ -46,7 +47,8 @@ class _TorchKind:
         self.stream = _numba.stream(self._torch.cuda.current_stream(self._device).cuda_stream)
 
     def empty(self, shape, dtype):
-        return self._torch.empty(shape, dtype=getattr(self._torch, dtype_name(dtype)), device=self._device)
+        array = self._torch.empty(shape, dtype=getattr(self._torch, dtype_name(dtype)), device=self._device)
+        return array, array.data_ptr()
 
 
 class _NumbaKind:
@@ -63,12 +65,16 @@ class _NumbaKind:
         self.stream = _numba.stream(self._handle)
 
     def empty(self, shape, dtype):
-        return _numba.device_array(shape, dtype, self.stream)
+        array = _numba.device_array(shape, dtype, self.stream)
+        return array, _numba.interface(array)["data"][0]
 
 
 def kind_of(array, handle=None):
     """The kind of the device array ``array``: an object with ``device`` (an index, or None for
-    the current device), ``stream`` and ``empty``. ``handle`` is the stream its interface names
+    the current device), ``stream`` and ``empty(shape, dtype)``, which gives a new C-contiguous
+    array and its device pointer (read the library's own way: torch's
+    ``__cuda_array_interface__`` is a Python property that builds a dict, several times the cost
+    of ``data_ptr()``). ``handle`` is the stream its interface names
     (see ``_layout.read``), the stream of an array of no library lsm knows."""
     root = type(array).__module__.split(".")[0]
     if root == "cupy":

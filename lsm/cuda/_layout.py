@@ -198,8 +198,7 @@ def _bfloat16(array, func, name):
     return _validate.bfloat16_dtype()
 
 
-def allocated(array, shape, dtype):
-    """The description of ``array``, just allocated C-contiguous with ``shape`` and ``dtype`` by
-    the caller's library: only its pointer is read from the interface."""
-    pointer = _numba.interface(array)["data"][0]
+def allocated(array, pointer, shape, dtype):
+    """The description of ``array`` at ``pointer``, just allocated C-contiguous with ``shape`` and
+    ``dtype`` by the caller's library."""
     return Strided(array, pointer, shape, contiguous_strides(shape, dtype.itemsize), dtype)
