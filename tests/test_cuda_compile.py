@@ -168,7 +168,7 @@ def _loss_signature(name, element, acc, layout):
     """Argument types of loss kernel ``name``: layout "C" has class-index targets only, "A"
     strided arrays with class weights, a gradient and both kinds of target."""
     full = layout == "A"
-    rows = 2 if name.endswith("_rows") else 3
+    rows = 2 if name.startswith("cross_entropy_rows") else 3
 
     def array(dtype, ndim):
         return types.Array(dtype, ndim, "A" if full else "C")
@@ -204,7 +204,7 @@ ROW_KERNELS = [
 ]
 COLUMN_KERNELS = ["softmax_columns", "logsumexp_columns"]
 BACKWARD_KERNELS = ["backward_rows", "backward_rows_shared", "backward_columns"]
-LOSS_KERNELS = ["cross_entropy_rows", "cross_entropy_columns", "nll_loss"]
+LOSS_KERNELS = ["cross_entropy_rows", "cross_entropy_rows_warp", "cross_entropy_columns", "nll_loss"]
 
 
 def warp_kernel_exists(name, dtype):
@@ -259,8 +259,10 @@ def test_backward_kernel_compiles(name, dtype, layout):
 @pytest.mark.parametrize("name", LOSS_KERNELS)
 def test_loss_kernel_compiles(name, dtype, layout):
     ptx = _assert_compiled_in_registers(name, dtype, layout)
-    if name == "cross_entropy_rows":
-        assert "bar.sync" in ptx  # block reductions, and the barrier before the in-place gradient
+    if name.startswith("cross_entropy_rows"):
+        assert "bar.sync" in ptx  # the barrier before the in-place gradient (and block reductions)
+    if name == "cross_entropy_rows_warp":
+        assert "shfl.sync" in ptx  # warp reductions
 
 
 @pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])

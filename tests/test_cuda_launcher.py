@@ -268,6 +268,19 @@ def test_loss_launches(launches, axis, weighted, dtype):
     lsm.nll_loss(logits, target, axis, weight=weight, reduction="sum")
 
 
+def test_rows_of_many_classes_take_a_block_each(launches):
+    """Rows of more classes than ``WARP_ROW_MAX`` go to ``cross_entropy_rows`` (a block per
+    row), shorter ones to ``cross_entropy_rows_warp`` (a warp per row)."""
+    for n_classes, kernel in (
+        (_config.WARP_ROW_MAX + 1, "cross_entropy_rows"),
+        (6, "cross_entropy_rows_warp"),
+    ):
+        logits = _device(_floats((3, n_classes), "float32"))
+        target = _device(RNG.integers(0, n_classes, 3))
+        lsm.cross_entropy(logits, target, return_grad=True)
+        assert kernel in launches.names
+
+
 def _all_kernels():
     acc = numba.float32
     kernels = [*_forward.build_rows(acc).values(), *_forward.build_columns(acc).values()]
@@ -296,6 +309,7 @@ def test_every_kernel_is_launched_by_the_tests_above(launches):
     for axis in (-1, 1):
         test_backward_launches(launches, axis, True)
         test_loss_launches(launches, axis, True, "float32")
+    test_rows_of_many_classes_take_a_block_each(launches)
     assert launches.names == _all_kernels(), sorted(_all_kernels() - launches.names)
 
 

@@ -45,7 +45,8 @@ OCCUPANCY_BAR = 0.5
 FORWARD_KERNELS = compiled.ROW_KERNELS + compiled.COLUMN_KERNELS
 # the kernels that read the rows of x (unit stride in layout "C"): the merge reads partials only
 CONTIGUOUS_ROW_KERNELS = [name for name in compiled.ROW_KERNELS if name != "logsumexp_rows_merge"]
-CONTIGUOUS_ROW_KERNELS += ["backward_rows", "backward_rows_shared", "cross_entropy_rows"]
+CONTIGUOUS_ROW_KERNELS += ["backward_rows", "backward_rows_shared"]
+CONTIGUOUS_ROW_KERNELS += ["cross_entropy_rows", "cross_entropy_rows_warp"]
 
 # The one list of today's misses, (bar, kernel, dtype, layout) -> why (registers per thread and
 # the occupancy they allow are in benchmarks/RESULTS.md, "GPU kernels' machine code").
@@ -58,6 +59,7 @@ _SCALAR_READS = {
     "rows_partials": "x is read once, by the one-pass summary: thread t sums t, t + blockDim, ...",
     # the "C" flavour is the loss alone; the gradient's pass loads runs (test below)
     "cross_entropy_rows": "without a gradient the logits are read by the one-pass summary alone",
+    "cross_entropy_rows_warp": "without a gradient the logits are read by the one-pass summary alone",
 }
 MISSES = {
     ("occupancy", "softmax_rows_block", "float64", "C"): _FLOAT64,
@@ -122,13 +124,14 @@ def test_contiguous_row_kernels_load_vectors(name, dtype, layout):
     assert report.vector_loads(ptx), "no ld.global.v2/.v4 in the PTX"
 
 
+@pytest.mark.parametrize("name", ["cross_entropy_rows", "cross_entropy_rows_warp"])
 @pytest.mark.parametrize("dtype", list(compiled.DTYPES))
-def test_the_cross_entropy_gradient_loads_vectors(dtype):
-    """``cross_entropy_rows`` with a gradient (contiguous logits and gradient, class-index
-    targets) reads the logits in runs for the gradient."""
+def test_the_cross_entropy_gradient_loads_vectors(dtype, name):
+    """``cross_entropy_rows`` and ``cross_entropy_rows_warp`` with a gradient (contiguous logits
+    and gradient, class-index targets) read the logits in runs for the gradient."""
     element, acc = compiled.DTYPES[dtype]
     logits, per_row = types.Array(element, 2, "C"), types.Array(types.float64, 1, "C")
     options = (types.int64, types.float64, types.float64, types.float64)
     signature = (logits, types.Array(types.int64, 1, "C"), types.none, types.none, *options, per_row, logits)
-    ptx = compiled.compile_ptx(compiled._kernel("cross_entropy_rows", acc), signature, compiled.CC)
+    ptx = compiled.compile_ptx(compiled._kernel(name, acc), signature, compiled.CC)
     assert report.vector_loads(ptx), "no ld.global.v2/.v4 in the PTX"

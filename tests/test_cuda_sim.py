@@ -502,6 +502,41 @@ def test_cross_entropy_columns_hold_the_contract_however_the_columns_are_split(
         assert_scaled_close(host(got_grad), grad, scale, dtype, what=f"gradient, {parts} parts")
 
 
+@pytest.mark.parametrize("n_classes", [20, 48], ids=["warp-per-row", "block-per-row"])
+@pytest.mark.parametrize("kind", ["index", "probs"])
+@pytest.mark.parametrize("dtype", [F16, F32, F64], ids=str)
+def test_cross_entropy_rows_hold_the_contract_by_warp_and_by_block(cuda, monkeypatch, dtype, kind, n_classes):
+    """Rows of 20 classes take ``cross_entropy_rows_warp`` (4 warps a block, 11 rows: the last
+    block's last warp has no row) and rows of 48 ``cross_entropy_rows`` (under
+    ``WARP_ROW_MAX`` = 32), two blocks striding over the rows; both give the reference loss and
+    gradient with class weights, label smoothing and ignored items, the gradient written over
+    the logits."""
+    from lsm.cuda import _config, _numba
+
+    monkeypatch.setattr(_config, "WARPS_PER_BLOCK", 4)
+    monkeypatch.setattr(_config, "MAX_BLOCKS", 2)
+    launched = []
+    launch = _numba.launch
+
+    def recorded(kernel, *args, **options):
+        launched.append(kernel.py_func.__name__)
+        launch(kernel, *args, **options)
+
+    monkeypatch.setattr(_numba, "launch", recorded)
+    options = {"weight": True, "label_smoothing": 0.2, "reduction": "none", "ignore_index": 2}
+    logits, target, kwargs = make_problem((11, n_classes), 1, dtype, kind, options)
+    loss, grad, scale = ref_cross_entropy(logits, target, axis=1, **kwargs)
+    device_kwargs = {key: device(cuda, value) if key == "weight" else value for key, value in kwargs.items()}
+    dx = device(cuda, logits)
+    got_loss, got_grad = lsm.cross_entropy(
+        dx, device(cuda, target), axis=1, return_grad=True, grad_out=dx, **device_kwargs
+    )
+    name = "cross_entropy_rows_warp" if n_classes <= _config.WARP_ROW_MAX else "cross_entropy_rows"
+    assert name in launched
+    assert_loss_close(host(got_loss), loss, dtype, "loss")
+    assert_scaled_close(host(got_grad), grad, scale, dtype, what="gradient")
+
+
 @pytest.mark.parametrize("dtype", [F16, F32, F64], ids=str)
 def test_one_pass_summaries_do_not_overflow_with_huge_weights(cuda, monkeypatch, dtype):
     """Weights near the top of the accumulation type (1e35 in float32, 1e303 in float64) give the

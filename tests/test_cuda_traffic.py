@@ -70,6 +70,7 @@ class Path:
 F = Fraction
 # The one table: what each path reads and writes today, per element of x (SIM_CONFIG tunables).
 THREADS = 32  # SIM_CONFIG's BLOCK_THREADS
+WARP = 32  # lanes of a warp
 SHARED = {"SHARED_ROW_MAX": 64}  # rows kept in shared memory (float32): up to 64 elements
 TRAFFIC = {
     # rows of up to 32 elements (1024 on a GPU): the row held in registers
@@ -197,6 +198,16 @@ TRAFFIC = {
         ("check_classes", "cross_entropy_rows", "reduce_loss"),
         reads={"x": 2 + F(1, 100), "target": F(THREADS + 1, 100), "scratch": F(16, 1600)},
         writes={"out": 1, "scratch": F(3 + 16 + 1, 1600)},
+    ),
+    # the same by a warp per row (rows of up to WARP_ROW_MAX classes): every lane reads the
+    # row's target
+    "cross_entropy with gradient, warp per row": Path(
+        "cross_entropy",
+        (16, 20),
+        -1,
+        ("check_classes", "cross_entropy_rows_warp", "reduce_loss"),
+        reads={"x": 2 + F(1, 20), "target": F(WARP + 1, 20), "scratch": F(16, 320)},
+        writes={"out": 1, "scratch": F(3 + 16 + 1, 320)},
     ),
     "cross_entropy with gradient, columns": Path(
         "cross_entropy",

@@ -56,30 +56,53 @@ from ._tiles import COLUMN_MAX_PARTS, column_of_tile, part_of_block, tile_count
 def build_summaries(acc):
     """``(m, A, R)`` of one group in one pass over global memory, for the forward and the loss
     kernels alike (see ``_group``): ``block_summary`` over a stretch of a row by a whole block,
-    ``tile_summary`` over a column by the warps of a column tile (``_tiles``). Each thread
-    summarises its elements as it reads them (``online_add``); a block then rescales every
-    thread's summary to the block's maximum and sums them, a tile merges its warps' summaries."""
+    ``warp_summary`` the same by one warp, ``tile_summary`` over a column by the warps of a
+    column tile (``_tiles``). Each thread summarises its elements as it reads them
+    (``online_add``); a block (a warp) then rescales every thread's summary to the group's
+    maximum and sums them, a tile merges its warps' summaries."""
     g, r = _group.build(acc), _reduce.build(acc)
     element, included, weight, merge = g["element"], g["included"], g["weight"], g["merge"]
     online_add, online_finish, rescaled = g["online_add"], g["online_finish"], g["rescaled"]
     block_max, block_sum = r["block_max"], r["block_sum"]
+    warp_max, warp_sum = r["warp_max"], r["warp_sum"]
     lowest, zero = acc(-np.inf), acc(0)
 
     @cuda.jit(device=True)
-    def block_summary(x, where, b, row, start, stop, scratch):
-        """``(m, A, R)`` of ``x[row, start:stop]``, computed by the whole block."""
+    def thread_summary(x, where, b, row, first, stop, step):
+        """``(m, A, R)`` of the elements ``first, first + step, ...`` before ``stop`` of row ``row``."""
         m, at_max, ref, total, compensation = lowest, zero, lowest, zero, zero
-        for j in range(start + cuda.threadIdx.x, stop, cuda.blockDim.x):
+        for j in range(first, stop, step):
             if included(where, b, (row, j)):
                 m, at_max, ref, total, compensation = online_add(
                     element(x[row, j]), weight(b, (row, j)), m, at_max, ref, total, compensation
                 )
-        m, at_max, rest = online_finish(m, at_max, ref, total, compensation)
+        return online_finish(m, at_max, ref, total, compensation)
+
+    @cuda.jit(device=True)
+    def relative_to(top, m, at_max, rest):
+        """A thread's ``(A, R)`` against its group's maximum ``top``: below it (``m`` is never
+        NaN), the thread's ``A`` joins ``R``."""
+        if m != top:
+            return zero, rescaled(at_max + rest, m, top)
+        return at_max, rest
+
+    @cuda.jit(device=True)
+    def block_summary(x, where, b, row, start, stop, scratch):
+        """``(m, A, R)`` of ``x[row, start:stop]``, computed by the whole block."""
+        m, at_max, rest = thread_summary(x, where, b, row, start + cuda.threadIdx.x, stop, cuda.blockDim.x)
         top = block_max(m, scratch)
-        if m != top:  # below the block's maximum (never NaN): the thread's A joins R
-            rest = rescaled(at_max + rest, m, top)
-            at_max = zero
+        at_max, rest = relative_to(top, m, at_max, rest)
         return top, block_sum(at_max, scratch), block_sum(rest, scratch)
+
+    @cuda.jit(device=True)
+    def warp_summary(x, where, b, row, start, stop, scratch):
+        """``(m, A, R)`` of ``x[row, start:stop]``, computed by the calling warp (every lane gets
+        it; ``scratch`` unused: the signature of ``block_summary``)."""
+        lane = cuda.threadIdx.x % WARP
+        m, at_max, rest = thread_summary(x, where, b, row, start + lane, stop, WARP)
+        top = warp_max(m)
+        at_max, rest = relative_to(top, m, at_max, rest)
+        return top, warp_sum(at_max), warp_sum(rest)
 
     @cuda.jit(device=True)
     def column_summary(x, where, b, o, i, first, step):
@@ -115,7 +138,7 @@ def build_summaries(acc):
         cuda.syncthreads()  # every thread has its column's summary: the next tile may write
         return m, at_max, rest
 
-    return {"block_summary": block_summary, "tile_summary": tile_summary}
+    return {"block_summary": block_summary, "warp_summary": warp_summary, "tile_summary": tile_summary}
 
 
 #: Row elements each lane holds in the warp-per-row kernels, one kernel pair per bucket: a row of
@@ -159,7 +182,7 @@ def _launch_bounds(warps):
     return WARP * warps, max(1, _RESIDENT_WARPS // warps)
 
 
-def _named(func, name):
+def named(func, name):
     """``func`` renamed ``name`` (before compiling: each bucket's kernel is its own PTX entry
     and shows under its own name in ``ptxas -v``, the launches and the tests)."""
     func.__name__ = func.__qualname__ = name
@@ -327,9 +350,7 @@ def build_warp_rows(acc, slots, warps, lanes=WARP):
                 store_logsumexp(lse, sign, row, m, at_max, rest)
 
     return {
-        f"{family}_rows_warp": kernel(
-            _named(func, warp_row_name(family, slots, lanes)), _launch_bounds(warps)
-        )
+        f"{family}_rows_warp": kernel(named(func, warp_row_name(family, slots, lanes)), _launch_bounds(warps))
         for family, func in (("softmax", softmax_rows_warp), ("logsumexp", logsumexp_rows_warp))
     }
 

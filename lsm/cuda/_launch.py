@@ -236,12 +236,12 @@ def cross_entropy(x, target, probs, class_weight, options, loss, grad, stream):
     and its gradient times the scale into ``grad`` unless None (see ``_losses``); ``target``
     (class indices, ``(outer, inner)``) or ``probs`` (like ``x``) is None, ``class_weight`` is a
     1-d kernel argument or None; ``options`` is ``(ignore_index, keep, spread, scale)``."""
-    outer, _, inner = x.shape
+    outer, n, inner = x.shape
     if outer * inner == 0:
         return
     kernels = _losses.build(_accumulation(x.dtype))
     if inner > 1:
-        blocks, threads = _column_grid(outer, x.shape[1], inner)
+        blocks, threads = _column_grid(outer, n, inner)
         args = (x.device(), _device(target), _device(probs), class_weight)
         args += (*options, loss.device(), _device(grad))
         _numba.launch(kernels["cross_entropy_columns"], blocks, threads, stream, *args)
@@ -255,7 +255,12 @@ def cross_entropy(x, target, probs, class_weight, options, loss, grad, stream):
             _items_device(loss),
             _rows_device(grad),
         )
-        _numba.launch(kernels["cross_entropy_rows"], _blocks(outer, 1), _config.BLOCK_THREADS, stream, *args)
+        if n <= _config.WARP_ROW_MAX:  # a warp per row, a block taking several
+            warps = _config.WARPS_PER_BLOCK
+            kernel, blocks, threads = kernels["cross_entropy_rows_warp"], _blocks(outer, warps), warps * WARP
+        else:
+            kernel, blocks, threads = kernels["cross_entropy_rows"], _blocks(outer, 1), _config.BLOCK_THREADS
+        _numba.launch(kernel, blocks, threads, stream, *args)
 
 
 def nll_loss(logp, target, class_weight, ignore_index, loss, stream):

@@ -15,6 +15,8 @@ the gradient multiplied by the reduction's ``scale``. Terms with ``q_c = 0`` cou
 ``x_c = -inf``; ignored items (``target == ignore_index``) get loss 0 and a zero gradient.
 
 - ``cross_entropy_rows``: one block per row of the ``(outer, C)`` view (block reductions);
+  ``cross_entropy_rows_warp`` the same with one warp per row (warp shuffles), several rows a
+  block, for rows of up to ``_config.WARP_ROW_MAX`` classes (one body, ``rows_kernel``);
 - ``cross_entropy_columns``: column tiles of the ``(outer, C, inner)`` view (``_tiles``);
 - ``nll_loss``: one thread per item, ``loss = -w_t logp_t``.
 
@@ -22,7 +24,7 @@ Both cross-entropy kernels read the logits in two passes (the one-pass summary `
 ``_forward.build_summaries``, then the gradient; a third for the sums of ``q_c`` with label
 smoothing or probability targets), plus the target logit once per item, and write each gradient
 element from the thread that read it, after every read of the group (the block synchronises
-first), so the gradient may be written over the logits.
+first), so the gradient may be written over the logits. An ignored item's logits are not read.
 
 ``check_classes`` validates on the device, in one launch, and reports through one 3-element
 int64 ``verdict`` (the first bad target's flat position, or the item count when none; the number
@@ -51,10 +53,11 @@ def build(acc):
     g, r = _group.build(acc), _reduce.build(acc)
     element, weight, normaliser = g["element"], g["weight"], g["normaliser"]
     compensated_add, compensated_total = g["compensated_add"], g["compensated_total"]
-    block_sum = r["block_sum"]
+    block_sum, warp_sum = r["block_sum"], r["warp_sum"]
     zero = acc(0)
     summaries = _forward.build_summaries(acc)  # (m, A, R) of a group, as the forward kernels
-    block_summary, tile_summary = summaries["block_summary"], summaries["tile_summary"]
+    block_summary, warp_summary = summaries["block_summary"], summaries["warp_summary"]
+    tile_summary = summaries["tile_summary"]
     tile_sum = _tiles.build(acc)["tile_sum"]
 
     @cuda.jit(device=True)
@@ -81,61 +84,98 @@ def build(acc):
             q += pick
         return p * big_q - q
 
-    @kernel
-    def cross_entropy_rows(x, target, probs, class_weight, ignore_index, keep, spread, scale, loss, grad):
-        scratch = cuda.shared.array(MAX_WARPS, acc)
-        rows, n = x.shape
-        keep_acc, spread_acc, s = acc(keep), acc(spread), acc(scale)
-        first, step = cuda.threadIdx.x, cuda.blockDim.x
-        width, runs = run_width(x), vector_runs(x, 0, n)
-        for row in range(int64(cuda.blockIdx.x), rows, cuda.gridDim.x):
-            t = int64(-1)
-            if target is not None:
-                t = int64(target[row])
-            if t == ignore_index and target is not None:  # the same for the whole block
-                if first == 0:
-                    loss[row] = narrow(0.0, loss)
-                if grad is not None:
-                    for c in range(first, n, step):
-                        grad[row, c] = narrow(zero, grad)
-                continue
-            m, at_max, rest = block_summary(x, None, None, row, 0, n, scratch)
-            shift, log_norm, inv_norm = normaliser(m, at_max, rest)
-            weighted, q_total = zero, zero
-            if probs is not None or spread != 0:
-                weighted_c, q_c = zero, zero
-                for c in range(first, n, step):
-                    q = coefficient(probs, class_weight, (row, c), c, keep_acc, spread_acc)
-                    weighted, weighted_c = compensated_add(
-                        weighted, weighted_c, target_term(q, element(x[row, c]), shift)
-                    )
-                    q_total, q_c = compensated_add(q_total, q_c, q)
-                weighted = block_sum(compensated_total(weighted, weighted_c), scratch)
-                q_total = block_sum(compensated_total(q_total, q_c), scratch)
-            pick = zero
-            if target is not None:
-                pick = keep_acc * weight(class_weight, t)
-                q_total += pick
-            if first == 0:  # the loss is thread 0's alone: only it reads the target logit
-                if target is not None:
-                    weighted += target_term(pick, element(x[row, t]), shift)
-                loss[row] = narrow(q_total * log_norm - weighted, loss)
-            cuda.syncthreads()  # every read of the row is done before the gradient overwrites it
-            if grad is not None:  # the logits in 16-byte runs where they allow it (_runs)
-                scaled = (q_total * s, keep_acc * s, spread_acc * s, pick * s)
-                for run in range(first, runs, step):
-                    values = load_run(x, row, run * width)
-                    for k in range(width):
-                        c = run * width + k
-                        value = gradient_value(
-                            values[k], probs, class_weight, (row, c), c, t, shift, inv_norm, scaled
+    @cuda.jit(device=True)
+    def block_rows():
+        """``(start, stride, offset, first, step)`` of a block per row: the block's rows are
+        ``start + offset, start + stride + offset, ...`` and a thread's elements of a row
+        ``first, first + step, ...``."""
+        return int64(cuda.blockIdx.x), int64(cuda.gridDim.x), int64(0), cuda.threadIdx.x, cuda.blockDim.x
+
+    @cuda.jit(device=True)
+    def warp_rows():
+        """The same for a warp per row: a block takes as many rows at once as it has warps."""
+        warps = cuda.blockDim.x // WARP
+        start, stride = int64(cuda.blockIdx.x) * warps, int64(cuda.gridDim.x) * warps
+        return start, stride, int64(cuda.threadIdx.x // WARP), cuda.threadIdx.x % WARP, WARP
+
+    @cuda.jit(device=True)
+    def warp_total(value, scratch):
+        """The sum over the calling warp (``scratch`` unused: the signature of ``block_sum``)."""
+        return warp_sum(value)
+
+    def rows_kernel(per_warp):
+        """``cross_entropy_rows`` (a block per row) or, with ``per_warp``,
+        ``cross_entropy_rows_warp`` (a warp per row, for rows of up to ``WARP_ROW_MAX``
+        classes: a block's other threads would have nothing to read)."""
+        group_rows = warp_rows if per_warp else block_rows
+        group_summary = warp_summary if per_warp else block_summary
+        group_sum = warp_total if per_warp else block_sum
+
+        def cross_entropy_rows(x, target, probs, class_weight, ignore_index, keep, spread, scale, loss, grad):
+            scratch = cuda.shared.array(MAX_WARPS, acc)
+            rows, n = x.shape
+            keep_acc, spread_acc, s = acc(keep), acc(spread), acc(scale)
+            start, stride, offset, first, step = group_rows()
+            width, runs = run_width(x), vector_runs(x, 0, n)
+            # every thread of the block takes every step (the reductions and the barrier are the
+            # block's); a row past the end, or an ignored item's, reads nothing (stop 0)
+            for group_row in range(start, rows, stride):
+                row = group_row + offset
+                active = row < rows
+                t = int64(-1)
+                if target is not None and active:
+                    t = int64(target[row])
+                ignored = target is not None and t == ignore_index
+                counted = active and not ignored
+                stop = n if counted else 0
+                m, at_max, rest = group_summary(x, None, None, row, 0, stop, scratch)
+                shift, log_norm, inv_norm = normaliser(m, at_max, rest)
+                weighted, q_total = zero, zero
+                if probs is not None or spread != 0:
+                    weighted_c, q_c = zero, zero
+                    for c in range(first, stop, step):
+                        q = coefficient(probs, class_weight, (row, c), c, keep_acc, spread_acc)
+                        weighted, weighted_c = compensated_add(
+                            weighted, weighted_c, target_term(q, element(x[row, c]), shift)
                         )
+                        q_total, q_c = compensated_add(q_total, q_c, q)
+                    weighted = group_sum(compensated_total(weighted, weighted_c), scratch)
+                    q_total = group_sum(compensated_total(q_total, q_c), scratch)
+                pick = zero
+                if target is not None and counted:
+                    pick = keep_acc * weight(class_weight, t)
+                    q_total += pick
+                if first == 0 and active:  # the loss is one thread's: only it reads the target logit
+                    if ignored:
+                        loss[row] = narrow(0.0, loss)
+                    else:
+                        if target is not None:
+                            weighted += target_term(pick, element(x[row, t]), shift)
+                        loss[row] = narrow(q_total * log_norm - weighted, loss)
+                cuda.syncthreads()  # every read of the row is done before the gradient overwrites it
+                if grad is not None and active:  # the logits in 16-byte runs where they allow it
+                    scaled = (q_total * s, keep_acc * s, spread_acc * s, pick * s)
+                    row_runs = 0 if ignored else runs  # an ignored item's gradient is 0: no reads
+                    for run in range(first, row_runs, step):
+                        values = load_run(x, row, run * width)
+                        for k in range(width):
+                            c = run * width + k
+                            value = gradient_value(
+                                values[k], probs, class_weight, (row, c), c, t, shift, inv_norm, scaled
+                            )
+                            grad[row, c] = narrow(value, grad)
+                    for c in range(row_runs * width + first, n, step):
+                        value = zero
+                        if not ignored:
+                            value = gradient_value(
+                                x[row, c], probs, class_weight, (row, c), c, t, shift, inv_norm, scaled
+                            )
                         grad[row, c] = narrow(value, grad)
-                for c in range(runs * width + first, n, step):
-                    value = gradient_value(
-                        x[row, c], probs, class_weight, (row, c), c, t, shift, inv_norm, scaled
-                    )
-                    grad[row, c] = narrow(value, grad)
+
+        name = "cross_entropy_rows_warp" if per_warp else "cross_entropy_rows"
+        return kernel(_forward.named(cross_entropy_rows, name))
+
+    cross_entropy_rows, cross_entropy_rows_warp = rows_kernel(False), rows_kernel(True)
 
     @kernel
     def cross_entropy_columns(x, target, probs, class_weight, ignore_index, keep, spread, scale, loss, grad):
@@ -212,6 +252,7 @@ def build(acc):
 
     return {
         "cross_entropy_rows": cross_entropy_rows,
+        "cross_entropy_rows_warp": cross_entropy_rows_warp,
         "cross_entropy_columns": cross_entropy_columns,
         "nll_loss": nll_loss,
     }
