@@ -421,6 +421,14 @@ CATALOGUE = [
         ("tests/test_losses.py", f"{EDGES} -k 'zero or special'"),
     ),
     _cuda(
+        "cuda-ignored-gradient",
+        "_losses.py",
+        "row_runs = 0 if ignored else runs",
+        "row_runs = runs",
+        "an ignored item's gradient is computed from its logits in the 16-byte runs instead of 0",
+        ("tests/test_losses.py -k 'ignore'", "tests/test_cuda_sim.py -k 'by_warp_and_by_block'"),
+    ),
+    _cuda(
         "cuda-nll-zero-weight",
         "_losses.py",
         "                if w != 0:\n                    value = -(w * element(logp[o, t, i]))",
