@@ -6,8 +6,9 @@
 - **Vector loads**: the PTX of every kernel that reads contiguous rows loads global memory in
   vectors (``ld.global.v2``/``.v4``, ``ld.global.nc.v*``), as the fastest softmax kernels do.
   lsm loads 16-byte runs only in passes whose results do not depend on which thread reads which
-  element (``lsm/cuda/_runs.py``); the kernels that read ``x`` only to sum it in a thread's order
-  miss this bar.
+  element (``lsm/cuda/_runs.py``), or where a thread's elements are whole runs whatever the
+  layout (the warp rows' packs); the kernels that read ``x`` only to sum it in a thread's order
+  of single elements miss this bar, and so do the warp rows whose lanes hold less than a run.
 
 The kernels and their machine code come from ``scripts/ptxas_report.py`` (which compiles them as
 ``tests/test_cuda_compile.py`` does, and prints the full table for ``benchmarks/RESULTS.md``).
@@ -52,15 +53,25 @@ CONTIGUOUS_ROW_KERNELS += ["cross_entropy_rows", "cross_entropy_rows_warp"]
 # the occupancy they allow are in benchmarks/RESULTS.md, "GPU kernels' machine code").
 _FLOAT64 = "70-76 registers (39-44%) with float64 accumulation of contiguous operands"
 # the kernels whose reads of x are all sums in a thread's order, which runs would change (_runs)
-_IN_SUM_ORDER = "x is read only where each thread sums its elements in order: lane l, l + 32, ..."
 _SCALAR_READS = {
-    **dict.fromkeys(compiled.SOFTMAX_WARP + compiled.LOGSUMEXP_WARP, _IN_SUM_ORDER),
     "logsumexp_rows_block": "x is read once, by the one-pass summary: thread t sums t, t + blockDim, ...",
     "rows_partials": "x is read once, by the one-pass summary: thread t sums t, t + blockDim, ...",
     # the "C" flavour is the loss alone; the gradient's pass loads runs (test below)
     "cross_entropy_rows": "without a gradient the logits are read by the one-pass summary alone",
     "cross_entropy_rows_warp": "without a gradient the logits are read by the one-pass summary alone",
 }
+_NARROW_PACKS = "a lane's slots hold fewer row elements than 16 bytes: no whole run to load"
+
+
+def _narrow_packs(name, dtype):
+    """Whether the warp-path kernel ``name`` gives a lane fewer than 16 bytes of a row (its
+    packs are then narrower than a vector load: ``_forward.build_warp_rows``)."""
+    if name not in compiled.WARP_KERNELS:
+        return False
+    slots, _ = compiled.WARP_BUCKETS[compiled.WARP_KERNELS.index(name) % len(compiled.WARP_BUCKETS)]
+    return slots * compiled.DTYPES[dtype][0].bitwidth < 16 * 8
+
+
 MISSES = {
     ("occupancy", "softmax_rows_block", "float64", "C"): _FLOAT64,
     ("occupancy", "softmax_rows_shared", "float64", "C"): _FLOAT64,
@@ -71,6 +82,12 @@ MISSES = {
         for name, reason in _SCALAR_READS.items()
         for dtype in compiled.DTYPES
         if compiled.warp_kernel_exists(name, dtype)
+    },
+    **{
+        ("vector loads", name, dtype, "C"): _NARROW_PACKS
+        for name in compiled.WARP_KERNELS
+        for dtype in compiled.DTYPES
+        if _narrow_packs(name, dtype)
     },
 }
 

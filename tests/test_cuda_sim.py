@@ -273,23 +273,25 @@ def test_shared_rows_agree_with_block_rows(cuda, monkeypatch, dtype):
 
 @pytest.mark.parametrize("dtype", [F16, F32, F64], ids=str)
 def test_warp_row_buckets_match_the_largest(cuda, monkeypatch, dtype):
-    """The warp-per-row kernels of the bucket a row takes (2 slots per lane for rows of 48, kept
-    in registers) give the results of the buckets that keep a lane's slots in shared memory (16,
-    and the largest: 32 elements a lane, 16 for float64) bit for bit, on every special group,
-    with and without a mask and weights, with the sign, and in place: the padding slots that
-    the first kernels add and the others skip hold only exact zeros."""
+    """The warp-per-row kernels whose lanes take a row in the same packs (16 bytes: 8 float16, 4
+    float32 or 2 float64 elements) give the same results bit for bit, in registers (the bucket of
+    as many slots as a pack) or in shared memory (16 slots, and the largest bucket: 32 elements a
+    lane, 16 for float64), on rows of 48 with every special group, with and without a mask and
+    weights, with the sign, and in place: the padding slots that the first kernels add and the
+    others skip hold only exact zeros."""
     from lsm.cuda import _config, _forward, _launch
 
     monkeypatch.setattr(_config, "WARP_ROW_MAX", 1024)
     monkeypatch.setattr(_config, "WARP_ROW_MAX_FLOAT64", 512)
     x, where, b = _edge_rows(dtype)
     acc = numba.float64 if dtype == F64 else numba.float32
-    assert _launch.choose(9, 48, 1, acc) == "warp" and _launch.warp_slots(48) == 2
-    calls = _forward_calls(cuda, x, where, b, lsm.log_softmax)
-    assert not _forward.row_in_shared("logsumexp", acc, 2)
+    assert _launch.choose(9, 48, 1, acc) == "warp"
+    pack = 16 // dtype.itemsize
+    assert not _forward.row_in_shared("logsumexp", acc, pack)
     assert all(_forward.row_in_shared(family, acc, 16) for family in ("softmax", "logsumexp"))
+    calls = _forward_calls(cuda, x, where, b, lsm.log_softmax)
     runs = []
-    for slots in (2, 16, _launch.per_lane(acc)):
+    for slots in sorted({pack, 16, _launch.per_lane(acc)}):
         monkeypatch.setattr(_launch, "warp_slots", lambda n, slots=slots: slots)
         runs.append(_outputs(calls))
     bucket, *in_shared = runs

@@ -5,9 +5,11 @@ practice). Four shapes of work, as the fastest GPU softmax kernels do (the launc
 
 - ``*_rows_warp<slots>``: one warp per row, for ``n <= 32 * slots``, one kernel pair per bucket
   of ``slots`` in ``WARP_SLOTS`` (the launch takes the smallest that holds the row). Each lane
-  loads its elements (coalesced: lane ``l`` takes ``l, l + 32, ...``) once into its ``slots``
-  (registers, or for the longest rows a stretch of dynamic shared memory of its warp's own:
-  ``row_in_shared``), and the row's maximum and sums are warp reductions. Blocks hold several
+  loads its elements once into its ``slots`` (registers, or for the longest rows a stretch of
+  dynamic shared memory of its warp's own: ``row_in_shared``), in packs of up to 16 bytes of
+  consecutive elements, pack ``p`` of lane ``l`` at ``(32 p + l) * width`` (coalesced: a warp's
+  packs are adjacent), one vector load a pack where the row is aligned, and the row's maximum
+  and sums are warp reductions. Blocks hold several
   warps (rows). ``*_rows_lanes<k>``: the same kernels for rows of up to 16 elements, ``k`` lanes
   a row (``ROW_LANES``), so a warp takes ``32 / k`` rows at once.
 - ``*_rows_shared``: one block per row, for longer rows that fit in shared memory
@@ -217,6 +219,12 @@ def build_warp_rows(acc, slots, warps, lanes=WARP):
     (consecutive lanes, consecutive banks), and a lane reads back only what it wrote, so no
     barrier is needed; the loops then visit only the slots within the row (``row_slots``).
 
+    A lane's slots hold the row in packs of ``width`` consecutive elements (``pack_width``: 16
+    bytes of ``x``, or all the slots when fewer; ``column`` maps a slot to its element), the
+    same packs for every layout of ``x``, so a contiguous row and a strided one are summed in
+    the same order. Where the packs are whole 16-byte runs and the row is aligned
+    (``_runs.vector_runs``), each is one vector load; elsewhere its elements are read one by one.
+
     With ``lanes`` below ``WARP`` (short rows, one slot), each aligned segment of ``lanes`` lanes
     of a warp takes a row of its own and the reductions run over the segment
     (``_reduce.build_segments``); a row's elements meet in the same butterfly steps as in a
@@ -234,21 +242,43 @@ def build_warp_rows(acc, slots, warps, lanes=WARP):
     slots_and_weights = 2 * slots  # logsumexp's register array (a constant: the array's size)
 
     @cuda.jit(device=True)
-    def row_slots(active, lane, n):
+    def pack_width(x):
+        """Slots of a lane that hold consecutive row elements: a 16-byte run of ``x``
+        (``_runs``), or all ``slots`` when fewer (a compile-time constant)."""
+        return min(run_width(x), slots)
+
+    @cuda.jit(device=True)
+    def column(k, lane, width):
+        """The row element in slot ``k`` of lane ``lane``: pack ``k // width`` of the lane is
+        elements ``(p * lanes + lane) * width`` onwards (pack ``p`` of the row's lanes in turn)."""
+        return ((k // width) * lanes + lane) * width + k % width
+
+    @cuda.jit(device=True)
+    def row_slots(active, lane, n, width):
         """The slots of a lane within its row. A row kept in registers visits all ``slots`` (a
         constant trip count: the loops unroll into registers); a row kept in shared memory only
-        these (loops, where 16 or 32 unrolled loads a thread need more registers than the launch
-        bounds allow). A padding slot adds only exact zeros to the sums (an ``e^{-inf - m}``, or
-        a weight of 0), and its ``-inf`` counts at the maximum only when the row's maximum is
-        ``-inf``, where every output is NaN whatever the count: the same results bit for bit."""
-        return min(slots, (n - lane + lanes - 1) // lanes) if active else 0
+        the packs that start within the row (loops, where 16 or 32 unrolled loads a thread need
+        more registers than the launch bounds allow). A padding slot adds only exact zeros to the
+        sums (an ``e^{-inf - m}``, or a weight of 0), and its ``-inf`` counts at the maximum only
+        when the row's maximum is ``-inf``, where every output is NaN whatever the count: the
+        same results bit for bit."""
+        packs = (n + width - 1) // width
+        lane_packs = (packs - lane + lanes - 1) // lanes if packs > lane else 0
+        return min(slots, lane_packs * width) if active else 0
+
+    @cuda.jit(device=True)
+    def whole_runs(x):
+        """Whether a lane's packs are whole 16-byte runs of ``x``, which vector loads may read (a
+        compile-time constant: where not, the kernel has no vector load)."""
+        return run_width(x) <= slots
 
     def softmax_rows_warp(x, where, out, log):
         """(log_)softmax of each row of ``x`` (``n <= 32 * slots``), one warp per row: lane ``l``
-        loads elements ``l, l + 32, ...`` (coalesced) once into its slots, the row's maximum and
-        sums are warp reductions, and each element is written once. For softmax the sum pass
-        leaves ``e^{x - m}`` in the slot for the output: one exponential per element, the same
-        one ``add_term`` and ``softmax_value`` would each compute (bit for bit)."""
+        loads its packs of elements (``column``; 16 bytes in one vector load where the row is
+        aligned) once into its slots, the row's maximum and sums are warp reductions, and each
+        element is written once. For softmax the sum pass leaves ``e^{x - m}`` in the slot for
+        the output: one exponential per element, the same one ``add_term`` and ``softmax_value``
+        would each compute (bit for bit)."""
         if softmax_shared:  # slot k of a lane at first + k * lanes of its warp's stretch
             cache = cuda.shared.array(0, acc)
             first_slot = (cuda.threadIdx.x // lanes) * (lanes * slots) + cuda.threadIdx.x % lanes
@@ -260,19 +290,30 @@ def build_warp_rows(acc, slots, warps, lanes=WARP):
         per_block = cuda.blockDim.x // lanes  # rows a block takes at once
         lane = cuda.threadIdx.x % lanes
         step = int64(cuda.gridDim.x) * per_block
+        width, vectors, runs = pack_width(x), whole_runs(x), vector_runs(x, 0, n)
         for first in range(int64(cuda.blockIdx.x) * per_block, rows, step):
             row = first + cuda.threadIdx.x // lanes
             active = row < rows
-            held = row_slots(active, lane, n) if softmax_shared else slots
+            held = row_slots(active, lane, n, width) if softmax_shared else slots
             m = lowest
-            for k in range(held):
-                j = lane + lanes * k
-                value = lowest
-                if active and j < n:
-                    if included(where, None, (row, j)):
-                        value = element(x[row, j])
-                cache[first_slot + stride * k] = value
-                m = value if value > m else m
+            for pack in range(0, held, width):
+                start = column(pack, lane, width)
+                if vectors and active and start < runs * width:  # an aligned run: one vector load
+                    values = load_run(x, row, start)
+                    for k in range(width):
+                        value = lowest
+                        if included(where, None, (row, start + k)):
+                            value = element(values[k])
+                        cache[first_slot + stride * (pack + k)] = value
+                        m = value if value > m else m
+                else:
+                    for k in range(width):
+                        value = lowest
+                        if active and start + k < n:
+                            if included(where, None, (row, start + k)):
+                                value = element(x[row, start + k])
+                        cache[first_slot + stride * (pack + k)] = value
+                        m = value if value > m else m
             m = warp_max(m)
             at_max, total, compensation = zero, zero, zero
             for k in range(held):
@@ -291,7 +332,7 @@ def build_warp_rows(acc, slots, warps, lanes=WARP):
             shift, log_norm, inv_norm = normaliser(m, at_max, rest)
             masked = lowest if log else zero
             for k in range(held):
-                j = lane + lanes * k
+                j = column(k, lane, width)
                 if active and j < n:
                     kept = cache[first_slot + stride * k]
                     if not included(where, None, (row, j)):
@@ -320,28 +361,34 @@ def build_warp_rows(acc, slots, warps, lanes=WARP):
         per_block = cuda.blockDim.x // lanes
         lane = cuda.threadIdx.x % lanes
         step = int64(cuda.gridDim.x) * per_block
+        width, vectors, runs = pack_width(x), whole_runs(x), vector_runs(x, 0, n)
         for first in range(int64(cuda.blockIdx.x) * per_block, rows, step):
             row = first + cuda.threadIdx.x // lanes
             active = row < rows
-            held = row_slots(active, lane, n) if logsumexp_shared else slots
+            held = row_slots(active, lane, n, width) if logsumexp_shared else slots
             m = lowest
-            for k in range(held):
-                j = lane + lanes * k
-                value, w = lowest, zero  # excluded: contributes nothing, never NaN
-                if active and j < n:
-                    if included(where, b, (row, j)):
-                        value, w = element(x[row, j]), weight(b, (row, j))
-                cache[first_slot + stride * k] = value
-                if weighted:
-                    cache[weights_at + first_slot + stride * k] = w
-                m = value if value > m else m
+            for pack in range(0, held, width):
+                start = column(pack, lane, width)
+                aligned = vectors and active and start < runs * width  # an aligned run: one load
+                values = load_run(x, row, start) if aligned else None
+                for k in range(width):
+                    j = start + k
+                    value, w = lowest, zero  # excluded: contributes nothing, never NaN
+                    if active and j < n:
+                        if included(where, b, (row, j)):
+                            value = element(values[k]) if aligned else element(x[row, j])
+                            w = weight(b, (row, j))
+                    cache[first_slot + stride * (pack + k)] = value
+                    if weighted:
+                        cache[weights_at + first_slot + stride * (pack + k)] = w
+                    m = value if value > m else m
             m = warp_max(m)
             at_max, total, compensation = zero, zero, zero
             for k in range(held):
                 if weighted:
                     w = cache[weights_at + first_slot + stride * k]
                 else:
-                    w = one if active and lane + lanes * k < n else zero
+                    w = one if active and column(k, lane, width) < n else zero
                 value = cache[first_slot + stride * k]
                 at_max, total, compensation = add_term(value, w, m, at_max, total, compensation)
             at_max = warp_sum(at_max)

@@ -13,7 +13,9 @@ thread sees which element changes. So lsm loads runs only in passes whose result
 on that: element-wise outputs, copies into shared memory, maxima (exact in any order; ``-0``
 against ``+0`` changes no output). A sum over a thread's elements does depend on it (rounding),
 and a vector pass there would make a contiguous row's bits differ from a strided one's; those
-passes keep their scalar loads (``tests/test_cuda_resources.py`` lists them).
+passes keep their scalar loads (``tests/test_cuda_resources.py`` lists them), but for the warp
+rows, whose lanes take a row in packs of a run for every layout (``_forward.build_warp_rows``),
+so that only the loads differ.
 
 - ``run_width(array)``: the elements of ``array`` in 16 bytes, a compile-time constant (4
   float32, 8 float16 or bfloat16, 2 float64).
