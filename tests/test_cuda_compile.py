@@ -159,6 +159,7 @@ def _signature(name, element, acc, layout):
         "logsumexp_rows_merge": (partials, lse, sign),
         "logsumexp_columns": (x, where, b, lse, sign),
         "backward_rows": (x, x, where, x, types.boolean),
+        "backward_rows_warp": (x, x, where, x, types.boolean),
         "backward_rows_shared": (x, x, where, x, types.boolean),
         "backward_columns": (x, x, where, x, types.boolean),
     }[name]
@@ -203,7 +204,7 @@ ROW_KERNELS = [
     "logsumexp_rows_merge",
 ]
 COLUMN_KERNELS = ["softmax_columns", "logsumexp_columns"]
-BACKWARD_KERNELS = ["backward_rows", "backward_rows_shared", "backward_columns"]
+BACKWARD_KERNELS = ["backward_rows", "backward_rows_warp", "backward_rows_shared", "backward_columns"]
 LOSS_KERNELS = ["cross_entropy_rows", "cross_entropy_rows_warp", "cross_entropy_columns", "nll_loss"]
 
 

@@ -239,14 +239,18 @@ def test_conversions_and_scattered_outputs(launches):
 @pytest.mark.parametrize("axis", [-1, 1], ids=["rows", "columns"])
 @pytest.mark.parametrize("masked", [False, True], ids=["no-mask", "mask"])
 def test_backward_launches(launches, axis, masked):
-    # rows of 5 (kept in shared memory) or columns of 6; along the last axis also longer rows
+    # rows of 5 (a warp each, in its stretch of shared memory) or columns of 6; along the last
+    # axis also longer rows (a block each)
     for shape in [(4, 6, 5)] + [(2, 1, 3000)] * (axis == -1):
         grad, y = _device(RNG.standard_normal(shape)), _device(RNG.standard_normal(shape))
         where = _device(RNG.random(shape) < 0.8) if masked else None
         lsm.log_softmax_backward(grad, y, axis, where=where)
         lsm.softmax_backward(grad, y, axis, out=grad, where=where)
-    if axis == -1:  # float64 rows: g of 5 (log_softmax) and g, y of 5 (softmax), then g of 3000
-        assert launches.shared["backward_rows_shared"] == {5 * 8, 2 * 5 * 8, 3000 * 8}
+    if axis == -1:  # float64 rows: g of 5 (log_softmax) and g, y of 5 (softmax) for each warp of
+        # a block, then g of 3000
+        warps = _config.WARPS_PER_BLOCK
+        assert launches.shared["backward_rows_warp"] == {warps * 5 * 8, warps * 2 * 5 * 8}
+        assert launches.shared["backward_rows_shared"] == {3000 * 8}
         assert launches.shared["backward_rows"] == {0}  # g, y of 3000: 6000 > SHARED_ROW_MAX_FLOAT64
 
 

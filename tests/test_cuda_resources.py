@@ -46,7 +46,7 @@ OCCUPANCY_BAR = 0.5
 FORWARD_KERNELS = compiled.ROW_KERNELS + compiled.COLUMN_KERNELS
 # the kernels that read the rows of x (unit stride in layout "C"): the merge reads partials only
 CONTIGUOUS_ROW_KERNELS = [name for name in compiled.ROW_KERNELS if name != "logsumexp_rows_merge"]
-CONTIGUOUS_ROW_KERNELS += ["backward_rows", "backward_rows_shared"]
+CONTIGUOUS_ROW_KERNELS += ["backward_rows", "backward_rows_warp", "backward_rows_shared"]
 CONTIGUOUS_ROW_KERNELS += ["cross_entropy_rows", "cross_entropy_rows_warp"]
 
 # The one list of today's misses, (bar, kernel, dtype, layout) -> why (registers per thread and

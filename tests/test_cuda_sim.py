@@ -355,8 +355,11 @@ def test_rows_sharing_a_warp_match_a_warp_per_row(cuda, monkeypatch, dtype):
 
 @pytest.mark.parametrize("dtype", [F16, F32, F64], ids=str)
 def test_shared_backward_rows_match_block_rows(cuda, monkeypatch, dtype):
-    """The shared-memory backward kernel gives ``backward_rows``'s results bit for bit, with a
-    mask, special values and in place (``out`` is ``grad`` or ``y``)."""
+    """The shared-memory backward kernels, by block and by warp (four a block, each row in its
+    warp's stretch of the cache, the last block's warps partly without a row), give
+    ``backward_rows``'s results bit for bit (under the simulator's 32-thread blocks a block and a
+    warp sum a row alike), with a mask, special values and in place (``out`` is ``grad`` or
+    ``y``)."""
     from lsm.cuda import _config
 
     rng = np.random.default_rng(23)
@@ -376,12 +379,18 @@ def test_shared_backward_rows_match_block_rows(cuda, monkeypatch, dtype):
                 yield func(operands["grad"], operands["y"], where=device(cuda, where), out=operands[into])
 
     results = []
-    for limit in (0, 64):  # block per row, then g (and y) of 30 kept in shared memory
+    # block per row, then g (and y) of 30 kept in shared memory, then a warp per row
+    for warp_rows, shared_rows in ((16, 0), (16, 64), (32, 0)):
+        for name in ("WARP_ROW_MAX", "WARP_ROW_MAX_FLOAT64"):
+            monkeypatch.setattr(_config, name, warp_rows)
         for name in ("SHARED_ROW_MAX", "SHARED_ROW_MAX_FLOAT64"):
-            monkeypatch.setattr(_config, name, limit)
+            monkeypatch.setattr(_config, name, shared_rows)
+        monkeypatch.setattr(_config, "WARPS_PER_BLOCK", 4)
         results.append([host(result) for result in calls()])
-    for block, shared in zip(*results, strict=True):
-        np.testing.assert_array_equal(shared, block)
+    block, *others = results
+    for other in others:
+        for expected, got in zip(block, other, strict=True):
+            np.testing.assert_array_equal(got, expected)
 
 
 def _rising_groups(dtype):

@@ -72,6 +72,7 @@ F = Fraction
 THREADS = 32  # SIM_CONFIG's BLOCK_THREADS
 WARP = 32  # lanes of a warp
 SHARED = {"SHARED_ROW_MAX": 64}  # rows kept in shared memory (float32): up to 64 elements
+BLOCK_ROWS = {**SHARED, "WARP_ROW_MAX": 16}  # backward rows of 32 and more: a block each
 TRAFFIC = {
     # rows of up to 32 elements (1024 on a GPU): the row held in registers
     "softmax, warp per row": Path(
@@ -144,8 +145,22 @@ TRAFFIC = {
     "logsumexp, columns": Path(
         "logsumexp", (32, 8), 0, ("logsumexp_columns",), reads={"x": 1}, writes={"out": F(1, 32)}
     ),
-    # one block per row: the sum, then the output; grad (and y for softmax) kept in shared
-    # memory while n (2 n) elements fit (8192 float32 on a GPU, 64 here), read again otherwise
+    # one warp per row (rows of up to WARP_ROW_MAX), each in its warp's stretch of shared memory:
+    # grad (and y for softmax) read once, the sum, then the output
+    "log_softmax_backward, warp per row": Path(
+        "log_softmax_backward",
+        (4, 32),
+        -1,
+        ("backward_rows_warp",),
+        reads={"x": 1, "y": 1},
+        writes={"out": 1},
+    ),
+    "softmax_backward, warp per row": Path(
+        "softmax_backward", (4, 32), -1, ("backward_rows_warp",), reads={"x": 1, "y": 1}, writes={"out": 1}
+    ),
+    # one block per row (longer rows): the sum, then the output; grad (and y for softmax) kept
+    # in shared memory while n (2 n) elements fit (8192 float32 on a GPU, 64 here), read again
+    # otherwise
     "log_softmax_backward, shared-memory row": Path(
         "log_softmax_backward",
         (4, 32),
@@ -153,7 +168,7 @@ TRAFFIC = {
         ("backward_rows_shared",),
         reads={"x": 1, "y": 1},
         writes={"out": 1},
-        config=SHARED,
+        config=BLOCK_ROWS,
     ),
     "softmax_backward, shared-memory row": Path(
         "softmax_backward",
@@ -162,7 +177,7 @@ TRAFFIC = {
         ("backward_rows_shared",),
         reads={"x": 1, "y": 1},
         writes={"out": 1},
-        config=SHARED,
+        config=BLOCK_ROWS,
     ),
     "log_softmax_backward, rows": Path(
         "log_softmax_backward",
@@ -171,7 +186,7 @@ TRAFFIC = {
         ("backward_rows",),
         reads={"x": 2, "y": 1},
         writes={"out": 1},
-        config=SHARED,
+        config=BLOCK_ROWS,
     ),
     "softmax_backward, rows": Path(
         "softmax_backward",
@@ -180,7 +195,7 @@ TRAFFIC = {
         ("backward_rows",),
         reads={"x": 2, "y": 2},
         writes={"out": 1},
-        config=SHARED,
+        config=BLOCK_ROWS,
     ),
     # one thread per column: the sum, then the output
     "log_softmax_backward, columns": Path(

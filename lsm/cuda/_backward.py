@@ -9,12 +9,15 @@ For a group with upstream gradient ``g`` and forward output ``y`` (the CPU contr
     \\text{softmax:}\\quad dx_j = y_j \\Bigl(g_j - \\sum_k g_k y_k\\Bigr)
 
 Elements outside a ``where`` mask take no part in the sum and get gradient 0 (a fully masked
-group is all zeros). Three kernels, each writing a group once:
+group is all zeros). Four kernels, each writing a group once:
 
-- ``backward_rows_shared``: one block per row of the ``(outer, n)`` view for rows that fit in
-  shared memory (``n`` up to ``SHARED_ROW_MAX``, ``2 n`` for softmax): a copy of ``g`` (and
-  ``y``) into shared memory, then threads striding over the row for the sum (a block
-  reduction) and the output, so ``g`` and ``y`` are read once each;
+- ``backward_rows_warp``: one warp per row of the ``(outer, n)`` view for rows of up to
+  ``WARP_ROW_MAX`` (``WARP_ROW_MAX_FLOAT64``), several rows a block, each row in its warp's
+  stretch of shared memory: ``backward_rows_shared`` by warp (shuffle reductions);
+- ``backward_rows_shared``: one block per row for longer rows that fit in shared memory (``n``
+  up to ``SHARED_ROW_MAX``, ``2 n`` for softmax): a copy of ``g`` (and ``y``) into shared
+  memory, then threads striding over the row for the sum (a block reduction) and the output,
+  so ``g`` and ``y`` are read once each;
 - ``backward_rows``: the same for longer rows, reading the row twice (the sum, then the output);
   the copy and the output pass read 16-byte runs where the arrays allow it (``_runs``);
 - ``backward_columns``: column tiles of the ``(outer, n, inner)`` view (``_tiles``): lanes on
@@ -32,7 +35,7 @@ import math
 
 from numba import int64
 
-from . import _group, _reduce, _tiles
+from . import _forward, _group, _reduce, _tiles
 from ._elements import narrow, row_cache, widen
 from ._numba import cuda, kernel
 from ._reduce import MAX_WARPS, WARP
@@ -46,7 +49,7 @@ def build(acc):
     g, r = _group.build(acc), _reduce.build(acc)
     element, included = g["element"], g["included"]
     compensated_add, compensated_total = g["compensated_add"], g["compensated_total"]
-    block_sum, tile_sum = r["block_sum"], _tiles.build(acc)["tile_sum"]
+    block_sum, warp_sum, tile_sum = r["block_sum"], r["warp_sum"], _tiles.build(acc)["tile_sum"]
     zero = acc(0)
 
     @cuda.jit(device=True)
@@ -91,62 +94,100 @@ def build(acc):
             for j in range(runs * width + cuda.threadIdx.x, n, cuda.blockDim.x):
                 write_gradient(grad[row, j], y[row, j], where, out, row, j, total, log)
 
-    @kernel
-    def backward_rows_shared(grad, y, where, out, log):
-        """``backward_rows`` for rows that fit in shared memory: each input element is read once.
+    @cuda.jit(device=True)
+    def block_rows():
+        """``(start, stride, offset, first, step)`` of a block per row: the block's rows are
+        ``start + offset, start + stride + offset, ...`` and a thread's elements of a row
+        ``first, first + step, ...``."""
+        return int64(cuda.blockIdx.x), int64(cuda.gridDim.x), int64(0), cuda.threadIdx.x, cuda.blockDim.x
 
-        The launch gives the block ``n`` elements of dynamic shared memory in ``grad``'s dtype
-        (``y`` has the same) for log_softmax, ``2 n`` for softmax. A copy pass reads ``g`` (and
-        ``y`` for softmax, kept at ``n + j``) into shared memory, in 16-byte runs where the
-        arrays allow it (``_runs``); the sum of ``g_j`` or ``g_j y_j`` over the included
-        elements then comes from there in the order of ``backward_rows`` (thread ``t`` takes
-        ``t, t + blockDim, ...``), so the two kernels give the same bits, and so does the output
-        pass (log_softmax reads ``y_j`` from global memory then, its only read, by the thread
-        that writes ``dx_j``). An excluded element gets gradient 0. The copy's runs put elements
-        on other threads than the sum's stride does, so the block waits before each copy (the
-        previous row's outputs are done with the cache) and after it; ``out`` may still be
-        ``grad`` or ``y``, since the outputs are written after the copy and the sum.
-        """
-        scratch = cuda.shared.array(MAX_WARPS, acc)
-        cache = row_cache(grad)
-        rows, n = grad.shape
-        width = run_width(grad)
-        runs = vector_runs(grad, 0, n)
-        if not log:
-            runs = min(runs, vector_runs(y, 0, n))
-        for row in range(int64(cuda.blockIdx.x), rows, cuda.gridDim.x):
-            cuda.syncthreads()
-            for run in range(cuda.threadIdx.x, runs, cuda.blockDim.x):
-                first = run * width
-                gs = load_run(grad, row, first)
-                for k in range(width):
-                    cache[first + k] = widen(gs[k])
-                if not log:
-                    vs = load_run(y, row, first)
+    @cuda.jit(device=True)
+    def warp_rows():
+        """The same for a warp per row: a block takes as many rows at once as it has warps."""
+        warps = cuda.blockDim.x // WARP
+        start, stride = int64(cuda.blockIdx.x) * warps, int64(cuda.gridDim.x) * warps
+        return start, stride, int64(cuda.threadIdx.x // WARP), cuda.threadIdx.x % WARP, WARP
+
+    @cuda.jit(device=True)
+    def warp_total(value, scratch):
+        """The sum over the calling warp (``scratch`` unused: the signature of ``block_sum``)."""
+        return warp_sum(value)
+
+    def shared_rows_kernel(per_warp):
+        """``backward_rows_shared`` (a block per row) or, with ``per_warp``,
+        ``backward_rows_warp`` (a warp per row, several rows a block, each in the warp's own
+        stretch of the block's shared memory: rows of up to ``WARP_ROW_MAX``)."""
+        group_rows = warp_rows if per_warp else block_rows
+        group_sum = warp_total if per_warp else block_sum
+
+        def backward_rows_shared(grad, y, where, out, log):
+            """``backward_rows`` for rows that fit in shared memory: each input element is read
+            once.
+
+            The launch gives each row ``n`` elements of dynamic shared memory in ``grad``'s
+            dtype (``y`` has the same) for log_softmax, ``2 n`` for softmax. A copy pass reads
+            ``g`` (and ``y`` for softmax, kept at ``n + j``) into shared memory, in 16-byte runs
+            where the arrays allow it (``_runs``); the sum of ``g_j`` or ``g_j y_j`` over the
+            included elements then comes from there in the order of ``backward_rows`` (thread
+            ``t`` of the group takes ``t, t + step, ...``), so the block kernel and
+            ``backward_rows`` give the same bits, and so does the output pass (log_softmax reads
+            ``y_j`` from global memory then, its only read, by the thread that writes ``dx_j``).
+            An excluded element gets gradient 0. The copy's runs put elements on other threads
+            than the sum's stride does, so the block waits before each copy (the previous row's
+            outputs are done with the cache) and after it; ``out`` may still be ``grad`` or
+            ``y``, since the outputs are written after the copy and the sum. Every thread of the
+            block takes every step of the row loop; a row past the end reads nothing.
+            """
+            scratch = cuda.shared.array(MAX_WARPS, acc)
+            cache = row_cache(grad)
+            rows, n = grad.shape
+            width = run_width(grad)
+            runs = vector_runs(grad, 0, n)
+            if not log:
+                runs = min(runs, vector_runs(y, 0, n))
+            start, stride, offset, first, step = group_rows()
+            base = offset * (n if log else 2 * n)  # the group's stretch of the cache
+            for group_row in range(start, rows, stride):
+                row = group_row + offset
+                active = row < rows
+                cuda.syncthreads()
+                for run in range(first, runs if active else 0, step):
+                    begin = run * width
+                    gs = load_run(grad, row, begin)
                     for k in range(width):
-                        cache[n + first + k] = widen(vs[k])
-            for j in range(runs * width + cuda.threadIdx.x, n, cuda.blockDim.x):
-                cache[j] = widen(grad[row, j])
-                if not log:
-                    cache[n + j] = widen(y[row, j])
-            cuda.syncthreads()
-            total, compensation = zero, zero
-            for j in range(cuda.threadIdx.x, n, cuda.blockDim.x):
-                if included(where, None, (row, j)):
-                    term = element(cache[j])
+                        cache[base + begin + k] = widen(gs[k])
                     if not log:
-                        term *= element(cache[n + j])
-                    total, compensation = compensated_add(total, compensation, term)
-            total = block_sum(compensated_total(total, compensation), scratch)
-            for j in range(cuda.threadIdx.x, n, cuda.blockDim.x):
-                if included(where, None, (row, j)):
-                    if log:
-                        value = gradient_value(cache[j], y[row, j], total, log)
+                        vs = load_run(y, row, begin)
+                        for k in range(width):
+                            cache[base + n + begin + k] = widen(vs[k])
+                stop = n if active else 0
+                for j in range(runs * width + first, stop, step):
+                    cache[base + j] = widen(grad[row, j])
+                    if not log:
+                        cache[base + n + j] = widen(y[row, j])
+                cuda.syncthreads()
+                total, compensation = zero, zero
+                for j in range(first, stop, step):
+                    if included(where, None, (row, j)):
+                        term = element(cache[base + j])
+                        if not log:
+                            term *= element(cache[base + n + j])
+                        total, compensation = compensated_add(total, compensation, term)
+                total = group_sum(compensated_total(total, compensation), scratch)
+                for j in range(first, stop, step):
+                    if included(where, None, (row, j)):
+                        if log:
+                            value = gradient_value(cache[base + j], y[row, j], total, log)
+                        else:
+                            value = gradient_value(cache[base + j], cache[base + n + j], total, log)
+                        out[row, j] = narrow(value, out)
                     else:
-                        value = gradient_value(cache[j], cache[n + j], total, log)
-                    out[row, j] = narrow(value, out)
-                else:
-                    out[row, j] = narrow(zero, out)
+                        out[row, j] = narrow(zero, out)
+
+        name = "backward_rows_warp" if per_warp else "backward_rows_shared"
+        return kernel(_forward.named(backward_rows_shared, name))
+
+    backward_rows_shared, backward_rows_warp = shared_rows_kernel(False), shared_rows_kernel(True)
 
     @kernel
     def backward_columns(grad, y, where, out, log):
@@ -173,6 +214,7 @@ def build(acc):
 
     return {
         "backward_rows": backward_rows,
+        "backward_rows_warp": backward_rows_warp,
         "backward_rows_shared": backward_rows_shared,
         "backward_columns": backward_columns,
     }

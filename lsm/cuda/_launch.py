@@ -212,9 +212,10 @@ def logsumexp(x, where, b, lse, sign, stream, allocate):
 
 def softmax_backward(grad, y, where, out, log, stream):
     """Fill ``out`` with the gradient of (log_)softmax (canonical ``(outer, n, inner)`` views):
-    one block per row (the row kept in shared memory when its ``n`` elements of ``grad``, and
-    ``n`` of ``y`` for softmax, fit in ``shared_row_max``), or column tiles (see
-    ``_backward``)."""
+    one warp per row for rows of up to ``WARP_ROW_MAX`` (``WARP_ROW_MAX_FLOAT64``), the row kept
+    in the warp's stretch of shared memory, one block per row beyond (the row kept in shared
+    memory when its ``n`` elements of ``grad``, and ``n`` of ``y`` for softmax, fit in
+    ``shared_row_max``), or column tiles (see ``_backward``)."""
     outer, n, inner = grad.shape
     if outer * n * inner == 0:
         return
@@ -224,10 +225,16 @@ def softmax_backward(grad, y, where, out, log, stream):
         args = grad.device(), y.device(), _device(where), out.device(), log
         _numba.launch(kernels["backward_columns"], blocks, threads, stream, *args)
     else:
+        args = _rows_device(grad), _rows_device(y), _rows_device(where), _rows_device(out), log
         acc, kept = _accumulation(out.dtype), n if log else 2 * n  # g (and y for softmax) kept
+        if n <= per_lane(acc) * WARP:  # a warp per row, each in its stretch of shared memory
+            warps = _config.WARPS_PER_BLOCK
+            shared = warps * kept * kept_itemsize(grad.dtype)
+            kernel, blocks = kernels["backward_rows_warp"], _blocks(outer, warps)
+            _numba.launch(kernel, blocks, warps * WARP, stream, *args, shared=shared)
+            return
         shared = {"shared": kept * kept_itemsize(grad.dtype)} if kept <= shared_row_max(acc) else {}
         name = "backward_rows_shared" if shared else "backward_rows"
-        args = _rows_device(grad), _rows_device(y), _rows_device(where), _rows_device(out), log
         _numba.launch(kernels[name], _blocks(outer, 1), _config.BLOCK_THREADS, stream, *args, **shared)
 
 
