@@ -370,19 +370,17 @@ CATALOGUE = [
     _cuda(
         "cuda-warp-padding",
         "_forward.py",
-        "                value = lowest\n                if active and j < n:\n"
-        "                    if included(where, None, (row, j)):",
-        "                value = zero\n                if active and j < n:\n"
-        "                    if included(where, None, (row, j)):",
+        "                        value = lowest\n                        if active and start + k < n:\n",
+        "                        value = zero\n                        if active and start + k < n:\n",
         "the warp kernel pads a row's empty slots with 0 instead of -inf",
         ("tests/test_cuda_paths.py", f"{EDGES} -k 'kernel_paths'"),
     ),
     _cuda(
         "cuda-warp-shared-slots",
         "_forward.py",
-        "return min(slots, (n - lane + lanes - 1) // lanes) if active else 0",
-        "return min(slots, (n - lane) // lanes) if active else 0",
-        "the warp rows kept in shared memory drop a lane's last element of the row",
+        "lane_packs = (packs - lane + lanes - 1) // lanes if packs > lane else 0",
+        "lane_packs = (packs - lane) // lanes if packs > lane else 0",
+        "the warp rows kept in shared memory drop a lane's last pack of the row",
         ("tests/test_cuda_sim.py -k 'kept_in_shared or buckets'",),
     ),
     _cuda(

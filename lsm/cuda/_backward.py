@@ -35,7 +35,7 @@ import math
 
 from numba import int64
 
-from . import _forward, _group, _reduce, _tiles
+from . import _forward, _group, _groups, _reduce, _tiles
 from ._elements import narrow, row_cache, widen
 from ._numba import cuda, kernel
 from ._reduce import MAX_WARPS, WARP
@@ -49,7 +49,7 @@ def build(acc):
     g, r = _group.build(acc), _reduce.build(acc)
     element, included = g["element"], g["included"]
     compensated_add, compensated_total = g["compensated_add"], g["compensated_total"]
-    block_sum, warp_sum, tile_sum = r["block_sum"], r["warp_sum"], _tiles.build(acc)["tile_sum"]
+    block_sum, tile_sum = r["block_sum"], _tiles.build(acc)["tile_sum"]
     zero = acc(0)
 
     @cuda.jit(device=True)
@@ -94,31 +94,11 @@ def build(acc):
             for j in range(runs * width + cuda.threadIdx.x, n, cuda.blockDim.x):
                 write_gradient(grad[row, j], y[row, j], where, out, row, j, total, log)
 
-    @cuda.jit(device=True)
-    def block_rows():
-        """``(start, stride, offset, first, step)`` of a block per row: the block's rows are
-        ``start + offset, start + stride + offset, ...`` and a thread's elements of a row
-        ``first, first + step, ...``."""
-        return int64(cuda.blockIdx.x), int64(cuda.gridDim.x), int64(0), cuda.threadIdx.x, cuda.blockDim.x
-
-    @cuda.jit(device=True)
-    def warp_rows():
-        """The same for a warp per row: a block takes as many rows at once as it has warps."""
-        warps = cuda.blockDim.x // WARP
-        start, stride = int64(cuda.blockIdx.x) * warps, int64(cuda.gridDim.x) * warps
-        return start, stride, int64(cuda.threadIdx.x // WARP), cuda.threadIdx.x % WARP, WARP
-
-    @cuda.jit(device=True)
-    def warp_total(value, scratch):
-        """The sum over the calling warp (``scratch`` unused: the signature of ``block_sum``)."""
-        return warp_sum(value)
-
     def shared_rows_kernel(per_warp):
         """``backward_rows_shared`` (a block per row) or, with ``per_warp``,
         ``backward_rows_warp`` (a warp per row, several rows a block, each in the warp's own
         stretch of the block's shared memory: rows of up to ``WARP_ROW_MAX``)."""
-        group_rows = warp_rows if per_warp else block_rows
-        group_sum = warp_total if per_warp else block_sum
+        group_rows, group_sum = _groups.of(per_warp, acc)
 
         def backward_rows_shared(grad, y, where, out, log):
             """``backward_rows`` for rows that fit in shared memory: each input element is read

@@ -39,7 +39,7 @@ import math
 
 from numba import float64, int64
 
-from . import _forward, _group, _reduce, _tiles
+from . import _forward, _group, _groups, _reduce, _tiles
 from ._elements import narrow, widen
 from ._numba import cuda, kernel
 from ._reduce import MAX_WARPS, WARP
@@ -50,10 +50,9 @@ from ._tiles import COLUMN_MAX_PARTS, column_of_tile, part_of_block, tile_count
 @functools.cache
 def build(acc):
     """The loss kernels for accumulation type ``acc`` (float32 or float64)."""
-    g, r = _group.build(acc), _reduce.build(acc)
+    g = _group.build(acc)
     element, weight, normaliser = g["element"], g["weight"], g["normaliser"]
     compensated_add, compensated_total = g["compensated_add"], g["compensated_total"]
-    block_sum, warp_sum = r["block_sum"], r["warp_sum"]
     zero = acc(0)
     summaries = _forward.build_summaries(acc)  # (m, A, R) of a group, as the forward kernels
     block_summary, warp_summary = summaries["block_summary"], summaries["warp_summary"]
@@ -84,32 +83,12 @@ def build(acc):
             q += pick
         return p * big_q - q
 
-    @cuda.jit(device=True)
-    def block_rows():
-        """``(start, stride, offset, first, step)`` of a block per row: the block's rows are
-        ``start + offset, start + stride + offset, ...`` and a thread's elements of a row
-        ``first, first + step, ...``."""
-        return int64(cuda.blockIdx.x), int64(cuda.gridDim.x), int64(0), cuda.threadIdx.x, cuda.blockDim.x
-
-    @cuda.jit(device=True)
-    def warp_rows():
-        """The same for a warp per row: a block takes as many rows at once as it has warps."""
-        warps = cuda.blockDim.x // WARP
-        start, stride = int64(cuda.blockIdx.x) * warps, int64(cuda.gridDim.x) * warps
-        return start, stride, int64(cuda.threadIdx.x // WARP), cuda.threadIdx.x % WARP, WARP
-
-    @cuda.jit(device=True)
-    def warp_total(value, scratch):
-        """The sum over the calling warp (``scratch`` unused: the signature of ``block_sum``)."""
-        return warp_sum(value)
-
     def rows_kernel(per_warp):
         """``cross_entropy_rows`` (a block per row) or, with ``per_warp``,
         ``cross_entropy_rows_warp`` (a warp per row, for rows of up to ``WARP_ROW_MAX``
         classes: a block's other threads would have nothing to read)."""
-        group_rows = warp_rows if per_warp else block_rows
+        group_rows, group_sum = _groups.of(per_warp, acc)
         group_summary = warp_summary if per_warp else block_summary
-        group_sum = warp_total if per_warp else block_sum
 
         def cross_entropy_rows(x, target, probs, class_weight, ignore_index, keep, spread, scale, loss, grad):
             scratch = cuda.shared.array(MAX_WARPS, acc)
