@@ -272,16 +272,16 @@ def test_check_kernels_compile(target, weighted, tmp_path):
     """The device-side checks behind the IndexError for bad targets and the weight check (one
     block: block reductions, no atomics), and the reduction of the per-item losses."""
     weight = types.Array(types.float32, 1, "C") if weighted else types.none
-    status, total = types.Array(types.int64, 1, "C"), types.Array(types.float64, 1, "C")
+    verdict = types.Array(types.float64, 1, "C")
     targets = types.Array(getattr(types, target), 2, "A")
-    ptx = compile_ptx(_losses.check_classes, (targets, types.int64, types.int64, weight, status, total), CC)
+    ptx = compile_ptx(_losses.check_classes, (targets, types.int64, types.int64, weight, verdict), CC)
     assert "bar.sync" in ptx and "atom" not in ptx
     assert_in_registers(ptx, tmp_path)
     if weighted:  # the weights alone (a loss with probability targets)
-        args = (types.none, types.int64, types.int64, weight, status, total)
+        args = (types.none, types.int64, types.int64, weight, verdict)
         assert ".entry" in compile_ptx(_losses.check_classes, args, CC)
     for element in (types.float16, types.float64):
-        args = (total, types.float64, types.Array(element, 1, "A"))
+        args = (verdict, types.float64, types.Array(element, 1, "A"))
         assert ".entry" in compile_ptx(_losses.reduce_loss, args, CC)
 
 

@@ -16,7 +16,7 @@ import numpy as np
 from .. import _validate
 from . import _launch, _numba
 from ._kinds import kind_of
-from ._layout import Strided, allocated, broadcast, read
+from ._layout import allocated, broadcast, read
 
 
 class CudaBackend:
@@ -142,13 +142,10 @@ class CudaBackend:
         if target is None and class_weight is None:
             return -1, 0, 0.0
         items = 0 if target is None else target.size
-        _, verdict = self.empty((3,), np.dtype(np.int64))
-        total = Strided(verdict.owner, verdict.pointer + 16, (1,), (8,), np.dtype(np.float64))
-        checks = target, n_classes, ignore_index, class_weight, verdict, total
-        _launch.check_classes(*checks, self.stream)
-        found = verdict.to_host(self.stream)  # int64: the total's bits in the last element
-        position, bad_weights, total = int(found[0]), int(found[1]), float(found.view(np.float64)[2])
-        return (position if position < items else -1), bad_weights, total
+        _, verdict = self.empty((3,), np.dtype(np.float64))
+        _launch.check_classes(target, n_classes, ignore_index, class_weight, verdict, self.stream)
+        position, bad_weights, total = verdict.to_host(self.stream).tolist()
+        return (int(position) if position < items else -1), int(bad_weights), total
 
     def cross_entropy(self, x, target, probs, class_weight, options, loss, grad):
         _launch.cross_entropy(x, target, probs, class_weight, options, loss, grad, self.stream)

@@ -290,13 +290,12 @@ def nll_loss(logp, target, class_weight, ignore_index, loss, stream):
     )
 
 
-def check_classes(target, n_classes, ignore_index, class_weight, verdict, total, stream):
+def check_classes(target, n_classes, ignore_index, class_weight, verdict, stream):
     """Launch ``_losses.check_classes`` on the ``(outer, inner)`` view ``target`` of class
-    indices and the class weights (a kernel argument), either None, into the 3-element int64
-    view ``verdict`` and the float64 view ``total`` of its last element (the kernel writes the
-    first two elements of ``verdict``)."""
+    indices and the class weights (a kernel argument), either None, into the 3-element float64
+    view ``verdict``."""
     target = None if target is None else target.device()
-    args = target, n_classes, ignore_index, class_weight, verdict.device(), total.device()
+    args = target, n_classes, ignore_index, class_weight, verdict.device()
     _numba.launch(_losses.check_classes, _blocks(1, 1), _config.BLOCK_THREADS, stream, *args)
 
 

@@ -27,11 +27,11 @@ element from the thread that read it, after every read of the group (the block s
 first), so the gradient may be written over the logits. An ignored item's logits are not read.
 
 ``check_classes`` validates on the device, in one launch, and reports through one 3-element
-int64 ``verdict`` (the first bad target's flat position, or the item count when none; the number
-of bad weights; the bits of the float64 total weight of the counted targets), which the host
-copies back: 24 bytes, the one synchronisation of a loss call (with class-index targets or class
-weights). The total is summed in a fixed order, so it is the same bitwise from run to run (an
-atomic sum would not be, with fractional weights).
+float64 ``verdict`` (the first bad target's flat position, or the item count when none; the
+number of bad weights; the total weight of the counted targets; the counts are exact below
+2^53), which the host copies back: 24 bytes, the one synchronisation of a loss call (with
+class-index targets or class weights). The total is summed in a fixed order, so it is the
+same bitwise from run to run (an atomic sum would not be, with fractional weights).
 """
 
 import functools
@@ -249,13 +249,13 @@ def _usable(weight):
 
 
 @kernel
-def check_classes(target, n_classes, ignore_index, class_weight, status, total):
+def check_classes(target, n_classes, ignore_index, class_weight, verdict):
     """Check a loss call's class-index targets and class weights (either may be None), in block 0
     (the launch has ``MIN_BLOCKS`` blocks, see ``_config``; the others return at once).
 
-    ``status[0]``: the smallest flat position of a target neither ``ignore_index`` nor in
-    ``[0, n_classes)``, or the number of items when there is none; ``status[1]``: the number of
-    class weights that are negative, infinite or NaN; ``total[0]``: the total weight of the
+    ``verdict[0]``: the smallest flat position of a target neither ``ignore_index`` nor in
+    ``[0, n_classes)``, or the number of items when there is none; ``verdict[1]``: the number of
+    class weights that are negative, infinite or NaN; ``verdict[2]``: the total weight of the
     counted targets (1 each without class weights; a bad weight counts 0, so the total stays
     finite rather than inf - inf). One block does it all, so nothing needs presetting (one
     launch, not a preset, a check and a sum) and the total is summed in a fixed order: the same
@@ -291,9 +291,9 @@ def check_classes(target, n_classes, ignore_index, class_weight, status, total):
     bad = _block_sum64(bad, scratch)
     weight_sum = _block_sum64(_compensated_total64(weight_sum, compensation), scratch)
     if cuda.threadIdx.x == 0:
-        status[0] = int64(first)
-        status[1] = int64(bad)
-        total[0] = weight_sum
+        verdict[0] = first
+        verdict[1] = bad
+        verdict[2] = weight_sum
 
 
 @kernel
