@@ -79,46 +79,31 @@ CALLS = {
     "logsumexp shared": (lambda x, where: lsm.logsumexp(x, axis=-1, where=where), (4, 37), "shared"),
     "softmax block": (lambda x, where: lsm.softmax(x, where=where), (8, 67), "block"),
     "log_softmax split": (lambda x, where: lsm.log_softmax(x), (4, 41), "split"),
+    # rows of one warp each (under WARP_TUNABLES): a lane takes the row in packs of a run
+    # whatever the layout; 157 elements take 8 slots a lane (registers: a pack of 8 float16, 4
+    # float32, 2 float64 elements), 300 take 16 (shared memory)
+    "log_softmax warp": (lambda x, where: lsm.log_softmax(x, where=where), (6, 157), "warp"),
+    "logsumexp warp, weights": (lambda x, where: lsm.logsumexp(x, axis=-1, b=where), (6, 157), "warp"),
+    "softmax warp, shared memory": (lambda x, where: lsm.softmax(x, where=where), (6, 300), "warp"),
+    "logsumexp warp, shared memory": (
+        lambda x, where: lsm.logsumexp(x, axis=-1, where=where),
+        (6, 300),
+        "warp",
+    ),
 }
+# the warp path for rows up to 1024 (512 float64), four rows a block
+WARP_TUNABLES = {"WARP_ROW_MAX": 1024, "WARP_ROW_MAX_FLOAT64": 512, "WARPS_PER_BLOCK": 4}
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("name", list(CALLS))
-def test_forward_runs_change_no_bit(name, dtype, runs):
-    call, shape, path = CALLS[name]
-    assert path_of(shape, dtype) == path
-    x = logits(shape, dtype)
-    where = np.random.default_rng(4).random(shape) < 0.8
-    aligned = call(on_device(x, 0), on_device(where, 0))
-    assert runs, "the aligned rows were not read in runs"
-    runs.clear()
-    shifted = call(on_device(x, 1), on_device(where, 0))
-    assert not runs, "rows off a 16-byte boundary were read in runs"
-    assert np.array_equal(bits(aligned), bits(shifted))
-
-
-# rows of one warp each: 157 elements take 8 slots a lane (registers; a pack of 8 float16, 4
-# float32, 2 float64 elements), 300 take 16 (shared memory); both leave a partial last pack
-WARP_CALLS = {
-    "log_softmax warp": (lambda x, where: lsm.log_softmax(x, where=where), (6, 157)),
-    "logsumexp warp, weights": (lambda x, where: lsm.logsumexp(x, axis=-1, b=where), (6, 157)),
-    "softmax warp, shared memory": (lambda x, where: lsm.softmax(x, where=where), (6, 300)),
-    "logsumexp warp, shared memory": (lambda x, where: lsm.logsumexp(x, axis=-1, where=where), (6, 300)),
-}
-
-
-@pytest.mark.parametrize("dtype", DTYPES, ids=str)
-@pytest.mark.parametrize("name", list(WARP_CALLS))
-def test_warp_row_runs_change_no_bit(name, dtype, runs, monkeypatch):
-    """A lane of a warp-per-row kernel takes the row in packs of a 16-byte run whatever the
-    layout, loading each pack at once where the row is aligned: the same bits either way, four
-    rows a block."""
+def test_forward_runs_change_no_bit(name, dtype, runs, monkeypatch):
     from lsm.cuda import _config
 
-    for setting, value in {"WARP_ROW_MAX": 1024, "WARP_ROW_MAX_FLOAT64": 512, "WARPS_PER_BLOCK": 4}.items():
+    call, shape, path = CALLS[name]
+    for setting, value in (WARP_TUNABLES if path == "warp" else {}).items():
         monkeypatch.setattr(_config, setting, value)
-    call, shape = WARP_CALLS[name]
-    assert path_of(shape, dtype) == "warp"
+    assert path_of(shape, dtype) == path
     x = logits(shape, dtype)
     where = np.random.default_rng(4).random(shape) < 0.8
     aligned = call(on_device(x, 0), on_device(where, 0))
