@@ -30,10 +30,6 @@ from numba.cuda import types as cuda_types
 from lsm.cuda import _backward, _config, _copy, _forward, _losses
 from lsm.cuda._numba import cuda
 
-# one worker of a -n run takes this file and tests/test_cuda_resources.py, which reuses its
-# compiled kernels (kept in memory: two workers would each compile them)
-pytestmark = pytest.mark.xdist_group("ptx")
-
 CC = (9, 0)
 # (element type, accumulation type): float16 accumulates in float32
 DTYPES = {

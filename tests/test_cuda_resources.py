@@ -41,7 +41,6 @@ def _report():
 
 report = _report()
 compiled = report.compiled  # tests/test_cuda_compile.py: kernel names, dtypes, layouts
-pytestmark = pytest.mark.xdist_group("ptx")  # on the worker that compiled them (test_cuda_compile)
 
 OCCUPANCY_BAR = 0.5
 FORWARD_KERNELS = compiled.ROW_KERNELS + compiled.COLUMN_KERNELS
