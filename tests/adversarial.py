@@ -29,6 +29,15 @@ class Case(NamedTuple):
     axis: object
 
 
+def float32_patterns(start, stop, step, chunk=1 << 20):
+    """Every ``step``-th float32 bit pattern from ``start`` up to ``stop`` (bit patterns as
+    integers), as float32 arrays of up to ``chunk`` elements: a sweep of tens of millions of
+    inputs checked a chunk at a time, whose temporaries stay in memory already touched."""
+    for low in range(start, stop, step * chunk):
+        bits = np.arange(low, min(stop, low + step * chunk), step, dtype=np.uint64)
+        yield bits.astype(np.uint32).view(np.float32)
+
+
 def dtype_id(dtype):
     """A short readable name for ``dtype`` (for pytest ids)."""
     return np.dtype(dtype).name
