@@ -205,7 +205,8 @@ ROW_KERNELS = [
 ]
 COLUMN_KERNELS = ["softmax_columns", "logsumexp_columns"]
 BACKWARD_KERNELS = ["backward_rows", "backward_rows_warp", "backward_rows_shared", "backward_columns"]
-LOSS_KERNELS = ["cross_entropy_rows", "cross_entropy_rows_warp", "cross_entropy_columns", "nll_loss"]
+CROSS_ENTROPY_ROWS = [_losses.rows_kernel_name(lanes) for lanes in (None, 32, *_forward.ROW_LANES)]
+LOSS_KERNELS = [*CROSS_ENTROPY_ROWS, "cross_entropy_columns", "nll_loss"]
 
 
 def warp_kernel_exists(name, dtype):
@@ -262,8 +263,8 @@ def test_loss_kernel_compiles(name, dtype, layout):
     ptx = _assert_compiled_in_registers(name, dtype, layout)
     if name.startswith("cross_entropy_rows"):
         assert "bar.sync" in ptx  # the barrier before the in-place gradient (and block reductions)
-    if name == "cross_entropy_rows_warp":
-        assert "shfl.sync" in ptx  # warp reductions
+    if name in CROSS_ENTROPY_ROWS[1:]:
+        assert "shfl.sync" in ptx  # warp (segment) reductions
 
 
 @pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])

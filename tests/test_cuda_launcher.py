@@ -272,13 +272,17 @@ def test_loss_launches(launches, axis, weighted, dtype):
     lsm.nll_loss(logits, target, axis, weight=weight, reduction="sum")
 
 
-def test_rows_of_many_classes_take_a_block_each(launches):
+def test_cross_entropy_rows_take_a_block_a_warp_or_a_segment(launches):
     """Rows of more classes than ``WARP_ROW_MAX`` go to ``cross_entropy_rows`` (a block per
-    row), shorter ones to ``cross_entropy_rows_warp`` (a warp per row)."""
-    for n_classes, kernel in (
+    row), rows of 17 up to it to ``cross_entropy_rows_warp`` (a warp per row), shorter ones to
+    ``cross_entropy_rows_lanes<k>`` (``k`` lanes a row, the fewest of ``ROW_LANES`` that hold it)."""
+    cases = [
         (_config.WARP_ROW_MAX + 1, "cross_entropy_rows"),
-        (6, "cross_entropy_rows_warp"),
-    ):
+        (17, "cross_entropy_rows_warp"),
+        (6, "cross_entropy_rows_lanes8"),
+    ]
+    cases += [(lanes, f"cross_entropy_rows_lanes{lanes}") for lanes in _forward.ROW_LANES]
+    for n_classes, kernel in cases:
         logits = _device(_floats((3, n_classes), "float32"))
         target = _device(RNG.integers(0, n_classes, 3))
         lsm.cross_entropy(logits, target, return_grad=True)
@@ -313,7 +317,7 @@ def test_every_kernel_is_launched_by_the_tests_above(launches):
     for axis in (-1, 1):
         test_backward_launches(launches, axis, True)
         test_loss_launches(launches, axis, True, "float32")
-    test_rows_of_many_classes_take_a_block_each(launches)
+    test_cross_entropy_rows_take_a_block_a_warp_or_a_segment(launches)
     assert launches.names == _all_kernels(), sorted(_all_kernels() - launches.names)
 
 

@@ -47,7 +47,7 @@ FORWARD_KERNELS = compiled.ROW_KERNELS + compiled.COLUMN_KERNELS
 # the kernels that read the rows of x (unit stride in layout "C"): the merge reads partials only
 CONTIGUOUS_ROW_KERNELS = [name for name in compiled.ROW_KERNELS if name != "logsumexp_rows_merge"]
 CONTIGUOUS_ROW_KERNELS += ["backward_rows", "backward_rows_warp", "backward_rows_shared"]
-CONTIGUOUS_ROW_KERNELS += ["cross_entropy_rows", "cross_entropy_rows_warp"]
+CONTIGUOUS_ROW_KERNELS += compiled.CROSS_ENTROPY_ROWS
 
 # The one list of today's misses, (bar, kernel, dtype, layout) -> why (registers per thread and
 # the occupancy they allow are in benchmarks/RESULTS.md, "GPU kernels' machine code").
@@ -57,8 +57,10 @@ _SCALAR_READS = {
     "logsumexp_rows_block": "x is read once, by the one-pass summary: thread t sums t, t + blockDim, ...",
     "rows_partials": "x is read once, by the one-pass summary: thread t sums t, t + blockDim, ...",
     # the "C" flavour is the loss alone; the gradient's pass loads runs (test below)
-    "cross_entropy_rows": "without a gradient the logits are read by the one-pass summary alone",
-    "cross_entropy_rows_warp": "without a gradient the logits are read by the one-pass summary alone",
+    **{
+        name: "without a gradient the logits are read by the one-pass summary alone"
+        for name in compiled.CROSS_ENTROPY_ROWS
+    },
 }
 _NARROW_PACKS = "a lane's slots hold fewer row elements than 16 bytes: no whole run to load"
 
@@ -141,11 +143,12 @@ def test_contiguous_row_kernels_load_vectors(name, dtype, layout):
     assert report.vector_loads(ptx), "no ld.global.v2/.v4 in the PTX"
 
 
-@pytest.mark.parametrize("name", ["cross_entropy_rows", "cross_entropy_rows_warp"])
+@pytest.mark.parametrize("name", compiled.CROSS_ENTROPY_ROWS)
 @pytest.mark.parametrize("dtype", list(compiled.DTYPES))
 def test_the_cross_entropy_gradient_loads_vectors(dtype, name):
-    """``cross_entropy_rows`` and ``cross_entropy_rows_warp`` with a gradient (contiguous logits
-    and gradient, class-index targets) read the logits in runs for the gradient."""
+    """The cross-entropy row kernels (a block, a warp or a segment of a warp per row) with a
+    gradient (contiguous logits and gradient, class-index targets) read the logits in runs for
+    the gradient."""
     element, acc = compiled.DTYPES[dtype]
     logits, per_row = types.Array(element, 2, "C"), types.Array(types.float64, 1, "C")
     options = (types.int64, types.float64, types.float64, types.float64)

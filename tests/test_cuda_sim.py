@@ -513,16 +513,17 @@ def test_cross_entropy_columns_hold_the_contract_however_the_columns_are_split(
         assert_scaled_close(host(got_grad), grad, scale, dtype, what=f"gradient, {parts} parts")
 
 
-@pytest.mark.parametrize("n_classes", [20, 48], ids=["warp-per-row", "block-per-row"])
+@pytest.mark.parametrize("n_classes", [6, 20, 48], ids=["segment-per-row", "warp-per-row", "block-per-row"])
 @pytest.mark.parametrize("kind", ["index", "probs"])
 @pytest.mark.parametrize("dtype", [F16, F32, F64], ids=str)
 def test_cross_entropy_rows_hold_the_contract_by_warp_and_by_block(cuda, monkeypatch, dtype, kind, n_classes):
-    """Rows of 20 classes take ``cross_entropy_rows_warp`` (4 warps a block, 11 rows: the last
-    block's last warp has no row) and rows of 48 ``cross_entropy_rows`` (under
-    ``WARP_ROW_MAX`` = 32), two blocks striding over the rows; both give the reference loss and
-    gradient with class weights, label smoothing and ignored items, the gradient written over
-    the logits."""
-    from lsm.cuda import _config, _numba
+    """Rows of 6 classes take ``cross_entropy_rows_lanes8`` (8 lanes a row: one block of 4 warps
+    takes all 11 rows, its last 5 segments without a row), rows of 20 ``cross_entropy_rows_warp``
+    (4 warps a block, 11 rows: the last block's last warp has no row) and rows of 48
+    ``cross_entropy_rows`` (under ``WARP_ROW_MAX`` = 32), two blocks striding over the rows; all
+    give the reference loss and gradient with class weights, label smoothing and ignored items,
+    the gradient written over the logits."""
+    from lsm.cuda import _config, _launch, _losses, _numba
 
     monkeypatch.setattr(_config, "WARPS_PER_BLOCK", 4)
     monkeypatch.setattr(_config, "MAX_BLOCKS", 2)
@@ -542,10 +543,34 @@ def test_cross_entropy_rows_hold_the_contract_by_warp_and_by_block(cuda, monkeyp
     got_loss, got_grad = lsm.cross_entropy(
         dx, device(cuda, target), axis=1, return_grad=True, grad_out=dx, **device_kwargs
     )
-    name = "cross_entropy_rows_warp" if n_classes <= _config.WARP_ROW_MAX else "cross_entropy_rows"
-    assert name in launched
+    lanes = _launch.row_lanes(n_classes) if n_classes <= _config.WARP_ROW_MAX else None
+    assert _losses.rows_kernel_name(lanes) in launched
     assert_loss_close(host(got_loss), loss, dtype, "loss")
     assert_scaled_close(host(got_grad), grad, scale, dtype, what="gradient")
+
+
+@pytest.mark.parametrize("kind", ["index", "probs"])
+@pytest.mark.parametrize("dtype", [F16, F32, F64], ids=str)
+def test_cross_entropy_rows_sharing_a_warp_give_a_warp_per_rows_bits(cuda, monkeypatch, dtype, kind):
+    """Rows of 3, 5, 9 and 16 classes take 4, 8, 16 and 16 lanes each (several rows a warp): the
+    loss and the gradient are those of a whole warp per row bit for bit (class weights, label
+    smoothing, an ignored class), as ``_forward.build_summaries``' segments promise."""
+    from lsm.cuda import _launch
+
+    row_lanes = _launch.row_lanes
+    options = {"weight": True, "label_smoothing": 0.2, "reduction": "none", "ignore_index": 2}
+    for n_classes in (3, 5, 9, 16):
+        logits, target, kwargs = make_problem((11, n_classes), 1, dtype, kind, options)
+        kwargs["weight"] = device(cuda, kwargs["weight"])
+        runs = []
+        for lanes in (row_lanes(n_classes), 32):
+            monkeypatch.setattr(_launch, "row_lanes", lambda n, lanes=lanes: lanes)
+            got = lsm.cross_entropy(
+                device(cuda, logits), device(cuda, target), axis=1, return_grad=True, **kwargs
+            )
+            runs.append([host(part) for part in got])
+        assert runs[0][0].tobytes() == runs[1][0].tobytes(), f"loss, {n_classes} classes"
+        assert runs[0][1].tobytes() == runs[1][1].tobytes(), f"gradient, {n_classes} classes"
 
 
 @pytest.mark.parametrize("dtype", [F16, F32, F64], ids=str)

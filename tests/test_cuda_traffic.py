@@ -224,6 +224,16 @@ TRAFFIC = {
         reads={"x": 2 + F(1, 20), "target": F(WARP + 1, 20), "scratch": F(16, 320)},
         writes={"out": 1, "scratch": F(3 + 16 + 1, 320)},
     ),
+    # the same by 8 lanes a row (rows of 5 to 8 classes, 4 rows a warp): the segment's lanes read
+    # the row's target
+    "cross_entropy with gradient, rows sharing a warp": Path(
+        "cross_entropy",
+        (16, 6),
+        -1,
+        ("check_classes", "cross_entropy_rows_lanes8", "reduce_loss"),
+        reads={"x": 2 + F(1, 6), "target": F(8 + 1, 6), "scratch": F(16, 96)},
+        writes={"out": 1, "scratch": F(3 + 16 + 1, 96)},
+    ),
     "cross_entropy with gradient, columns": Path(
         "cross_entropy",
         (32, 8),

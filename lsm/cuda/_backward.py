@@ -98,7 +98,7 @@ def build(acc):
         """``backward_rows_shared`` (a block per row) or, with ``per_warp``,
         ``backward_rows_warp`` (a warp per row, several rows a block, each in the warp's own
         stretch of the block's shared memory: rows of up to ``WARP_ROW_MAX``)."""
-        group_rows, group_sum = _groups.of(per_warp, acc)
+        group_rows, group_sum = _groups.of(WARP if per_warp else None, acc)
 
         def backward_rows_shared(grad, y, where, out, log):
             """``backward_rows`` for rows that fit in shared memory: each input element is read

@@ -58,15 +58,15 @@ from ._tiles import COLUMN_MAX_PARTS, column_of_tile, part_of_block, tile_count
 def build_summaries(acc):
     """``(m, A, R)`` of one group in one pass over global memory, for the forward and the loss
     kernels alike (see ``_group``): ``block_summary`` over a stretch of a row by a whole block,
-    ``warp_summary`` the same by one warp, ``tile_summary`` over a column by the warps of a
-    column tile (``_tiles``). Each thread summarises its elements as it reads them
-    (``online_add``); a block (a warp) then rescales every thread's summary to the group's
-    maximum and sums them, a tile merges its warps' summaries."""
+    ``segment_summary(lanes)`` the same by an aligned segment of ``lanes`` lanes of a warp (a
+    whole warp for ``WARP``), ``tile_summary`` over a column by the warps of a column tile
+    (``_tiles``). Each thread summarises its elements as it reads them (``online_add``); a block
+    (a segment) then rescales every thread's summary to the group's maximum and sums them, a
+    tile merges its warps' summaries."""
     g, r = _group.build(acc), _reduce.build(acc)
     element, included, weight, merge = g["element"], g["included"], g["weight"], g["merge"]
     online_add, online_finish, rescaled = g["online_add"], g["online_finish"], g["rescaled"]
     block_max, block_sum = r["block_max"], r["block_sum"]
-    warp_max, warp_sum = r["warp_max"], r["warp_sum"]
     lowest, zero = acc(-np.inf), acc(0)
 
     @cuda.jit(device=True)
@@ -96,15 +96,24 @@ def build_summaries(acc):
         at_max, rest = relative_to(top, m, at_max, rest)
         return top, block_sum(at_max, scratch), block_sum(rest, scratch)
 
-    @cuda.jit(device=True)
-    def warp_summary(x, where, b, row, start, stop, scratch):
-        """``(m, A, R)`` of ``x[row, start:stop]``, computed by the calling warp (every lane gets
-        it; ``scratch`` unused: the signature of ``block_summary``)."""
-        lane = cuda.threadIdx.x % WARP
-        m, at_max, rest = thread_summary(x, where, b, row, start + lane, stop, WARP)
-        top = warp_max(m)
-        at_max, rest = relative_to(top, m, at_max, rest)
-        return top, warp_sum(at_max), warp_sum(rest)
+    @functools.cache
+    def segment_summary(lanes):
+        """The summary by an aligned segment of ``lanes`` lanes of a warp (``_reduce.build_segments``).
+        With no more elements than lanes, each lane holds one and the butterfly meets them in
+        the steps of a whole warp's, whose other lanes add only exact zeros: the same bits."""
+        segment_max, segment_sum = _reduce.build_segments(lanes)
+
+        @cuda.jit(device=True)
+        def summary(x, where, b, row, start, stop, scratch):
+            """``(m, A, R)`` of ``x[row, start:stop]``, computed by the calling segment (every
+            lane gets it; ``scratch`` unused: the signature of ``block_summary``)."""
+            lane = cuda.threadIdx.x % lanes
+            m, at_max, rest = thread_summary(x, where, b, row, start + lane, stop, lanes)
+            top = segment_max(m)
+            at_max, rest = relative_to(top, m, at_max, rest)
+            return top, segment_sum(at_max), segment_sum(rest)
+
+        return summary
 
     @cuda.jit(device=True)
     def column_summary(x, where, b, o, i, first, step):
@@ -140,7 +149,7 @@ def build_summaries(acc):
         cuda.syncthreads()  # every thread has its column's summary: the next tile may write
         return m, at_max, rest
 
-    return {"block_summary": block_summary, "warp_summary": warp_summary, "tile_summary": tile_summary}
+    return {"block_summary": block_summary, "segment_summary": segment_summary, "tile_summary": tile_summary}
 
 
 #: Row elements each lane holds in the warp-per-row kernels, one kernel pair per bucket: a row of

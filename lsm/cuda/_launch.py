@@ -262,9 +262,10 @@ def cross_entropy(x, target, probs, class_weight, options, loss, grad, stream):
             _items_device(loss),
             _rows_device(grad),
         )
-        if n <= _config.WARP_ROW_MAX:  # a warp per row, a block taking several
-            warps = _config.WARPS_PER_BLOCK
-            kernel, blocks, threads = kernels["cross_entropy_rows_warp"], _blocks(outer, warps), warps * WARP
+        if n <= _config.WARP_ROW_MAX:  # a warp (or a segment of one) per row, a block taking several
+            warps, lanes = _config.WARPS_PER_BLOCK, row_lanes(n)
+            kernel = kernels[_losses.rows_kernel_name(lanes)]
+            blocks, threads = _blocks(outer, warps * (WARP // lanes)), warps * WARP
         else:
             kernel, blocks, threads = kernels["cross_entropy_rows"], _blocks(outer, 1), _config.BLOCK_THREADS
         _numba.launch(kernel, blocks, threads, stream, *args)

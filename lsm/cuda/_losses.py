@@ -16,7 +16,9 @@ the gradient multiplied by the reduction's ``scale``. Terms with ``q_c = 0`` cou
 
 - ``cross_entropy_rows``: one block per row of the ``(outer, C)`` view (block reductions);
   ``cross_entropy_rows_warp`` the same with one warp per row (warp shuffles), several rows a
-  block, for rows of up to ``_config.WARP_ROW_MAX`` classes (one body, ``rows_kernel``);
+  block, for rows of up to ``_config.WARP_ROW_MAX`` classes; ``cross_entropy_rows_lanes<k>``
+  with ``k`` lanes per row (``_forward.ROW_LANES``), ``32 / k`` rows a warp, for rows of up to
+  ``k`` classes, the same bits as a warp per row (one body, ``rows_kernel``);
 - ``cross_entropy_columns``: column tiles of the ``(outer, C, inner)`` view (``_tiles``);
 - ``nll_loss``: one thread per item, ``loss = -w_t logp_t``.
 
@@ -55,7 +57,7 @@ def build(acc):
     compensated_add, compensated_total = g["compensated_add"], g["compensated_total"]
     zero = acc(0)
     summaries = _forward.build_summaries(acc)  # (m, A, R) of a group, as the forward kernels
-    block_summary, warp_summary = summaries["block_summary"], summaries["warp_summary"]
+    block_summary, segment_summary = summaries["block_summary"], summaries["segment_summary"]
     tile_summary = summaries["tile_summary"]
     tile_sum = _tiles.build(acc)["tile_sum"]
 
@@ -83,12 +85,13 @@ def build(acc):
             q += pick
         return p * big_q - q
 
-    def rows_kernel(per_warp):
-        """``cross_entropy_rows`` (a block per row) or, with ``per_warp``,
-        ``cross_entropy_rows_warp`` (a warp per row, for rows of up to ``WARP_ROW_MAX``
-        classes: a block's other threads would have nothing to read)."""
-        group_rows, group_sum = _groups.of(per_warp, acc)
-        group_summary = warp_summary if per_warp else block_summary
+    def rows_kernel(lanes):
+        """``cross_entropy_rows`` (a block per row, ``lanes`` None) or, with ``lanes`` lanes per
+        row, ``cross_entropy_rows_warp`` (``WARP``: rows of up to ``WARP_ROW_MAX`` classes, for
+        which a block's other threads would have nothing to read) or
+        ``cross_entropy_rows_lanes<lanes>`` (rows of up to ``lanes`` classes)."""
+        group_rows, group_sum = _groups.of(lanes, acc)
+        group_summary = block_summary if lanes is None else segment_summary(lanes)
 
         def cross_entropy_rows(x, target, probs, class_weight, ignore_index, keep, spread, scale, loss, grad):
             scratch = cuda.shared.array(MAX_WARPS, acc)
@@ -151,10 +154,7 @@ def build(acc):
                             )
                         grad[row, c] = narrow(value, grad)
 
-        name = "cross_entropy_rows_warp" if per_warp else "cross_entropy_rows"
-        return kernel(_forward.named(cross_entropy_rows, name))
-
-    cross_entropy_rows, cross_entropy_rows_warp = rows_kernel(False), rows_kernel(True)
+        return kernel(_forward.named(cross_entropy_rows, rows_kernel_name(lanes)))
 
     @kernel
     def cross_entropy_columns(x, target, probs, class_weight, ignore_index, keep, spread, scale, loss, grad):
@@ -229,12 +229,15 @@ def build(acc):
                     value = -(w * element(logp[o, t, i]))
             loss[o, i] = narrow(value, loss)
 
-    return {
-        "cross_entropy_rows": cross_entropy_rows,
-        "cross_entropy_rows_warp": cross_entropy_rows_warp,
-        "cross_entropy_columns": cross_entropy_columns,
-        "nll_loss": nll_loss,
-    }
+    rows = {rows_kernel_name(lanes): rows_kernel(lanes) for lanes in (None, WARP, *_forward.ROW_LANES)}
+    return {**rows, "cross_entropy_columns": cross_entropy_columns, "nll_loss": nll_loss}
+
+
+def rows_kernel_name(lanes):
+    """The cross-entropy row kernel of ``lanes`` lanes per row (None: a block per row)."""
+    if lanes is None:
+        return "cross_entropy_rows"
+    return "cross_entropy_rows_warp" if lanes == WARP else f"cross_entropy_rows_lanes{lanes}"
 
 
 _reduce64, _group64 = _reduce.build(float64), _group.build(float64)
