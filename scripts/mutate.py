@@ -384,6 +384,14 @@ CATALOGUE = [
         ("tests/test_cuda_sim.py -k 'kept_in_shared or buckets'",),
     ),
     _cuda(
+        "cuda-warp-stretch",
+        "_backward.py",
+        "base = offset * (n if log else 2 * n)",
+        "base = 0 * offset * (n if log else 2 * n)",
+        "the backward rows by warp all keep their rows in the first warp's stretch of shared memory",
+        ("tests/test_cuda_sim.py -k 'kept_in_shared'",),
+    ),
+    _cuda(
         "cuda-zero-weight-included",
         "_group.py",
         "keep = keep and b[index] != 0",

@@ -7,6 +7,8 @@ in-place and scattered outputs, device-side conversions and gathers, the kind of
 streams, and the errors of device calls.
 """
 
+import threading
+
 import numba
 import numpy as np
 import pytest
@@ -51,6 +53,50 @@ def device(cuda, array):
 def host(array):
     assert type(array).__name__ == "FakeCUDAArray", type(array)
     return array.copy_to_host()
+
+
+class _Recorded(np.ndarray):
+    """A view of a launch's dynamic shared memory that records, for each element, the ``(block,
+    warp)`` of every thread that reads or writes it (``touched``, one dict a launch)."""
+
+    def __array_finalize__(self, obj):
+        self.touched = getattr(obj, "touched", None)
+
+    def _record(self, index):
+        thread = threading.current_thread()
+        self.touched.setdefault(int(index), set()).add((thread.blockIdx.x, thread.threadIdx.x // 32))
+
+    def __getitem__(self, index):
+        self._record(index)
+        return super().__getitem__(index)
+
+    def __setitem__(self, index, value):
+        self._record(index)
+        super().__setitem__(index, value)
+
+
+@pytest.fixture
+def shared_memory_users(monkeypatch):
+    """The ``touched`` dicts of every launch's dynamic shared memory from here on (the simulator
+    gives a launch one buffer, which its blocks use one after another)."""
+    from numba.cuda.simulator.kernelapi import FakeCUDAShared
+
+    launches = []
+    array = FakeCUDAShared.array
+
+    def recorded(shared, shape, dtype, alignment=None):
+        found = array(shared, shape, dtype, alignment)
+        if shape != 0:
+            return found
+        if not hasattr(shared, "touched"):
+            shared.touched = {}
+            launches.append(shared.touched)
+        view = found.view(_Recorded)
+        view.touched = shared.touched
+        return view
+
+    monkeypatch.setattr(FakeCUDAShared, "array", recorded)
+    return launches
 
 
 @pytest.mark.parametrize(("shape", "axis", "path"), PATHS)
@@ -302,14 +348,19 @@ def test_warp_row_buckets_match_the_largest(cuda, monkeypatch, dtype):
 
 @pytest.mark.parametrize("n", [300, 600])
 @pytest.mark.parametrize("dtype", [F16, F32, F64], ids=str)
-def test_warp_rows_kept_in_shared_memory_hold_the_contract(cuda, monkeypatch, dtype, n):
+def test_warp_rows_kept_in_shared_memory_hold_the_contract(cuda, monkeypatch, shared_memory_users, dtype, n):
     """Rows of 300 and 600 take the warp-per-row kernels that keep a lane's 16 or 32 slots in
-    shared memory (float64 rows of 600 take the shared-memory row kernels instead): four rows
-    of a block at once, each warp in its own stretch, with a mask, weights and the sign."""
+    shared memory (float64 rows of 600 take the shared-memory row kernels instead), and the
+    backward rows of up to 1024 (512 float64) a warp each, the row in shared memory: four rows of
+    a block at once, with a mask, weights and the sign. Each warp keeps to its own stretch of the
+    block's shared memory: no element of it is read or written by two warps of a block (the
+    simulator runs a block's warps one after another often enough that sharing would go
+    unseen in the results)."""
     from lsm.cuda import _config, _forward, _launch
 
     monkeypatch.setattr(_config, "WARP_ROW_MAX", 1024)
     monkeypatch.setattr(_config, "WARP_ROW_MAX_FLOAT64", 512)
+    monkeypatch.setattr(_config, "WARPS_PER_BLOCK", 4)
     acc = numba.float64 if dtype == F64 else numba.float32
     if n <= _launch.per_lane(acc) * 32:
         assert _launch.choose(9, n, 1, acc) == "warp"
@@ -331,6 +382,24 @@ def test_warp_rows_kept_in_shared_memory_hold_the_contract(cuda, monkeypatch, dt
     ref_value, ref_sign = ref_logsumexp(x, axis=-1, where=where, b=weights, return_sign=True)
     assert_close(host(value), ref_value, dtype)
     assert_close(host(sign), ref_sign, dtype)
+    grad = rng.standard_normal(x.shape).astype(dtype)
+    for log, forward in ((True, ref_log_softmax), (False, ref_softmax)):
+        y = forward(np.where(np.isinf(x), 0, x)).astype(dtype)
+        backward = lsm.log_softmax_backward if log else lsm.softmax_backward
+        got = host(backward(device(cuda, grad), device(cuda, y), where=device(cuda, where)))
+        expected, scale = ref_backward(grad, y, where=where, log=log)
+        assert_scaled_close(got, expected, scale, dtype, what=backward.__name__)
+    # the six launches above keep their rows in shared memory, but where the rows are too long
+    # for a warp (float64 rows of 600: block rows, longer than the simulator's SHARED_ROW_MAX)
+    assert len(shared_memory_users) == (6 if n <= _launch.per_lane(acc) * 32 else 0)
+    for touched in shared_memory_users:
+        warps = {}
+        for users in touched.values():
+            for block, warp in users:
+                warps.setdefault(block, set()).add(warp)
+            blocks = [block for block, _ in users]
+            assert len(blocks) == len(set(blocks)), f"shared by two warps of a block: {sorted(users)}"
+        assert any(len(used) > 1 for used in warps.values())  # blocks of several warps ran
 
 
 @pytest.mark.parametrize("dtype", [F16, F32, F64], ids=str)
