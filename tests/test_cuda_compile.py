@@ -205,7 +205,7 @@ ROW_KERNELS = [
 ]
 COLUMN_KERNELS = ["softmax_columns", "logsumexp_columns"]
 BACKWARD_KERNELS = ["backward_rows", "backward_rows_warp", "backward_rows_shared", "backward_columns"]
-CROSS_ENTROPY_ROWS = [_losses.rows_kernel_name(lanes) for lanes in (None, 32, *_forward.ROW_LANES)]
+CROSS_ENTROPY_ROWS = [_losses.rows_kernel_name(lanes) for lanes in _losses.ROW_KERNEL_LANES]
 LOSS_KERNELS = [*CROSS_ENTROPY_ROWS, "cross_entropy_columns", "nll_loss"]
 
 

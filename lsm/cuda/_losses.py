@@ -229,8 +229,13 @@ def build(acc):
                     value = -(w * element(logp[o, t, i]))
             loss[o, i] = narrow(value, loss)
 
-    rows = {rows_kernel_name(lanes): rows_kernel(lanes) for lanes in (None, WARP, *_forward.ROW_LANES)}
+    rows = {rows_kernel_name(lanes): rows_kernel(lanes) for lanes in ROW_KERNEL_LANES}
     return {**rows, "cross_entropy_columns": cross_entropy_columns, "nll_loss": nll_loss}
+
+
+#: Lanes per row of the cross-entropy row kernels: None for a block per row, a warp, or a segment
+#: of one (``_forward.ROW_LANES``).
+ROW_KERNEL_LANES = (None, WARP, *_forward.ROW_LANES)
 
 
 def rows_kernel_name(lanes):
