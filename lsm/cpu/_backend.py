@@ -55,6 +55,37 @@ def _read(array):
     return view
 
 
+def _c_order(view):
+    """A full-size operand the kernels only read, C-contiguous: a view whose strides ``oriented``
+    could not straighten (a slice with a step, a reversed axis) is copied once, read-only.
+
+    The kernels are compiled for C-contiguous data, as torch's CPU kernels ask ``.contiguous()``
+    of theirs: strided views would compile every kernel again (a second or more per signature,
+    on a user's first such call) into machine code without vector loads, to read the same
+    elements as the copy does once. Masks and weights keep their layout: a broadcast mask or
+    weight row would otherwise grow to the input's size.
+    """
+    if view is None or view.flags.c_contiguous:
+        return view
+    copy = np.ascontiguousarray(view)
+    copy.flags.writeable = False  # the type the kernels are compiled for (see ``_read``)
+    return copy
+
+
+@contextlib.contextmanager
+def _c_order_outputs(*views):
+    """C-contiguous stand-ins for the outputs ``views`` (``_c_order``'s counterpart): a view that
+    is not C-contiguous is replaced by a temporary, copied into it when the kernel has run."""
+    stand_ins = tuple(
+        view if view is None or view.flags.c_contiguous else np.empty(view.shape, view.dtype)
+        for view in views
+    )
+    yield stand_ins
+    for view, stand_in in zip(views, stand_ins, strict=True):
+        if stand_in is not view:
+            view[...] = stand_in
+
+
 @functools.lru_cache(maxsize=16)
 def _unit_weights(n_classes, dtype):
     """A read-only array of ``n_classes`` ones of ``dtype``: the class weights of an unweighted
@@ -147,6 +178,78 @@ def _staging_buffers(source, out):
     if out is None or not np.may_share_memory(source, out):
         return None
     return np.empty((_workers(source.size), out.shape[1]), dtype=out.dtype)
+
+
+# --- the kernel choice for C-contiguous canonical views (``CpuBackend`` orients them first) ---
+
+
+def _softmax(x, where, out, log):
+    if x.shape[2] == 1:
+        x, where, out = _rows(x), _rows(where), _rows(out)
+        if x.shape[1] <= _forward.SHORT_ROW:
+            kernels = _forward.softmax_short_rows_serial, _forward.softmax_short_rows_parallel
+            _run(*kernels, x.size, x, where, out, log, _chunk_rows(x))
+            return
+        keep = _keeps_exps(x, where, out, log)
+        buffers = None if keep or log or where is not None else _exps_buffers(x)
+        kernels = _forward.softmax_rows_serial, _forward.softmax_rows_parallel
+        _run(*kernels, x.size, x, where, out, keep, buffers, log)
+    else:
+        kernels = (
+            _forward.softmax_columns_serial,
+            _forward.softmax_columns_parallel,
+            _forward.softmax_columns_split,
+        )
+        _run_columns(*kernels, x, where, out, log)
+
+
+def _logsumexp(x, where, b, lse, sign):
+    if x.shape[2] == 1:
+        x, where, b = _rows(x), _rows(where), _rows(b)
+        lse, sign = lse[:, 0], None if sign is None else sign[:, 0]
+        if x.shape[1] <= _forward.SHORT_ROW:
+            kernels = _forward.logsumexp_short_rows_serial, _forward.logsumexp_short_rows_parallel
+            _run(*kernels, x.size, x, where, b, lse, sign, _chunk_rows(x))
+            return
+        kernels = _forward.logsumexp_rows_serial, _forward.logsumexp_rows_parallel
+        _run(*kernels, x.size, x, where, b, lse, sign)
+    else:
+        kernels = (
+            _forward.logsumexp_columns_serial,
+            _forward.logsumexp_columns_parallel,
+            _forward.logsumexp_columns_split,
+        )
+        _run_columns(*kernels, x, where, b, lse, sign)
+
+
+def _softmax_backward(grad, y, where, out, log):
+    if grad.shape[2] == 1:
+        grad, y, where, out = _rows(grad), _rows(y), _rows(where), _rows(out)
+        buffers = _staging_buffers(grad, out)
+        if buffers is None:
+            buffers = _staging_buffers(y, out)
+        kernels = _backward.backward_rows_serial, _backward.backward_rows_parallel
+        _run(*kernels, grad.size, grad, y, where, out, buffers, log)
+    else:
+        kernels = (
+            _backward.backward_columns_serial,
+            _backward.backward_columns_parallel,
+            _backward.backward_columns_split,
+        )
+        _run_columns(*kernels, grad, y, where, out, log)
+
+
+def _cross_entropy(x, target, probs, class_weight, options, loss, grad):
+    if x.shape[2] == 1:
+        x, probs, grad = _rows(x), _rows(probs), _rows(grad)
+        loss, target = loss[:, 0], None if target is None else target[:, 0]
+        buffers = _staging_buffers(x, grad)
+        kernels = _losses.cross_entropy_rows_serial, _losses.cross_entropy_rows_parallel
+        _run(*kernels, x.size, x, target, probs, class_weight, options, loss, grad, buffers)
+    else:
+        kernels = _losses.cross_entropy_columns_serial, _losses.cross_entropy_columns_parallel
+        threads = numba.get_num_threads()
+        _run(*kernels, x.size, x, target, probs, class_weight, options, loss, grad, threads)
 
 
 class CpuBackend:
@@ -248,60 +351,19 @@ class CpuBackend:
 
     def softmax(self, x, where, out, log):
         (x, where, out), _ = oriented(x, (_read(x), _read(where), _bits(out)))
-        if x.shape[2] == 1:
-            x, where, out = _rows(x), _rows(where), _rows(out)
-            if x.shape[1] <= _forward.SHORT_ROW:
-                kernels = _forward.softmax_short_rows_serial, _forward.softmax_short_rows_parallel
-                _run(*kernels, x.size, x, where, out, log, _chunk_rows(x))
-                return
-            keep = _keeps_exps(x, where, out, log)
-            buffers = None if keep or log or where is not None else _exps_buffers(x)
-            kernels = _forward.softmax_rows_serial, _forward.softmax_rows_parallel
-            _run(*kernels, x.size, x, where, out, keep, buffers, log)
-        else:
-            kernels = (
-                _forward.softmax_columns_serial,
-                _forward.softmax_columns_parallel,
-                _forward.softmax_columns_split,
-            )
-            _run_columns(*kernels, x, where, out, log)
+        with _c_order_outputs(out) as (out,):
+            _softmax(_c_order(x), where, out, log)
 
     def logsumexp(self, x, where, b, lse, sign):
         operands, results = (_read(x), _read(where), _read(b)), (_bits(lse), _bits(sign))
-        (x, where, b), (lse, sign) = oriented(x, operands, results)
-        if x.shape[2] == 1:
-            x, where, b = _rows(x), _rows(where), _rows(b)
-            lse, sign = lse[:, 0], None if sign is None else sign[:, 0]
-            if x.shape[1] <= _forward.SHORT_ROW:
-                kernels = _forward.logsumexp_short_rows_serial, _forward.logsumexp_short_rows_parallel
-                _run(*kernels, x.size, x, where, b, lse, sign, _chunk_rows(x))
-                return
-            kernels = _forward.logsumexp_rows_serial, _forward.logsumexp_rows_parallel
-            _run(*kernels, x.size, x, where, b, lse, sign)
-        else:
-            kernels = (
-                _forward.logsumexp_columns_serial,
-                _forward.logsumexp_columns_parallel,
-                _forward.logsumexp_columns_split,
-            )
-            _run_columns(*kernels, x, where, b, lse, sign)
+        (x, where, b), results = oriented(x, operands, results)
+        with _c_order_outputs(*results) as (lse, sign):
+            _logsumexp(_c_order(x), where, b, lse, sign)
 
     def softmax_backward(self, grad, y, where, out, log):
         (grad, y, where, out), _ = oriented(grad, (_read(grad), _read(y), _read(where), _bits(out)))
-        if grad.shape[2] == 1:
-            grad, y, where, out = _rows(grad), _rows(y), _rows(where), _rows(out)
-            buffers = _staging_buffers(grad, out)
-            if buffers is None:
-                buffers = _staging_buffers(y, out)
-            kernels = _backward.backward_rows_serial, _backward.backward_rows_parallel
-            _run(*kernels, grad.size, grad, y, where, out, buffers, log)
-        else:
-            kernels = (
-                _backward.backward_columns_serial,
-                _backward.backward_columns_parallel,
-                _backward.backward_columns_split,
-            )
-            _run_columns(*kernels, grad, y, where, out, log)
+        with _c_order_outputs(out) as (out,):
+            _softmax_backward(_c_order(grad), _c_order(y), where, out, log)
 
     def check_classes(self, target, n_classes, ignore_index, class_weight):
         return _losses.check_classes(_read(target), n_classes, ignore_index, _read(class_weight))
@@ -310,19 +372,11 @@ class CpuBackend:
         # class-index targets are a per-group input: (outer, inner), like the loss
         operands, results = (_read(x), _read(probs), _bits(grad)), (loss, _read(target))
         (x, probs, grad), (loss, target) = oriented(x, operands, results)
-        class_weight = _read(class_weight)
         ignore_index, keep, spread, scale = options
         options = (np.int64(ignore_index), float(keep), float(spread), float(scale))
-        if x.shape[2] == 1:
-            x, probs, grad = _rows(x), _rows(probs), _rows(grad)
-            loss, target = loss[:, 0], None if target is None else target[:, 0]
-            buffers = _staging_buffers(x, grad)
-            kernels = _losses.cross_entropy_rows_serial, _losses.cross_entropy_rows_parallel
-            _run(*kernels, x.size, x, target, probs, class_weight, options, loss, grad, buffers)
-        else:
-            kernels = _losses.cross_entropy_columns_serial, _losses.cross_entropy_columns_parallel
-            threads = numba.get_num_threads()
-            _run(*kernels, x.size, x, target, probs, class_weight, options, loss, grad, threads)
+        with _c_order_outputs(grad, loss) as (grad, loss):
+            x, target, probs = _c_order(x), _c_order(target), _c_order(probs)
+            _cross_entropy(x, target, probs, _read(class_weight), options, loss, grad)
 
     def nll_loss(self, logp, target, class_weight, ignore_index, loss):
         _losses.nll_gather(_read(logp), _read(target), _read(class_weight), ignore_index, loss)
