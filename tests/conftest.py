@@ -26,7 +26,8 @@ Backends:
 - ``dask-whole``, ``dask-halves``, ``dask-cluster`` (when Dask is installed): Dask arrays of
   NumPy chunks, with every axis in one chunk (the blockwise graphs), every axis cut in two (the
   tree reductions; the class axis of the losses stays whole, as lsm requires), and cut in two on
-  a two-process ``dask.distributed`` cluster. Dask results are lazy, so ``out=`` and
+  a two-process ``dask.distributed`` cluster (the first case of each test only: it computes the
+  graphs of ``dask-halves``, which runs every case). Dask results are lazy, so ``out=`` and
   ``grad_out=`` do not apply there: a test passing them is skipped on those backends only
   (test_dask.py checks the error they raise).
 
@@ -360,12 +361,27 @@ def _runs_here(item):
     return item.get_closest_marker("cuda_sim") is not None if SIMULATOR else True
 
 
+def _first_on_the_cluster(item, seen):
+    """Whether ``item`` is the first kept case of its test function on the Dask cluster (each
+    test runs there once: the cluster computes the graphs that ``dask-halves`` computes for every
+    case, at a tenth of a second a call; what it adds is running them on worker processes)."""
+    params = item.callspec.params if hasattr(item, "callspec") else {}
+    if getattr(params.get("backend"), "name", None) != "dask-cluster":
+        return True
+    function = (item.path, item.originalname)
+    if function in seen:
+        return False
+    seen.add(function)
+    return True
+
+
 def pytest_collection_modifyitems(config, items):
     """Keep the tests of this run (see the module docstring); report the others as deselected."""
-    kept, dropped = [], []
+    kept, dropped, on_the_cluster = [], [], set()
     for item in items:
         marked = item.get_closest_marker("cuda_sim") is not None
         keep = _runs_here(item) and (SIMULATOR or not marked)
+        keep = keep and _first_on_the_cluster(item, on_the_cluster)
         (kept if keep else dropped).append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)

@@ -24,6 +24,10 @@ import pytest
 
 pytest.importorskip("numba_cuda", reason="numba-cuda is not installed (pip install -e '.[test]')")
 
+# One worker compiles every kernel's machine code once for both files (``machine_code`` is
+# cached in the process; pyproject.toml runs the tests with ``--dist loadgroup``).
+pytestmark = pytest.mark.xdist_group("machine_code")
+
 from numba import types
 from numba.cuda import types as cuda_types
 
