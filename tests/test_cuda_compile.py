@@ -30,10 +30,6 @@ from numba.cuda import types as cuda_types
 from lsm.cuda import _backward, _config, _copy, _forward, _losses
 from lsm.cuda._numba import cuda
 
-# One worker compiles every kernel's machine code once for both files (``machine_code`` is
-# cached in the process; pyproject.toml runs the tests with ``--dist loadgroup``).
-pytestmark = pytest.mark.xdist_group("machine_code")
-
 CC = (9, 0)
 # (element type, accumulation type): float16 accumulates in float32
 DTYPES = {

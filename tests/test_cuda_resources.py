@@ -28,10 +28,6 @@ from numba import types
 
 pytest.importorskip("numba_cuda", reason="numba-cuda is not installed (pip install -e '.[test]')")
 
-# One worker compiles every kernel's machine code once for both files (``machine_code`` is
-# cached in the process; pyproject.toml runs the tests with ``--dist loadgroup``).
-pytestmark = pytest.mark.xdist_group("machine_code")
-
 
 def _report():
     """``scripts/ptxas_report.py`` as a module (scripts/ is no package)."""

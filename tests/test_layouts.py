@@ -19,6 +19,9 @@ runs these cases on. bfloat16 cases are deselected on CuPy, which has no bfloat1
 the ``out=`` tests.
 """
 
+import subprocess
+import sys
+
 import numba
 import numpy as np
 import pytest
@@ -392,3 +395,45 @@ def test_non_contiguous_out_logsumexp(backend, shape, axis, keepdims):
         check(backend, "logsumexp", x, axis, out=out, keepdims=keepdims)
         _, sign = backend.logsumexp(x, axis=axis, keepdims=keepdims, return_sign=True, out=out)
         assert np.shape(sign) == result_shape
+
+
+_STRIDED_CALLS = """
+import numpy as np
+import lsm
+from lsm.cpu import _backward, _forward, _losses
+
+rng = np.random.default_rng(41)
+x = rng.standard_normal((40, 400)).astype(np.float32)[:, ::2]  # gapped rows
+grad = rng.standard_normal((40, 200)).astype(np.float32)[::-1]  # reversed rows
+out = np.empty((40, 400), np.float32)[:, ::2]
+y = lsm.log_softmax(x, axis=-1, out=out)
+lsm.softmax(x, axis=0, out=np.empty((200, 40), np.float32).T)  # Fortran-ordered
+lsm.logsumexp(x, axis=-1), lsm.logsumexp(x, axis=0, b=np.ones((40, 200)))
+lsm.log_softmax_backward(grad, y=y, axis=-1, out=out)
+lsm.softmax_backward(grad, y=y, axis=0)
+lsm.cross_entropy(x, np.arange(40) % 200, axis=-1, return_grad=True)
+drivers = ("_serial", "_parallel", "_split")
+for module in (_forward, _backward, _losses):
+    for name in dir(module):
+        if name.endswith(drivers) and not name.startswith("_"):
+            for signature in getattr(module, name).signatures:
+                data = [t for i, t in enumerate(signature) if getattr(t, "ndim", 0) and (i == 0 or t.mutable)]
+                assert all(t.layout == "C" for t in data), (name, signature)
+print("checked")
+"""
+
+
+def test_strided_operands_compile_nothing_new():
+    """The host kernels are compiled for C-contiguous data only (``_backend._c_order``): in a
+    fresh process, calls on gapped and reversed inputs, into strided ``out=`` arrays, compile
+    every kernel's input and outputs as C-contiguous arrays; and the calls give the bits of the
+    same calls on contiguous copies."""
+    done = subprocess.run([sys.executable, "-c", _STRIDED_CALLS], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0 and "checked" in done.stdout, done.stderr[-3000:]
+    rng = np.random.default_rng(41)
+    x = rng.standard_normal((40, 200)).astype(F32)
+    gapped = np.repeat(x, 2, axis=1)[:, ::2]
+    strided_out = np.empty((40, 400), F32)[:, ::2]
+    assert lsm.log_softmax(gapped, out=strided_out).tobytes() == lsm.log_softmax(x).tobytes()
+    assert lsm.softmax(gapped, axis=0).tobytes() == lsm.softmax(x, axis=0).tobytes()
+    assert lsm.logsumexp(x[::-1], axis=-1).tobytes() == lsm.logsumexp(x, axis=-1)[::-1].tobytes()
