@@ -72,18 +72,19 @@ def _c_order(view):
     return copy
 
 
-@contextlib.contextmanager
-def _c_order_outputs(*views):
-    """C-contiguous stand-ins for the outputs ``views`` (``_c_order``'s counterpart): a view that
-    is not C-contiguous is replaced by a temporary, copied into it when the kernel has run."""
-    stand_ins = tuple(
-        view if view is None or view.flags.c_contiguous else np.empty(view.shape, view.dtype)
-        for view in views
-    )
-    yield stand_ins
-    for view, stand_in in zip(views, stand_ins, strict=True):
-        if stand_in is not view:
-            view[...] = stand_in
+def _c_order_output(view):
+    """A C-contiguous stand-in for the output ``view`` (``_c_order``'s counterpart): ``view``
+    itself when it is C-contiguous, else a temporary, which ``_copy_back`` copies into it when the
+    kernel has run. (Two plain calls: a context manager costs several microseconds a call.)"""
+    if view is None or view.flags.c_contiguous:
+        return view
+    return np.empty(view.shape, view.dtype)
+
+
+def _copy_back(view, stand_in):
+    """Copy the stand-in ``_c_order_output`` gave for ``view`` into it, if it was one."""
+    if stand_in is not view:
+        view[...] = stand_in
 
 
 @functools.lru_cache(maxsize=16)
@@ -351,19 +352,23 @@ class CpuBackend:
 
     def softmax(self, x, where, out, log):
         (x, where, out), _ = oriented(x, (_read(x), _read(where), _bits(out)))
-        with _c_order_outputs(out) as (out,):
-            _softmax(_c_order(x), where, out, log)
+        written = _c_order_output(out)
+        _softmax(_c_order(x), where, written, log)
+        _copy_back(out, written)
 
     def logsumexp(self, x, where, b, lse, sign):
         operands, results = (_read(x), _read(where), _read(b)), (_bits(lse), _bits(sign))
-        (x, where, b), results = oriented(x, operands, results)
-        with _c_order_outputs(*results) as (lse, sign):
-            _logsumexp(_c_order(x), where, b, lse, sign)
+        (x, where, b), (lse, sign) = oriented(x, operands, results)
+        lse_written, sign_written = _c_order_output(lse), _c_order_output(sign)
+        _logsumexp(_c_order(x), where, b, lse_written, sign_written)
+        _copy_back(lse, lse_written)
+        _copy_back(sign, sign_written)
 
     def softmax_backward(self, grad, y, where, out, log):
         (grad, y, where, out), _ = oriented(grad, (_read(grad), _read(y), _read(where), _bits(out)))
-        with _c_order_outputs(out) as (out,):
-            _softmax_backward(_c_order(grad), _c_order(y), where, out, log)
+        written = _c_order_output(out)
+        _softmax_backward(_c_order(grad), _c_order(y), where, written, log)
+        _copy_back(out, written)
 
     def check_classes(self, target, n_classes, ignore_index, class_weight):
         return _losses.check_classes(_read(target), n_classes, ignore_index, _read(class_weight))
@@ -374,9 +379,11 @@ class CpuBackend:
         (x, probs, grad), (loss, target) = oriented(x, operands, results)
         ignore_index, keep, spread, scale = options
         options = (np.int64(ignore_index), float(keep), float(spread), float(scale))
-        with _c_order_outputs(grad, loss) as (grad, loss):
-            x, target, probs = _c_order(x), _c_order(target), _c_order(probs)
-            _cross_entropy(x, target, probs, _read(class_weight), options, loss, grad)
+        grad_written, loss_written = _c_order_output(grad), _c_order_output(loss)
+        x, target, probs = _c_order(x), _c_order(target), _c_order(probs)
+        _cross_entropy(x, target, probs, _read(class_weight), options, loss_written, grad_written)
+        _copy_back(grad, grad_written)
+        _copy_back(loss, loss_written)
 
     def nll_loss(self, logp, target, class_weight, ignore_index, loss):
         _losses.nll_gather(_read(logp), _read(target), _read(class_weight), ignore_index, loss)
