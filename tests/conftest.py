@@ -327,6 +327,18 @@ def pytest_sessionfinish(session, exitstatus):
     _Cluster.close()
 
 
+# The environment variable naming a folder that every worker of one ``pytest -n`` run shares: the
+# base temporary folder of the run (a worker's own is a subfolder of it), which pytest removes
+# with old runs. Set in the workers only (tests/test_cuda_compile.py keeps machine code there).
+RUN_FOLDER = "LSM_TESTS_RUN_FOLDER"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _run_folder(tmp_path_factory):
+    if "PYTEST_XDIST_WORKER" in os.environ:
+        os.environ[RUN_FOLDER] = str(tmp_path_factory.getbasetemp().parent)
+
+
 @pytest.fixture(params=BACKENDS, ids=repr)
 def backend(request):
     """Each backend lsm supports (see the module docstring)."""

@@ -11,6 +11,8 @@ code paths each None-check removes.
 
 import functools
 import importlib.util
+import json
+import os
 import re
 import shutil
 import subprocess
@@ -21,6 +23,13 @@ from pathlib import Path
 from unittest import mock
 
 import pytest
+
+from conftest import RUN_FOLDER
+
+try:
+    import fcntl
+except ImportError:  # Windows: each worker compiles the machine code it needs
+    fcntl = None
 
 pytest.importorskip("numba_cuda", reason="numba-cuda is not installed (pip install -e '.[test]')")
 
@@ -109,8 +118,30 @@ def _no_stack_or_spills(resources):
 def machine_code(name, dtype, layout):
     """``(ptx, resources)`` of kernel ``name`` for ``dtype`` (a key of ``DTYPES``) and ``layout``:
     the PTX for ``CC``, and ``ptxas -v``'s registers, stack frame and spill bytes (None without
-    ptxas). Compiled once a process: ``tests/test_cuda_resources.py`` and
+    ptxas). Compiled once a process, and once a run of ``pytest -n``, whose workers share it
+    through ``RUN_FOLDER`` (see ``_shared``): ``tests/test_cuda_resources.py`` and
     ``scripts/ptxas_report.py`` read the same machine code as the tests here."""
+    folder = os.environ.get(RUN_FOLDER)
+    if folder is None or fcntl is None:
+        return _machine_code(name, dtype, layout)
+    return _shared(Path(folder) / f"machine-code-{name}-{dtype}-{layout}.json", name, dtype, layout)
+
+
+def _shared(path, name, dtype, layout):
+    """``_machine_code`` of the arguments, read from ``path`` if another worker of the run has
+    written it there, else computed and written there. The machine code of a kernel takes
+    seconds to compile; the tests that read it are spread over the workers (saved: about 90
+    CPU-seconds a run). A worker that finds another computing it waits on the lock."""
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if path.exists():
+            return tuple(json.loads(path.read_text()))
+        result = _machine_code(name, dtype, layout)
+        path.write_text(json.dumps(result))
+        return result
+
+
+def _machine_code(name, dtype, layout):
     element, acc = DTYPES[dtype]
     signature = _loss_signature if name in LOSS_KERNELS else _signature
     ptx = compile_ptx(_kernel(name, acc), signature(name, element, acc, layout), CC)
