@@ -14,18 +14,25 @@ parallel reduction) keeps a *state* :math:`(m, \ell)` of its partial sum
 .. math::
 
     m = \max(m_a, m_b), \qquad
-    \ell = \operatorname{logsumexp}\bigl(\ell_a + (m_a - m),\ \ell_b + (m_b - m)\bigr)
+    \ell = \log\bigl(e^{m_a - m} e^{\ell_a} + e^{m_b - m} e^{\ell_b}\bigr)
 
 with :math:`m_k - m` taken as 0 where :math:`m_k = m`, so that infinite maxima never form
 :math:`\infty - \infty`; and a state finalises to
 :math:`\log S = m + \ell` (:math:`\ell` alone when :math:`m` is not finite). Keeping :math:`m`
 and :math:`\ell` apart keeps :math:`\log S` as accurate as one logsumexp of all the terms:
-:math:`\ell` stays small, so nothing overflows, and the two-term logsumexp keeps its
-:math:`\log1p` accuracy when one part dominates.
+:math:`\ell` stays small, so nothing overflows; the lower part's term is the product
+:math:`e^{m_k - m} e^{\ell_k}`, never the exponential of :math:`\ell_k + (m_k - m)` rounded
+(which would leave it :math:`|m_k - m|` ulps off, all of a result near 0); and with one part
+on top, :math:`\ell = \log\bigl(1 + \operatorname{expm1}(\ell_{top}) + e^{m_k - m} e^{\ell_k}\bigr)`
+keeps its :math:`\log1p` accuracy when the top part dominates.
 
 This is the partial result and the merge of lsm's Dask backend (the reductions of
-``lsm.log_softmax`` over chunked axes), computed by the same float64 operations, so a merge gives
-the bits the Dask merge gives. NaN anywhere gives NaN; +inf (without NaN) gives +inf.
+``lsm.log_softmax`` and ``lsm.logsumexp`` without weights over chunked axes): for NumPy blocks
+the same compiled code, so a merge gives the bits the Dask merge gives. NaN anywhere gives NaN;
++inf (without NaN) gives +inf.
+
+A chunk's state from ``state(lsm.logsumexp(chunk))`` holds the chunk's log-sum rounded to one
+float; fold a chunk's terms (or sub-chunks) into states of their own to keep the split.
 
 Every function here is compiled with Numba: it can be called from Python and from a user's
 ``@njit`` function alike. States are tuples of two float64 numbers (float32 arguments are
@@ -80,7 +87,7 @@ a, b : tuple of float
 Returns
 -------
 tuple of float
-    :math:`(\max(m_a, m_b), \operatorname{logsumexp}(\ell_a + m_a - m, \ell_b + m_b - m))`,
+    :math:`(m, \ell) = (\max(m_a, m_b), \log(e^{m_a - m} e^{\ell_a} + e^{m_b - m} e^{\ell_b}))`,
     with lsm's Dask merge's operations (and so its bits) and NaN propagation.
 """
 

@@ -224,6 +224,19 @@ def tolerance(dtype):
     return lambda reference: 4 * eps * (1 + np.abs(to_long(reference)))
 
 
+def assert_relative(actual, reference, dtype, what, eps_count=4):
+    """``|actual - reference| <= eps_count * eps(dtype) * |reference|`` at every element."""
+    reference = np.asarray(reference, dtype=LONG)
+    assert np.all(reference != 0), f"{what}: a zero reference has no relative error"
+    error = np.abs(to_long(actual) - reference) / np.abs(reference)
+    eps = LONG(np.finfo(dtype).eps)
+    bad = ~(error <= eps_count * eps)  # NaN is bad too
+    assert not bad.any(), (
+        f"{what}: {bad.sum()} of {bad.size} values lose relative accuracy; the worst is "
+        f"{float(np.nanmax(error) / eps):.3g} eps off (allowed: {eps_count})"
+    )
+
+
 def assert_close(actual, reference, dtype, what=""):
     """Assert ``actual`` (an lsm result) matches the long double ``reference`` for result ``dtype``.
 

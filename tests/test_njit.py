@@ -15,7 +15,7 @@ import pytest
 from numba import njit, prange
 from numba.core.errors import TypingError
 from numpy.exceptions import AxisError
-from reference import assert_close, ref_log_softmax, ref_logsumexp
+from reference import assert_close, assert_relative, ref_log_softmax, ref_logsumexp
 
 import lsm
 from lsm import streaming
@@ -359,6 +359,26 @@ def _stream(values, chunk):
     for start in range(0, values.shape[0], chunk):
         s = streaming.merge(s, streaming.state(lsm.logsumexp(values[start : start + chunk])))
     return streaming.finalise(s)
+
+
+def test_merged_streams_keep_relative_accuracy():
+    """Two streams folded apart, then merged (a parallel reduction): the second's terms, all
+    below the first's lone maximum 0, are the whole of the result, about e^-31.5. Its state is
+    ``(m_2, log(S_2 e^-m_2))``; ``m_2 + log(S_2 e^-m_2)`` rounded to one float would leave that
+    term 31 ulps off."""
+    values = np.array([0.0, -31.669172932330827, -33.169172932330824])
+
+    def stream(terms):
+        s = streaming.EMPTY
+        for term in terms:
+            s = streaming.merge(s, streaming.state(term))
+        return s
+
+    for split in (1, 2):
+        first, second = stream(values[:split]), stream(values[split:])
+        for merged in (streaming.merge(first, second), streaming.merge(second, first)):
+            got = np.float64(streaming.finalise(merged))
+            assert_relative(got, ref_logsumexp(values), np.float64, "merged")
 
 
 def test_streams_against_the_reference():

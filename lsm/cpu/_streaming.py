@@ -2,11 +2,12 @@
 
 A state is the pair ``(m, l)`` of a partial sum :math:`S`: ``m`` its largest term's exponent and
 ``l = log(S e^-m)`` (``l = log S`` when ``m`` is not finite). It is the partial result the Dask
-backend's softmax reductions carry (``lsm.dask._forward._normaliser_chunk``), and :func:`merge`
-is their merge, ``_normaliser_merge``, for two partials: the same float64 operations, through
-the kernels' own two-term logsumexp (``_forward``'s statistics, ``fast_exp``, ``fast_log``), so a
-merge gives the bits the Dask merge gives.
+backend's reductions carry (``lsm.dask._forward._normaliser_chunk``), and :func:`merge_rows`,
+a fold of :func:`merge`, is their merge for NumPy blocks (``_normaliser_merge``): the same
+compiled code, so a merge gives the bits the Dask merge gives.
 """
+
+import math
 
 import numpy as np
 
@@ -46,10 +47,47 @@ def merge(a, b):
     m_a, l_a = np.float64(a[0]), np.float64(a[1])
     m_b, l_b = np.float64(b[0]), np.float64(b[1])
     top = m_a if m_a > m_b or m_a != m_a else m_b  # the larger; NaN if either is, as np.max
-    # a part whose maximum is the top one adds 0, so infinite maxima never form inf - inf
+    if abs(top) < np.inf and (m_a == top) != (m_b == top):  # one part on a finite top
+        if m_a == top:
+            return top, _log_sum_below_top(l_a, m_b - top, l_b)
+        return top, _log_sum_below_top(l_b, m_a - top, l_a)
+    # a tie at a finite top, or a top that is not finite (l is then log S itself): a part whose
+    # maximum is the top one adds 0, so infinite maxima never form inf - inf
     u = l_a + (0.0 if m_a == top else m_a - top)
     v = l_b + (0.0 if m_b == top else m_b - top)
     return top, _logaddexp(u, v)
+
+
+@njit(cache=True)
+def _log_sum_below_top(l_top, offset, l_low):
+    """``log(e^l_top + e^offset e^l_low)`` for ``offset < 0``: the ``l`` of two parts, the second's
+    maximum ``offset`` below the first's.
+
+    The second part's term is ``e^offset e^l_low``, a product: ``offset + l_low`` rounded to one
+    float would cost its exponential a relative error of ``|offset|`` ulps, which is all of the
+    result when the first part is a lone maximum (``l_top = 0``: the result is then about that
+    term). And ``e^l_top = 1 + expm1(l_top)``, so a ``l_top`` below an ulp of 1 (a maximum and
+    terms under ``e^-37``) keeps its share too: ``log(1 + r)`` for ``r = expm1(l_top) + term``
+    keeps a tiny ``r``'s relative accuracy (``_log_count_plus_rest``).
+    """
+    term = fast_exp(offset) * fast_exp(l_low)
+    if term == 0:  # an empty part, or one far below: l_top unchanged, bit for bit
+        return l_top
+    return _log_count_plus_rest(1.0, math.expm1(l_top) + term)
+
+
+@njit(cache=True)
+def merge_rows(tops, logs):
+    """The state of each row of the states ``(tops[i, k], logs[i, k])`` (2-d float64 arrays):
+    :func:`merge` folded over ``k`` from the left. The Dask merge of NumPy partials."""
+    rows, parts = tops.shape
+    top, log_sum = np.empty(rows), np.empty(rows)
+    for i in range(rows):
+        s = (tops[i, 0], logs[i, 0])
+        for k in range(1, parts):
+            s = merge(s, (tops[i, k], logs[i, k]))
+        top[i], log_sum[i] = s
+    return top, log_sum
 
 
 @njit(cache=True)

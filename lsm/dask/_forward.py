@@ -5,34 +5,43 @@ Two kinds of graph, chosen by the chunking of the reduced axes:
 * **each reduced axis lies in one chunk**: every block is an independent in-memory lsm call
   (``map_blocks``), one task per block and nothing else;
 * **a reduced axis is split across chunks**: a tree reduction (``dask.array.reduction``) first
-  computes, for every group, :math:`S = \\sum_j b_j e^{x_j}` as the pair
-  :math:`(\\log|S|, \\operatorname{sign} S)` in float64 from per-chunk partial results, merging
-  partials :math:`(L_a, s_a), (L_b, s_b)` as a weighted logsumexp (which is the merge
-  :math:`m = \\max(m_a, m_b),\\ S = S_a e^{m_a - m} + S_b e^{m_b - m}` with every special case of
-  the numerical contract already handled); then a blockwise pass finalises log_softmax or
-  softmax from :math:`\\log S`. The reduced axis is never gathered into one chunk.
+  computes, for every group, :math:`S = \\sum_j b_j e^{x_j}` from per-chunk partial results in
+  float64: for a sum without weights (softmax, log_softmax, logsumexp with at most ``where``)
+  the pair :math:`(m, \\log(S e^{-m}))` of ``lsm.streaming``, merged as it merges states
+  (:math:`m = \\max_k m_k`, each part's term :math:`e^{m_k - m} e^{\\ell_k}`); with weights
+  ``b``, the pair :math:`(\\log|S|, \\operatorname{sign} S)`, merging partials
+  :math:`(L_a, s_a), (L_b, s_b)` as a weighted logsumexp. Then a blockwise pass finalises
+  log_softmax or softmax from the pair, or logsumexp's value and sign. The reduced axis is never
+  gathered into one chunk.
 
 Blocks may be NumPy arrays (lsm's CPU kernels) or CuPy arrays (its GPU kernels): the block
 functions run the in-memory pipeline on the block's backend, and NumPy functions, which
 dispatch on the block type.
 """
 
+import math
+
 import dask.array as da
 import numpy as np
 
 from .. import _validate
 from .._plan import accumulation_dtype
+from ..cpu._streaming import merge_rows
 from ._blocks import as_input, axes_in_one_chunk, in_memory, meta, operand, pack, thread_share
 
 # --- the reductions -----------------------------------------------------------------------------
 # dask.array.reduction carries one array between its steps, so each partial result travels as a
 # complex128 number holding two float64 values:
 #
-# * for logsumexp, ``log|S| + i sign(S)`` (float64 keeps log|S| as accurately as a float64
-#   kernel would; the result is then rounded to the result dtype);
-# * for softmax and log_softmax, ``m + i log(S e^-m)`` with ``m`` the group's maximum: the
-#   finalise step needs ``(x - m) - log(S e^-m)``, and ``m + log(S e^-m)`` rounded to one float
-#   would lose the second term when ``|m|`` is large (for bfloat16's largest value, all of it).
+# * for softmax, log_softmax and logsumexp without weights, ``m + i log(S e^-m)`` with ``m`` the
+#   group's maximum: the finalise step of softmax needs ``(x - m) - log(S e^-m)``, and
+#   ``m + log(S e^-m)`` rounded to one float would lose the second term when ``|m|`` is large
+#   (for bfloat16's largest value, all of it); and a part's term in the merge, ``e^(m_k - m)
+#   e^l_k``, keeps the relative accuracy that ``e^(l_k + m_k - m)`` of a rounded sum would lose
+#   (``eps * |m_k - m|``: all of the result's, when it lies near 0);
+# * for logsumexp with weights ``b``, ``log|S| + i sign(S)``, the sign being a third value: each
+#   chunk's ``log|S|`` is its ``m + log(|S| e^-m)`` rounded to one float64, which costs a result
+#   near 0 up to ``eps * |log q|`` of relative accuracy (a known limitation, tests/test_edges.py).
 
 
 def _chunk_sums(block, weights, axis):
@@ -81,12 +90,19 @@ def _normaliser_chunk(block, where=None, *, axis, keepdims):
 
 
 def _normaliser_merge(partials, axis, keepdims):
-    """Merge ``m + i log(S e^-m)`` partials: ``m = max m_k``, ``S e^-m = sum_k e^(l_k + m_k - m)``.
+    """Merge ``m + i log(S e^-m)`` partials: ``m = max m_k``, ``S e^-m = sum_k e^(m_k - m) e^l_k``.
 
+    NumPy partials merge as ``lsm.streaming`` merges states (``lsm.cpu._streaming.merge_rows``),
+    which keeps each part's term a product, ``e^(m_k - m) e^l_k``, and so the relative accuracy
+    of a result near 0. CuPy partials merge on the device through the in-memory logsumexp of
+    ``l_k + (m_k - m)``: each sum rounded to one float, a part's term keeps ``|m_k - m|`` ulps of
+    relative accuracy, which costs a result near 0 up to ``eps * |log q|`` of its own. In both,
     ``m_k - m`` is taken as 0 where ``m_k == m``, so parts whose maximum is +inf or -inf (nothing
     included) merge without forming ``inf - inf``.
     """
     tops, log_sums = partials.real, partials.imag
+    if isinstance(partials, np.ndarray):
+        return _merge_on_the_host(tops, log_sums, axis, keepdims)
     top = tops.max(axis=axis, keepdims=True)
     with np.errstate(invalid="ignore"):  # inf - inf, discarded by the where
         offset = np.where(tops == top, 0, tops - top)
@@ -94,6 +110,24 @@ def _normaliser_merge(partials, axis, keepdims):
         log_sums + offset, axis, keepdims, None, False, None, None, None
     )
     return pack(top if keepdims else top.squeeze(axis=axis), log_sum)
+
+
+def _merge_on_the_host(tops, log_sums, axis, keepdims):
+    """``_normaliser_merge`` of NumPy partials: each group's parts (along ``axis``) folded by
+    ``merge_rows``, in the C order of the axes."""
+    axis = tuple(axis)
+    moved = tuple(range(tops.ndim - len(axis), tops.ndim))
+    kept_shape = np.moveaxis(tops, axis, moved).shape[: tops.ndim - len(axis)]
+    shape = (math.prod(kept_shape), math.prod(tops.shape[dim] for dim in axis))
+
+    def rows(values):
+        return np.ascontiguousarray(np.moveaxis(values, axis, moved)).reshape(shape)
+
+    top, log_sum = merge_rows(rows(tops), rows(log_sums))
+    top, log_sum = top.reshape(kept_shape), log_sum.reshape(kept_shape)
+    if keepdims:
+        top, log_sum = np.expand_dims(top, axis), np.expand_dims(log_sum, axis)
+    return pack(top, log_sum)
 
 
 def _reduce(x, axes, keepdims, weights, chunk, merge):
@@ -170,6 +204,17 @@ def _logsumexp_block(block, where, b, *, axes, keepdims, result_dtype):
     return pack(value.astype(np.float64), sign.astype(np.float64))
 
 
+def _finalise_logsumexp(packed):
+    """``log S + i sign(S)`` of merged ``m + i log(S e^-m)`` partials of an unweighted sum, as
+    ``lsm.streaming.finalise`` gives ``log S`` (``m + log(S e^-m)``, or ``log S`` itself where
+    ``m`` is not finite); the sign is 1, 0 for an empty sum (``-inf``) and NaN for a NaN sum,
+    as in memory."""
+    top, log_sum = packed.real, packed.imag
+    value = np.where(np.isfinite(top), top, 0.0) + log_sum
+    sign = np.where(np.isnan(value), np.nan, np.where(value == -np.inf, 0.0, 1.0))
+    return pack(value, sign)
+
+
 def _weights(where, b):
     """One weights array for the reduction: the mask alone, ``b`` alone, or ``b`` masked
     (an element of weight 0 is ignored entirely, exactly as a masked one)."""
@@ -203,6 +248,9 @@ def logsumexp(x, axis, keepdims, b, return_sign, dtype, out, where):
             else None,
             meta=meta(x, np.complex128, x.ndim if keepdims else x.ndim - len(axes)),
         )
+    elif b is None:  # a sum of positive terms: the partials and merge of softmax's reduction
+        packed = _reduce(x.astype(result_dtype), axes, keepdims, where, _normaliser_chunk, _normaliser_merge)
+        packed = packed.map_blocks(_finalise_logsumexp, meta=packed._meta)
     else:
         weights = _weights(where, b)
         packed = _reduce(x.astype(result_dtype), axes, keepdims, weights, _logsumexp_chunk, _logsumexp_merge)
