@@ -22,7 +22,7 @@ with :math:`m_k - m` taken as 0 where :math:`m_k = m`, so that infinite maxima n
 and :math:`\ell` apart keeps :math:`\log S` as accurate as one logsumexp of all the terms:
 :math:`\ell` stays small, so nothing overflows; the lower part's term is the product
 :math:`e^{m_k - m} e^{\ell_k}`, never the exponential of :math:`\ell_k + (m_k - m)` rounded
-(which would leave it :math:`|m_k - m|` ulps off, all of a result near 0); and with one part
+(which would leave it up to :math:`|m_k - m|` ulps off, all of a result near 0); and with one part
 on top, :math:`\ell = \log\bigl(1 + \operatorname{expm1}(\ell_{top}) + e^{m_k - m} e^{\ell_k}\bigr)`
 keeps its :math:`\log1p` accuracy when the top part dominates.
 

@@ -138,7 +138,7 @@ CHUNKED_DOMINANT = np.array([0.0, -31.669172932330827, -33.169172932330824])
 def test_dask_chunked_merge_keeps_relative_accuracy():
     """A Dask graph that splits the reduced axis merges its chunks' ``(m, log(S e^-m))`` as
     ``lsm.streaming`` merges states: the second chunk's term is ``e^(m_2 - m) e^l_2``, not the
-    exponential of ``l_2 + m_2 - m`` rounded (31 ulps off here, all of the result's error)."""
+    exponential of ``l_2 + m_2 - m`` rounded (up to 31 ulps off here, all of the result's error)."""
     da = pytest.importorskip("dask.array")
     x = CHUNKED_DOMINANT
     for chunks in ((1, 2), (2, 1), (1, 1, 1)):

@@ -365,7 +365,7 @@ def test_merged_streams_keep_relative_accuracy():
     """Two streams folded apart, then merged (a parallel reduction): the second's terms, all
     below the first's lone maximum 0, are the whole of the result, about e^-31.5. Its state is
     ``(m_2, log(S_2 e^-m_2))``; ``m_2 + log(S_2 e^-m_2)`` rounded to one float would leave that
-    term 31 ulps off."""
+    term up to 31 ulps off."""
     values = np.array([0.0, -31.669172932330827, -33.169172932330824])
 
     def stream(terms):

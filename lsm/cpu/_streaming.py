@@ -64,7 +64,7 @@ def _log_sum_below_top(l_top, offset, l_low):
     maximum ``offset`` below the first's.
 
     The second part's term is ``e^offset e^l_low``, a product: ``offset + l_low`` rounded to one
-    float would cost its exponential a relative error of ``|offset|`` ulps, which is all of the
+    float would cost its exponential up to ``|offset|`` ulps of relative accuracy, all of the
     result when the first part is a lone maximum (``l_top = 0``: the result is then about that
     term). And ``e^l_top = 1 + expm1(l_top)``, so a ``l_top`` below an ulp of 1 (a maximum and
     terms under ``e^-37``) keeps its share too: ``log(1 + r)`` for ``r = expm1(l_top) + term``

@@ -95,8 +95,8 @@ def _normaliser_merge(partials, axis, keepdims):
     NumPy partials merge as ``lsm.streaming`` merges states (``lsm.cpu._streaming.merge_rows``),
     which keeps each part's term a product, ``e^(m_k - m) e^l_k``, and so the relative accuracy
     of a result near 0. CuPy partials merge on the device through the in-memory logsumexp of
-    ``l_k + (m_k - m)``: each sum rounded to one float, a part's term keeps ``|m_k - m|`` ulps of
-    relative accuracy, which costs a result near 0 up to ``eps * |log q|`` of its own. In both,
+    ``l_k + (m_k - m)``: each sum rounded to one float, a part's term loses up to
+    ``|m_k - m|`` ulps, which costs a result near 0 up to ``eps * |log q|`` of its own. In both,
     ``m_k - m`` is taken as 0 where ``m_k == m``, so parts whose maximum is +inf or -inf (nothing
     included) merge without forming ``inf - inf``.
     """
