@@ -67,9 +67,7 @@ def _c_order(view):
     """
     if view is None or view.flags.c_contiguous:
         return view
-    copy = np.ascontiguousarray(view)
-    copy.flags.writeable = False  # the type the kernels are compiled for (see ``_read``)
-    return copy
+    return _read(np.ascontiguousarray(view))  # read-only: the type the kernels are compiled for
 
 
 def _c_order_output(view):

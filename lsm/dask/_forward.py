@@ -116,8 +116,8 @@ def _merge_on_the_host(tops, log_sums, axis, keepdims):
     """``_normaliser_merge`` of NumPy partials: each group's parts (along ``axis``) folded by
     ``merge_rows``, in the C order of the axes."""
     axis = tuple(axis)
-    moved = tuple(range(tops.ndim - len(axis), tops.ndim))
-    kept_shape = np.moveaxis(tops, axis, moved).shape[: tops.ndim - len(axis)]
+    kept_shape = tuple(size for dim, size in enumerate(tops.shape) if dim not in axis)
+    moved = tuple(range(len(kept_shape), tops.ndim))
     shape = (math.prod(kept_shape), math.prod(tops.shape[dim] for dim in axis))
 
     def rows(values):
