@@ -27,8 +27,9 @@ on top, :math:`\ell = \log\bigl(1 + \operatorname{expm1}(\ell_{top}) + e^{m_k - 
 keeps its :math:`\log1p` accuracy when the top part dominates.
 
 This is the partial result and the merge of lsm's Dask backend (the reductions of
-``lsm.log_softmax`` and ``lsm.logsumexp`` without weights over chunked axes): for NumPy blocks
-the same compiled code, so a merge gives the bits the Dask merge gives. NaN anywhere gives NaN;
+``lsm.log_softmax`` and ``lsm.logsumexp`` over chunked axes; with weights, of the sums of the
+positive and of the negative weights apart): for NumPy blocks the same compiled code, so a merge
+gives the bits the Dask merge gives. NaN anywhere gives NaN;
 +inf (without NaN) gives +inf.
 
 A chunk's state from ``state(lsm.logsumexp(chunk))`` holds the chunk's log-sum rounded to one

@@ -81,8 +81,8 @@ def _prepare(x, axis, where):
 def _log_abs_sum(shifted, weights):
     """``(log|S|, sign(S))`` of ``S = sum w_j exp(shifted_j)`` where ``max(shifted) == 0``.
 
-    The maximal term is exactly ``w_k``, so ``S = w_k + rest``. For ``S`` close to 1 the logarithm
-    is taken as ``log1p(S - 1)`` with ``S - 1 = (w_k - 1) + rest``: a tiny ``log S`` keeps its
+    The maximal term is exactly ``w_k``, so ``S = w_k + rest``. For ``|S|`` close to 1 the
+    logarithm is taken as ``log1p(|S| - 1)`` with ``|S| - 1 = (±w_k - 1) ± rest``: a tiny ``log S`` keeps its
     relative accuracy, as it must for bfloat16 results near 0 (``log_softmax`` of a dominant
     element is ``-log1p(rest)``, about ``-rest``).
     """
@@ -93,11 +93,10 @@ def _log_abs_sum(shifted, weights):
         return LONG(np.nan), LONG(np.nan)
     if total == 0:
         return LONG(-np.inf), LONG(0)
-    if total < 0:
-        return np.log(-total), LONG(-1)
-    if 0.5 < total < 2:  # log(total) = log1p(total - 1), with total - 1 formed without rounding to 1
-        return np.log1p((weights[k] - 1) + rest), LONG(1)
-    return np.log(total), LONG(1)
+    sign = LONG(1) if total > 0 else LONG(-1)
+    if 0.5 < abs(total) < 2:  # log|total| = log1p(|total| - 1), formed without rounding to 1
+        return np.log1p((sign * weights[k] - 1) + sign * rest), sign
+    return np.log(abs(total)), sign
 
 
 # --- log_softmax / softmax ----------------------------------------------------------------------

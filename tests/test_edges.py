@@ -98,13 +98,6 @@ def dominant_groups(dtype, groups, n, axis):
     return x, b, where
 
 
-def _merges_float64_logs(backend, dtype):
-    """Whether ``backend`` splits the reduced axis across Dask chunks and merges float64 partial
-    logarithms of weighted sums: a known loss of relative accuracy (see
-    ``test_dask_chunked_weighted_merge_keeps_relative_accuracy`` below)."""
-    return backend.name in ("dask-halves", "dask-cluster") and dtype == F64
-
-
 @pytest.mark.parametrize("dtype", [F32, F64], ids=str)
 @pytest.mark.parametrize("layout", list(DOMINANT_LAYOUTS))
 def test_one_dominant_term_keeps_relative_accuracy(backend, dtype, layout):
@@ -112,14 +105,13 @@ def test_one_dominant_term_keeps_relative_accuracy(backend, dtype, layout):
     x, b, where = dominant_groups(dtype, groups, n, axis)
     plain = x[:-1] if axis == 0 else x[:, :-1]  # without the excluded element
 
-    def check(got, reference, what, weighted=False):
+    def check(got, reference, what):
         assert_close(got, reference, dtype, what)
-        if not (weighted and _merges_float64_logs(backend, dtype)):
-            assert_relative(got, reference, dtype, what)
+        assert_relative(got, reference, dtype, what)
 
     check(backend.logsumexp(plain, axis=axis), ref_logsumexp(plain, axis=axis), "logsumexp")
     reference = ref_logsumexp(x, axis=axis, b=b.astype(dtype))
-    check(backend.logsumexp(x, axis=axis, b=b), reference, "logsumexp with b", weighted=True)
+    check(backend.logsumexp(x, axis=axis, b=b), reference, "logsumexp with b")
     reference = ref_logsumexp(x, axis=axis, where=where)
     check(backend.logsumexp(x, axis=axis, where=where), reference, "logsumexp with where")
     # log_softmax at the maximum is -log1p(q)
@@ -150,18 +142,24 @@ def test_dask_chunked_merge_keeps_relative_accuracy():
         assert_relative(got, reference, F64, "log_softmax at the maximum")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: with weights, a Dask graph that splits the reduced axis rounds each "
-    "chunk's partial log|S| to one float64 (its maximum plus the log of its shifted sum, beside "
-    "the sign), which costs a small term up to eps * |log q| of relative accuracy",
+@pytest.mark.parametrize(
+    "b",
+    [[1.0, 1.0, 1.0, 0.0], [1.0, 1.0, 1.0, -0.5], [1.0, -1.0, 1.0, -0.5], [-1.0, 1.0, -2.0, 0.5]],
+    ids=["positive", "negative-below", "negative-in-both-chunks", "negative-on-top"],
 )
-def test_dask_chunked_weighted_merge_keeps_relative_accuracy():
+def test_dask_chunked_weighted_merge_keeps_relative_accuracy(b):
+    """With weights, a Dask graph that splits the reduced axis merges the sums of the positive and
+    of the negative weights apart, each as ``lsm.streaming`` merges states, then takes
+    ``log|S+ - S-|`` as ``m + log1p(r)``: a result near 0 keeps its relative accuracy whichever
+    part holds the maximum (where each chunk's ``log|S|`` rounded to one float lost up to 31 ulps
+    of it)."""
     da = pytest.importorskip("dask.array")
-    x = CHUNKED_DOMINANT
-    chunked = da.from_array(x, chunks=((1, 2),))
-    got = lsm.logsumexp(chunked, b=np.ones(3)).compute()
-    assert_relative(got, ref_logsumexp(x), F64, "logsumexp with b")
+    x, b = np.append(CHUNKED_DOMINANT, -32.5), np.array(b)
+    value, sign = ref_logsumexp(x, b=b, return_sign=True)
+    for chunks in ((1, 3), (2, 2), (3, 1), (1, 1, 1, 1)):
+        got, got_sign = lsm.logsumexp(da.from_array(x, chunks=(chunks,)), b=b, return_sign=True)
+        assert_relative(got.compute(), value, F64, f"logsumexp with b, chunks {chunks}")
+        assert got_sign.compute() == sign
 
 
 def test_zero_weights_ignore_infinities_nan_and_large_values(backend):

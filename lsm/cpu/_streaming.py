@@ -68,12 +68,17 @@ def _log_sum_below_top(l_top, offset, l_low):
     result when the first part is a lone maximum (``l_top = 0``: the result is then about that
     term). And ``e^l_top = 1 + expm1(l_top)``, so a ``l_top`` below an ulp of 1 (a maximum and
     terms under ``e^-37``) keeps its share too: ``log(1 + r)`` for ``r = expm1(l_top) + term``
-    keeps a tiny ``r``'s relative accuracy (``_log_count_plus_rest``).
+    keeps a tiny ``r``'s relative accuracy (``_log_count_plus_rest``). A part's sum that
+    overflowed (``l = +inf``, possible with weights: a Dask weighted logsumexp merges its parts
+    here) makes the result +inf, a NaN one NaN.
     """
     term = fast_exp(offset) * fast_exp(l_low)
     if term == 0:  # an empty part, or one far below: l_top unchanged, bit for bit
         return l_top
-    return _log_count_plus_rest(1.0, math.expm1(l_top) + term)
+    rest = math.expm1(l_top) + term
+    if not rest < math.inf:  # +inf or NaN, which log(1 + rest) keeps
+        return rest
+    return _log_count_plus_rest(1.0, rest)
 
 
 @njit(cache=True)

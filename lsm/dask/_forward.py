@@ -5,14 +5,13 @@ Two kinds of graph, chosen by the chunking of the reduced axes:
 * **each reduced axis lies in one chunk**: every block is an independent in-memory lsm call
   (``map_blocks``), one task per block and nothing else;
 * **a reduced axis is split across chunks**: a tree reduction (``dask.array.reduction``) first
-  computes, for every group, :math:`S = \\sum_j b_j e^{x_j}` from per-chunk partial results in
-  float64: for a sum without weights (softmax, log_softmax, logsumexp with at most ``where``)
-  the pair :math:`(m, \\log(S e^{-m}))` of ``lsm.streaming``, merged as it merges states
-  (:math:`m = \\max_k m_k`, each part's term :math:`e^{m_k - m} e^{\\ell_k}`); with weights
-  ``b``, the pair :math:`(\\log|S|, \\operatorname{sign} S)`, merging partials
-  :math:`(L_a, s_a), (L_b, s_b)` as a weighted logsumexp. Then a blockwise pass finalises
-  log_softmax or softmax from the pair, or logsumexp's value and sign. The reduced axis is never
-  gathered into one chunk.
+  computes, for every group, a sum :math:`S = \\sum_j b_j e^{x_j}` of positive terms from
+  per-chunk partial results in float64: the pair :math:`(m, \\log(S e^{-m}))` of
+  ``lsm.streaming``, merged as it merges states (:math:`m = \\max_k m_k`, each part's term
+  :math:`e^{m_k - m} e^{\\ell_k}`, so a result near 0 keeps its relative accuracy). Weights ``b``
+  of both signs make two such sums, :math:`S = S_+ - S_-` (the positive and the negated negative
+  weights), each reduced alike. Then a blockwise pass finalises log_softmax or softmax from the
+  pair, or logsumexp's value and sign. The reduced axis is never gathered into one chunk.
 
 Blocks may be NumPy arrays (lsm's CPU kernels) or CuPy arrays (its GPU kernels): the block
 functions run the in-memory pipeline on the block's backend, and NumPy functions, which
@@ -31,27 +30,25 @@ from ._blocks import as_input, axes_in_one_chunk, in_memory, meta, operand, pack
 
 # --- the reductions -----------------------------------------------------------------------------
 # dask.array.reduction carries one array between its steps, so each partial result travels as a
-# complex128 number holding two float64 values:
-#
-# * for softmax, log_softmax and logsumexp without weights, ``m + i log(S e^-m)`` with ``m`` the
-#   group's maximum: the finalise step of softmax needs ``(x - m) - log(S e^-m)``, and
-#   ``m + log(S e^-m)`` rounded to one float would lose the second term when ``|m|`` is large
-#   (for bfloat16's largest value, all of it); and a part's term in the merge, ``e^(m_k - m)
-#   e^l_k``, keeps the relative accuracy that ``e^(l_k + m_k - m)`` of a rounded sum would lose
-#   (``eps * |m_k - m|``: all of the result's, when it lies near 0);
-# * for logsumexp with weights ``b``, ``log|S| + i sign(S)``, the sign being a third value: each
-#   chunk's ``log|S|`` is its ``m + log(|S| e^-m)`` rounded to one float64, which costs a result
-#   near 0 up to ``eps * |log q|`` of relative accuracy (a known limitation, tests/test_edges.py).
+# complex128 number holding two float64 values, ``m + i log(S e^-m)`` with ``m`` the group's
+# maximum: the finalise step of softmax needs ``(x - m) - log(S e^-m)``, and ``m + log(S e^-m)``
+# rounded to one float would lose the second term when ``|m|`` is large (for bfloat16's largest
+# value, all of it); and a part's term in the merge, ``e^(m_k - m) e^l_k``, keeps the relative
+# accuracy that ``e^(l_k + m_k - m)`` of a rounded sum would lose (``eps * |m_k - m|``: all of the
+# result's, when it lies near 0). A signed sum would need a third value, its sign: a weighted
+# logsumexp reduces its positive and negative parts apart instead.
 
 
-def _chunk_sums(block, weights, axis):
-    """``(m, shift, log|sum|, sign)`` of one chunk's part of every group (reduced axes kept).
+def _normaliser_chunk(block, weights=None, *, axis, keepdims):
+    """``m + i log(S e^-m)`` of one chunk's part of every group (reduced axes kept).
 
     ``m`` is the chunk's maximum over included elements (NaN-propagating; -inf when nothing is
-    included), ``shift`` is ``m`` where finite and 0 elsewhere, and ``sum = sum_j b_j e^(x_j -
-    shift)``, so the kernel's own handling of NaN, inf and empty groups decides the sum. ``weights`` is the
-    boolean mask, or ``b`` with the mask already folded in as zeros.
+    included) and ``S e^-m = sum_j b_j e^(x_j - shift)`` with ``shift`` = ``m`` where finite and 0
+    elsewhere, so the kernel's own handling of NaN, inf and empty groups decides the sum.
+    ``weights`` is the boolean mask, or weights ``b >= 0`` with the mask already folded in as
+    zeros.
     """
+    del keepdims  # partial results always keep the reduced axes
     where, b = (weights, None) if weights is None or weights.dtype == np.bool_ else (None, weights)
     included = where if b is None else (b != 0)
     values = block.astype(accumulation_dtype(block.dtype), copy=False)
@@ -63,30 +60,10 @@ def _chunk_sums(block, weights, axis):
         top = np.full_like(values, -np.inf, shape=kept)
     shift = np.where(np.isfinite(top), top, 0).astype(values.dtype)
     with thread_share():
-        log_sum, sign = in_memory("logsumexp", values).logsumexp(
-            values - shift, axis, True, b, True, None, None, where
+        log_sum = in_memory("logsumexp", values).logsumexp(
+            values - shift, axis, True, b, False, None, None, where
         )
-    return top.astype(np.float64), shift.astype(np.float64), log_sum.astype(np.float64), sign
-
-
-def _logsumexp_chunk(block, weights=None, *, axis, keepdims):
-    del keepdims  # partial results always keep the reduced axes
-    _, shift, log_sum, sign = _chunk_sums(block, weights, axis)
-    return pack(shift + log_sum, sign)
-
-
-def _logsumexp_merge(partials, axis, keepdims):
-    """Merge ``log|S| + i sign(S)`` partials along ``axis``: a logsumexp weighted by the signs."""
-    log_sum, sign = in_memory("logsumexp", partials).logsumexp(
-        partials.real, axis, keepdims, partials.imag, True, None, None, None
-    )
-    return pack(log_sum, sign)
-
-
-def _normaliser_chunk(block, where=None, *, axis, keepdims):
-    del keepdims
-    top, _, log_sum, _ = _chunk_sums(block, where, axis)
-    return pack(top, log_sum)
+    return pack(top.astype(np.float64), log_sum.astype(np.float64))
 
 
 def _normaliser_merge(partials, axis, keepdims):
@@ -204,14 +181,62 @@ def _logsumexp_block(block, where, b, *, axes, keepdims, result_dtype):
     return pack(value.astype(np.float64), sign.astype(np.float64))
 
 
-def _finalise_logsumexp(packed):
-    """``log S + i sign(S)`` of merged ``m + i log(S e^-m)`` partials of an unweighted sum, as
-    ``lsm.streaming.finalise`` gives ``log S`` (``m + log(S e^-m)``, or ``log S`` itself where
-    ``m`` is not finite); the sign is 1, 0 for an empty sum (``-inf``) and NaN for a NaN sum,
-    as in memory."""
+def _log_sum(packed):
+    """``log S`` of merged ``m + i log(S e^-m)`` partials, as ``lsm.streaming.finalise`` gives
+    it: ``m + log(S e^-m)``, or ``log(S e^-m)`` itself where ``m`` is not finite."""
     top, log_sum = packed.real, packed.imag
-    value = np.where(np.isfinite(top), top, 0.0) + log_sum
+    return np.where(np.isfinite(top), top, 0.0) + log_sum
+
+
+def _finalise_logsumexp(packed):
+    """``log S + i sign(S)`` of merged partials of a sum of positive terms: the sign is 1, 0 for
+    an empty sum (``-inf``) and NaN for a NaN sum, as in memory."""
+    value = _log_sum(packed)
     sign = np.where(np.isnan(value), np.nan, np.where(value == -np.inf, 0.0, 1.0))
+    return pack(value, sign)
+
+
+def _finalise_signed_logsumexp(positive, negative):
+    """``log|S| + i sign(S)`` of ``S = S+ - S-`` from the merged partials of its two parts.
+
+    With :math:`m` the larger of the parts' maxima (0 standing for one that is not finite), the
+    part on top (:math:`t`, the larger sum on a tie) and the other (:math:`o`),
+
+    .. math::
+
+        S e^{-m} = \\pm (1 + r), \\quad
+        r = \\operatorname{expm1}(\\ell_t) - e^{m_o - m} e^{\\ell_o},
+
+    so ``log|S| = m + log1p(r)`` keeps the relative accuracy of a result near 0 as the unweighted
+    merge does, with the sign of ``S+ - S-`` flipped where ``r < -1``. A sum whose negative (or
+    positive) part is empty is finalised as a sum of positive terms alone; infinities and NaN
+    propagate through ``r`` as through the in-memory linear sum (``inf - inf`` is NaN).
+    """
+    top_positive, top_negative = positive.real, negative.real
+    log_positive, log_negative = positive.imag, negative.imag
+    shift_positive = np.where(np.isfinite(top_positive), top_positive, 0.0)
+    shift_negative = np.where(np.isfinite(top_negative), top_negative, 0.0)
+    positive_on_top = (shift_positive > shift_negative) | (
+        (shift_positive == shift_negative) & (log_positive >= log_negative)
+    )
+    shift = np.maximum(shift_positive, shift_negative)
+    log_top = np.where(positive_on_top, log_positive, log_negative)
+    log_other = np.where(positive_on_top, log_negative, log_positive)
+    offset = np.where(positive_on_top, shift_negative, shift_positive) - shift
+    sign_top = np.where(positive_on_top, 1.0, -1.0)
+    with np.errstate(all="ignore"):  # inf - inf, and the logarithm each branch discards
+        rest = np.expm1(log_top) - np.exp(offset) * np.exp(log_other)
+        value = shift + np.where(rest >= -1, np.log1p(rest), np.log(-1 - rest))
+    sign = np.where(rest > -1, sign_top, np.where(rest < -1, -sign_top, np.where(rest == -1, 0.0, np.nan)))
+    # equal parts cancel exactly, as the linear sum in memory does
+    cancel = (shift_positive == shift_negative) & (log_positive == log_negative) & np.isfinite(log_positive)
+    value, sign = np.where(cancel, -np.inf, value), np.where(cancel, 0.0, sign)
+    # a part that is empty (-inf) leaves the other's sum of positive terms
+    only_positive = log_negative == -np.inf
+    only_negative = (log_positive == -np.inf) & ~only_positive
+    positive, negative = _finalise_logsumexp(positive), _finalise_logsumexp(negative)
+    value = np.where(only_positive, positive.real, np.where(only_negative, negative.real, value))
+    sign = np.where(only_positive, positive.imag, np.where(only_negative, -negative.imag, sign))
     return pack(value, sign)
 
 
@@ -251,9 +276,13 @@ def logsumexp(x, axis, keepdims, b, return_sign, dtype, out, where):
     elif b is None:  # a sum of positive terms: the partials and merge of softmax's reduction
         packed = _reduce(x.astype(result_dtype), axes, keepdims, where, _normaliser_chunk, _normaliser_merge)
         packed = packed.map_blocks(_finalise_logsumexp, meta=packed._meta)
-    else:
-        weights = _weights(where, b)
-        packed = _reduce(x.astype(result_dtype), axes, keepdims, weights, _logsumexp_chunk, _logsumexp_merge)
+    else:  # S = S+ - S-, two sums of positive terms (NaN weights stay in S+ and make it NaN)
+        x, weights = x.astype(result_dtype), _weights(where, b)
+        positive, negative = (
+            _reduce(x, axes, keepdims, part, _normaliser_chunk, _normaliser_merge)
+            for part in (da.where(weights < 0, 0, weights), da.where(weights < 0, -weights, 0))
+        )
+        packed = da.map_blocks(_finalise_signed_logsumexp, positive, negative, meta=positive._meta)
     value, sign = da.real(packed), da.imag(packed)
     if not return_sign:  # a negative sum has no real logarithm: NaN, as in memory
         value = da.where(sign < 0, np.nan, value)
