@@ -19,6 +19,7 @@ dispatch on the block type.
 """
 
 import math
+from functools import partial
 
 import dask.array as da
 import numpy as np
@@ -64,6 +65,21 @@ def _normaliser_chunk(block, weights=None, *, axis, keepdims):
             values - shift, axis, True, b, False, None, None, where
         )
     return pack(top.astype(np.float64), log_sum.astype(np.float64))
+
+
+def _weighted_part_chunk(block, weights, *, negative, axis, keepdims):
+    """``_normaliser_chunk`` of the sum of the positive weights' terms, or of the negated negative
+    weights' (``negative``); a chunk without negative weights skips the kernel for the latter."""
+    below = weights < 0
+    if negative and not below.any():
+        kept = tuple(1 if dim in axis else size for dim, size in enumerate(block.shape))
+        empty = np.full_like(weights, -np.inf, shape=kept, dtype=np.float64)
+        return pack(empty, empty)
+    if negative:
+        weights = np.where(below, -weights, 0)
+    elif below.any():  # NaN weights stay here, and make the sum NaN
+        weights = np.where(below, 0, weights)
+    return _normaliser_chunk(block, weights, axis=axis, keepdims=keepdims)
 
 
 def _normaliser_merge(partials, axis, keepdims):
@@ -276,11 +292,11 @@ def logsumexp(x, axis, keepdims, b, return_sign, dtype, out, where):
     elif b is None:  # a sum of positive terms: the partials and merge of softmax's reduction
         packed = _reduce(x.astype(result_dtype), axes, keepdims, where, _normaliser_chunk, _normaliser_merge)
         packed = packed.map_blocks(_finalise_logsumexp, meta=packed._meta)
-    else:  # S = S+ - S-, two sums of positive terms (NaN weights stay in S+ and make it NaN)
+    else:  # S = S+ - S-, two sums of positive terms
         x, weights = x.astype(result_dtype), _weights(where, b)
+        chunks = (partial(_weighted_part_chunk, negative=negative) for negative in (False, True))
         positive, negative = (
-            _reduce(x, axes, keepdims, part, _normaliser_chunk, _normaliser_merge)
-            for part in (da.where(weights < 0, 0, weights), da.where(weights < 0, -weights, 0))
+            _reduce(x, axes, keepdims, weights, chunk, _normaliser_merge) for chunk in chunks
         )
         packed = da.map_blocks(_finalise_signed_logsumexp, positive, negative, meta=positive._meta)
     value, sign = da.real(packed), da.imag(packed)
