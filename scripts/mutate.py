@@ -534,11 +534,11 @@ CATALOGUE = [
         ),
     ),
     _dask(
-        "dask-merge-drops-signs",
+        "dask-signed-sum-adds-negatives",
         "_forward.py",
-        "partials.real, axis, keepdims, partials.imag, True, None, None, None",
-        "partials.real, axis, keepdims, None, True, None, None, None",
-        "the logsumexp merge forgets the partial sums' signs",
+        "rest = np.expm1(log_top) - np.exp(offset) * np.exp(log_other)",
+        "rest = np.expm1(log_top) + np.exp(offset) * np.exp(log_other)",
+        "a weighted logsumexp over a split axis adds the other part's sum, whatever its sign",
         ("tests/test_contract.py tests/test_dask.py -k 'dask-halves or sign or weights or negative'",),
     ),
     _dask(
