@@ -9,7 +9,7 @@ back to its private temporary folder and say so once, naming ``NUMBA_CACHE_DIR``
 The unprivileged process is the user ``nobody`` when this process is root and ``nobody`` can run
 this interpreter; root without capabilities (``setpriv --bounding-set=-all``: file permissions
 then bind it like any owner) when the interpreter is out of ``nobody``'s reach (a Python under
-``/root``); this process itself when it is not root.
+root's home folder); this process itself when it is not root.
 """
 
 import json
