@@ -32,8 +32,9 @@ positive and of the negative weights apart): for NumPy blocks the same compiled 
 gives the bits the Dask merge gives. NaN anywhere gives NaN;
 +inf (without NaN) gives +inf.
 
-A chunk's state from ``state(lsm.logsumexp(chunk))`` holds the chunk's log-sum rounded to one
-float; fold a chunk's terms (or sub-chunks) into states of their own to keep the split.
+A chunk of terms enters as ``chunk_state(chunk)``; ``state(lsm.logsumexp(chunk))`` would hold
+the chunk's log-sum rounded to one float, which costs a result near 0 up to
+:math:`|m_k - m|` ulps of the chunk's term.
 
 Every function here is compiled with Numba: it can be called from Python and from a user's
 ``@njit`` function alike. States are tuples of two float64 numbers (float32 arguments are
@@ -49,17 +50,15 @@ Examples
 >>> float(streaming.finalise(s))  # log(1 + e^-40), which log(1 + exp(-40)) rounds to 0
 4.248354255291589e-18
 
-A chunk enters as the state of its logsumexp:
+A chunk of terms enters as its own state, its maximum and shifted sum kept apart:
 
->>> chunks = np.split(np.arange(12.0), 3)
->>> s = streaming.EMPTY
->>> for chunk in chunks:
-...     s = streaming.merge(s, streaming.state(lsm.logsumexp(chunk)))
->>> bool(np.isclose(streaming.finalise(s), lsm.logsumexp(np.arange(12.0))))
-True
+>>> x = np.array([0.0, -31.669172932330827, -33.169172932330824])
+>>> s = streaming.merge(streaming.chunk_state(x[:1]), streaming.chunk_state(x[1:]))
+>>> float(streaming.finalise(s))  # log(1 + e^-31.67 + e^-33.17), to the last bit
+2.156381633961573e-14
 """
 
-from .cpu._streaming import finalise, merge, state
+from .cpu._streaming import chunk_state, finalise, merge, state
 
 EMPTY = (float("-inf"), float("-inf"))
 """The state of an empty sum: merging with it changes nothing, and it finalises to -inf."""
@@ -74,8 +73,27 @@ x : float
 Returns
 -------
 tuple of float
-    :math:`(x, 0)` for a finite ``x``, :math:`(x, x)` otherwise. The state of a chunk of terms
-    is ``state(lsm.logsumexp(chunk))``.
+    :math:`(x, 0)` for a finite ``x``, :math:`(x, x)` otherwise. For a chunk of terms, see
+    :func:`chunk_state`.
+"""
+
+chunk_state.__doc__ = r"""The state of the sum of :math:`e^{x_j}` over a chunk of terms.
+
+Parameters
+----------
+values : numpy.ndarray
+    The terms' exponents: an integer, float32 or float64 array of any shape (read as float64,
+    NaN and infinities included; an empty array is the empty sum).
+
+Returns
+-------
+tuple of float
+    :math:`(m, \ell)` with :math:`m = \max_j x_j` and
+    :math:`\ell = \log(A + R)`, :math:`A` the count of terms equal to :math:`m` and
+    :math:`R = \sum_{x_j < m} e^{x_j - m}` (compensated), as lsm's row kernels compute them;
+    :math:`\ell = \log S` itself when :math:`m` is not finite (:data:`EMPTY` for an empty
+    chunk). ``finalise(chunk_state(x))`` is ``lsm.logsumexp(x)`` to within an ulp, and merging
+    the states of a split keeps each chunk's maximum and sum apart.
 """
 
 merge.__doc__ = r"""The state of the sum of two partial sums.
@@ -105,4 +123,4 @@ float
     :math:`m + \ell` for a finite :math:`m`, else :math:`\ell` (-inf for the empty sum).
 """
 
-__all__ = ["EMPTY", "finalise", "merge", "state"]
+__all__ = ["EMPTY", "chunk_state", "finalise", "merge", "state"]

@@ -357,7 +357,7 @@ def test_merge_is_the_dask_merge():
 def _stream(values, chunk):
     s = streaming.EMPTY
     for start in range(0, values.shape[0], chunk):
-        s = streaming.merge(s, streaming.state(lsm.logsumexp(values[start : start + chunk])))
+        s = streaming.merge(s, streaming.chunk_state(values[start : start + chunk]))
     return streaming.finalise(s)
 
 
@@ -379,6 +379,57 @@ def test_merged_streams_keep_relative_accuracy():
         for merged in (streaming.merge(first, second), streaming.merge(second, first)):
             got = np.float64(streaming.finalise(merged))
             assert_relative(got, ref_logsumexp(values), np.float64, "merged")
+
+
+def test_merged_chunk_states_keep_relative_accuracy():
+    """Chunks entered by ``chunk_state``, split at every place and merged both ways round: each
+    chunk's maximum and shifted sum stay apart, so the result near 0 keeps its relative accuracy
+    (``state(lsm.logsumexp(chunk))`` rounds the second chunk's log-sum to one float: 17 eps off
+    here, split after the 0)."""
+    values = np.array([0.0, -33.650079248551386, -35.84394698591125, -33.96066138101961])
+    for split in range(5):
+        first, second = streaming.chunk_state(values[:split]), streaming.chunk_state(values[split:])
+        for merged in (streaming.merge(first, second), streaming.merge(second, first)):
+            got = np.float64(streaming.finalise(merged))
+            assert_relative(got, ref_logsumexp(values), np.float64, f"split at {split}")
+    # from @njit, chunk by chunk
+    for chunk in (1, 2, 3):
+        assert_relative(np.float64(_stream(values, chunk)), ref_logsumexp(values), np.float64, f"by {chunk}")
+
+
+@pytest.mark.parametrize("n", [1, 2, 31, 1000, 5000])
+def test_chunk_state_is_the_chunks_logsumexp(n):
+    """``finalise(chunk_state(x))`` agrees with ``lsm.logsumexp`` to an ulp, for every dtype it
+    takes and for any shape and layout (the terms are read as float64)."""
+
+    def check(values):
+        got = streaming.finalise(streaming.chunk_state(values))
+        np.testing.assert_array_max_ulp(got, lsm.logsumexp(values.astype(np.float64)), maxulp=1)
+
+    x = np.random.default_rng(n).standard_normal(n) * 20
+    m, log_sum = streaming.chunk_state(x)
+    assert m == x.max() and 0 <= log_sum <= np.log(n) + 1e-15
+    grid = np.tile(x, (3, 1))  # 2-d, then a strided and a transposed view
+    for values in (x, x.astype(np.float32), np.arange(-n, n), grid, grid[:, ::2], grid.T):
+        check(values)
+
+
+def test_chunk_state_of_special_values():
+    """An empty chunk is the empty sum; a chunk's NaN or +inf, or nothing above -inf, gives the
+    state ``state`` gives that value; a single term's state is ``state``'s."""
+    negative_nan = -np.abs(np.nan)
+    cases = [
+        ([], streaming.EMPTY),
+        ([-np.inf, -np.inf], streaming.EMPTY),
+        ([1.0, np.inf, 3.0], (np.inf, np.inf)),
+        ([1.0, np.nan, np.inf], (np.nan, np.nan)),
+    ]
+    for values, expected in cases:
+        np.testing.assert_array_equal(streaming.chunk_state(np.array(values, dtype=np.float64)), expected)
+    for value in SPECIAL:
+        np.testing.assert_array_equal(streaming.chunk_state(np.array([value])), streaming.state(value))
+    for values in ([1.0, negative_nan], [negative_nan, 2.0, 3.0]):
+        assert np.isnan(streaming.finalise(streaming.chunk_state(np.array(values))))
 
 
 def test_streams_against_the_reference():

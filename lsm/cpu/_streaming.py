@@ -14,7 +14,7 @@ import numpy as np
 from ._cache import njit
 from ._exp import fast_exp
 from ._forward import _log_count_plus_rest, _logsumexp_group, _usual_group
-from ._stats import from_order_key, order_key
+from ._stats import from_order_key, order_key, row_max, row_sums
 
 # The float64 array _logsumexp_group takes its result type from (a constant in compiled code).
 _FLOAT64 = np.empty(0)
@@ -39,6 +39,20 @@ def state(value):
     """The state of the one-term sum :math:`e^x` (see ``lsm.streaming``)."""
     value = np.float64(value)
     return value, value - value if abs(value) < np.inf else value
+
+
+@njit(cache=True)
+def chunk_state(values):
+    """The state of the sum of ``e^x`` over the elements of ``values`` (see ``lsm.streaming``):
+    the maximum ``m`` and the log of the shifted sum, kept apart as the row kernels keep them
+    (``m + log(A + R)``, ``A`` the count of maxima, ``R`` the compensated sum of the rest)."""
+    terms = values.ravel().astype(np.float64)
+    m = row_max(terms, None, None)
+    at_max, rest = row_sums(terms, None, None, m, None)
+    if _usual_group(m, at_max, rest):
+        return m, _log_count_plus_rest(at_max, rest)
+    # m not finite (l is then log S itself: -inf, +inf or NaN), or NaN among the terms
+    return m, _logsumexp_group(_FLOAT64, m, at_max, rest)[0]
 
 
 @njit(cache=True)

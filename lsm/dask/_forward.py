@@ -197,17 +197,13 @@ def _logsumexp_block(block, where, b, *, axes, keepdims, result_dtype):
     return pack(value.astype(np.float64), sign.astype(np.float64))
 
 
-def _log_sum(packed):
-    """``log S`` of merged ``m + i log(S e^-m)`` partials, as ``lsm.streaming.finalise`` gives
-    it: ``m + log(S e^-m)``, or ``log(S e^-m)`` itself where ``m`` is not finite."""
-    top, log_sum = packed.real, packed.imag
-    return np.where(np.isfinite(top), top, 0.0) + log_sum
-
-
 def _finalise_logsumexp(packed):
-    """``log S + i sign(S)`` of merged partials of a sum of positive terms: the sign is 1, 0 for
-    an empty sum (``-inf``) and NaN for a NaN sum, as in memory."""
-    value = _log_sum(packed)
+    """``log S + i sign(S)`` of merged ``m + i log(S e^-m)`` partials of a sum of positive terms,
+    as ``lsm.streaming.finalise`` gives ``log S`` (``m + log(S e^-m)``, or ``log S`` itself where
+    ``m`` is not finite); the sign is 1, 0 for an empty sum (``-inf``) and NaN for a NaN sum, as
+    in memory."""
+    top, log_sum = packed.real, packed.imag
+    value = np.where(np.isfinite(top), top, 0.0) + log_sum
     sign = np.where(np.isnan(value), np.nan, np.where(value == -np.inf, 0.0, 1.0))
     return pack(value, sign)
 
