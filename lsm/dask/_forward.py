@@ -40,6 +40,11 @@ from ._blocks import as_input, axes_in_one_chunk, in_memory, meta, operand, pack
 # logsumexp reduces its positive and negative parts apart instead.
 
 
+def _partial_shape(shape, axis):
+    """The shape of a chunk's partial result: ``shape`` with the reduced axes kept as 1."""
+    return tuple(1 if dim in axis else size for dim, size in enumerate(shape))
+
+
 def _normaliser_chunk(block, weights=None, *, axis, keepdims):
     """``m + i log(S e^-m)`` of one chunk's part of every group (reduced axes kept).
 
@@ -57,8 +62,7 @@ def _normaliser_chunk(block, weights=None, *, axis, keepdims):
         candidates = values if included is None else np.where(included, values, -np.inf)
         top = candidates.max(axis=axis, keepdims=True)
     else:
-        kept = tuple(1 if dim in axis else size for dim, size in enumerate(values.shape))
-        top = np.full_like(values, -np.inf, shape=kept)
+        top = np.full_like(values, -np.inf, shape=_partial_shape(values.shape, axis))
     shift = np.where(np.isfinite(top), top, 0).astype(values.dtype)
     with thread_share():
         log_sum = in_memory("logsumexp", values).logsumexp(
@@ -72,8 +76,7 @@ def _weighted_part_chunk(block, weights, *, negative, axis, keepdims):
     weights' (``negative``); a chunk without negative weights skips the kernel for the latter."""
     below = weights < 0
     if negative and not below.any():
-        kept = tuple(1 if dim in axis else size for dim, size in enumerate(block.shape))
-        empty = np.full_like(weights, -np.inf, shape=kept, dtype=np.float64)
+        empty = np.full_like(weights, -np.inf, shape=_partial_shape(block.shape, axis), dtype=np.float64)
         return pack(empty, empty)
     if negative:
         weights = np.where(below, -weights, 0)
@@ -290,10 +293,8 @@ def logsumexp(x, axis, keepdims, b, return_sign, dtype, out, where):
         packed = packed.map_blocks(_finalise_logsumexp, meta=packed._meta)
     else:  # S = S+ - S-, two sums of positive terms
         x, weights = x.astype(result_dtype), _weights(where, b)
-        chunks = (partial(_weighted_part_chunk, negative=negative) for negative in (False, True))
-        positive, negative = (
-            _reduce(x, axes, keepdims, weights, chunk, _normaliser_merge) for chunk in chunks
-        )
+        parts = (partial(_weighted_part_chunk, negative=negative) for negative in (False, True))
+        positive, negative = (_reduce(x, axes, keepdims, weights, part, _normaliser_merge) for part in parts)
         packed = da.map_blocks(_finalise_signed_logsumexp, positive, negative, meta=positive._meta)
     value, sign = da.real(packed), da.imag(packed)
     if not return_sign:  # a negative sum has no real logarithm: NaN, as in memory
