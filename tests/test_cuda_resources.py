@@ -51,8 +51,6 @@ CONTIGUOUS_ROW_KERNELS += compiled.CROSS_ENTROPY_ROWS
 
 # The one list of today's misses, (bar, kernel, dtype, layout) -> why (registers per thread and
 # the occupancy they allow are in benchmarks/RESULTS.md, "GPU kernels' machine code").
-# (launch bounds asking for 50% make them spill: RESULTS.md, "2026-12-07 09:00-09:15 UTC")
-_FLOAT64 = "70-90 registers (33-44%) with float64 accumulation of contiguous operands"
 # the kernels whose reads of x are all sums in a thread's order, which runs would change (_runs)
 _SCALAR_READS = {
     "logsumexp_rows_block": "x is read once, by the one-pass summary: thread t sums t, t + blockDim, ...",
@@ -76,10 +74,6 @@ def _narrow_packs(name, dtype):
 
 
 MISSES = {
-    ("occupancy", "softmax_rows_block", "float64", "C"): _FLOAT64,
-    ("occupancy", "softmax_rows_shared", "float64", "C"): _FLOAT64,
-    ("occupancy", "softmax_rows_split", "float64", "C"): _FLOAT64,
-    ("occupancy", "softmax_columns", "float64", "C"): _FLOAT64,
     **{
         ("vector loads", name, dtype, "C"): reason
         for name, reason in _SCALAR_READS.items()

@@ -35,7 +35,7 @@ import math
 
 from numba import int64
 
-from . import _forward, _group, _groups, _reduce, _tiles
+from . import _forward, _group, _groups, _reduce, _rolled, _tiles
 from ._elements import narrow, row_cache, widen
 from ._numba import cuda, kernel
 from ._reduce import MAX_WARPS, WARP
@@ -86,13 +86,17 @@ def build(acc):
                     term = sum_term(grad, y, (row, j), log)
                     total, compensation = compensated_add(total, compensation, term)
             total = block_sum(compensated_total(total, compensation), scratch)
-            for run in range(cuda.threadIdx.x, runs, cuda.blockDim.x):
+            run = int64(cuda.threadIdx.x)
+            while run < runs:  # rolled (_rolled), as the loop below
                 first = run * width
                 gs, vs = load_run(grad, row, first), load_run(y, row, first)
                 for k in range(width):
                     write_gradient(gs[k], vs[k], where, out, row, first + k, total, log)
-            for j in range(runs * width + cuda.threadIdx.x, n, cuda.blockDim.x):
+                run += _rolled.step(cuda.blockDim.x)
+            j = runs * width + cuda.threadIdx.x
+            while j < n:
                 write_gradient(grad[row, j], y[row, j], where, out, row, j, total, log)
+                j += _rolled.step(cuda.blockDim.x)
 
     def shared_rows_kernel(per_warp):
         """``backward_rows_shared`` (a block per row) or, with ``per_warp``,
@@ -185,12 +189,14 @@ def build(acc):
                         total, compensation = compensated_add(total, compensation, term)
             total = tile_sum(compensated_total(total, compensation), table)
             if active:
-                for j in range(part, n, parts):
+                j = int64(part)
+                while j < n:  # rolled (_rolled)
                     if included(where, None, (o, j, i)):
                         value = gradient_value(grad[o, j, i], y[o, j, i], total, log)
                         out[o, j, i] = narrow(value, out)
                     else:
                         out[o, j, i] = narrow(zero, out)
+                    j += _rolled.step(parts)
 
     return {
         "backward_rows": backward_rows,

@@ -46,7 +46,7 @@ import math
 import numpy as np
 from numba import int64
 
-from . import _group, _reduce
+from . import _group, _reduce, _rolled
 from ._elements import narrow, row_cache
 from ._numba import cuda, kernel
 from ._reduce import MAX_WARPS, WARP
@@ -437,13 +437,17 @@ def build_rows(acc):
         each output depends on its own element only)."""
         shift, log_norm, inv_norm = normaliser(m, at_max, rest)
         width, runs = run_width(x), vector_runs(x, start, stop)
-        for run in range(cuda.threadIdx.x, runs, cuda.blockDim.x):
+        run = int64(cuda.threadIdx.x)
+        while run < runs:  # rolled (_rolled), as the loop below
             first = start + run * width
             values = load_run(x, row, first)
             for k in range(width):
                 write_softmax_element(values[k], where, out, row, first + k, shift, log_norm, inv_norm, log)
-        for j in range(start + runs * width + cuda.threadIdx.x, stop, cuda.blockDim.x):
+            run += _rolled.step(cuda.blockDim.x)
+        j = start + runs * width + cuda.threadIdx.x
+        while j < stop:
             write_softmax_element(x[row, j], where, out, row, j, shift, log_norm, inv_norm, log)
+            j += _rolled.step(cuda.blockDim.x)
 
     @cuda.jit(device=True)
     def cache_element(value, where, b, row, j, cache, m):
@@ -516,8 +520,10 @@ def build_rows(acc):
             at_max = block_sum(at_max, scratch)
             rest = block_sum(compensated_total(total, compensation), scratch)
             shift, log_norm, inv_norm = normaliser(m, at_max, rest)
-            for j in range(cuda.threadIdx.x, n, cuda.blockDim.x):
+            j = int64(cuda.threadIdx.x)
+            while j < n:  # rolled (_rolled)
                 write_softmax_element(cache[j], where, out, row, j, shift, log_norm, inv_norm, log)
+                j += _rolled.step(cuda.blockDim.x)
 
     @kernel
     def logsumexp_rows_shared(x, where, b, lse, sign):
@@ -645,12 +651,14 @@ def build_columns(acc):
             m, at_max, rest = tile_summary(x, where, None, o, i, active, table)
             if active:
                 shift, log_norm, inv_norm = normaliser(m, at_max, rest)
-                for j in range(part, n, parts):
+                j = int64(part)
+                while j < n:  # rolled (_rolled)
                     if included(where, None, (o, j, i)):
                         value = softmax_value(element(x[o, j, i]), shift, log_norm, inv_norm, log)
                         out[o, j, i] = narrow(value, out)
                     else:
                         out[o, j, i] = narrow(masked, out)
+                    j += _rolled.step(parts)
 
     @kernel
     def logsumexp_columns(x, where, b, lse, sign):

@@ -41,7 +41,7 @@ import math
 
 from numba import float64, int64
 
-from . import _forward, _group, _groups, _reduce, _tiles
+from . import _forward, _group, _groups, _reduce, _rolled, _tiles
 from ._elements import narrow, widen
 from ._numba import cuda, kernel
 from ._reduce import MAX_WARPS, WARP
@@ -138,7 +138,8 @@ def build(acc):
                 if grad is not None and active:  # the logits in 16-byte runs where they allow it
                     scaled = (q_total * s, keep_acc * s, spread_acc * s, pick * s)
                     row_runs = 0 if ignored else runs  # an ignored item's gradient is 0: no reads
-                    for run in range(first, row_runs, step):
+                    run = int64(first)
+                    while run < row_runs:  # rolled (_rolled), as the loop below
                         values = load_run(x, row, run * width)
                         for k in range(width):
                             c = run * width + k
@@ -146,13 +147,16 @@ def build(acc):
                                 values[k], probs, class_weight, (row, c), c, t, shift, inv_norm, scaled
                             )
                             grad[row, c] = narrow(value, grad)
-                    for c in range(row_runs * width + first, n, step):
+                        run += _rolled.step(step)
+                    c = row_runs * width + first
+                    while c < n:
                         value = zero
                         if not ignored:
                             value = gradient_value(
                                 x[row, c], probs, class_weight, (row, c), c, t, shift, inv_norm, scaled
                             )
                         grad[row, c] = narrow(value, grad)
+                        c += _rolled.step(step)
 
         return kernel(_forward.named(cross_entropy_rows, rows_kernel_name(lanes)))
 
@@ -207,7 +211,8 @@ def build(acc):
             cuda.syncthreads()  # every read of the tile is done before the gradient overwrites it
             if grad is not None and active:
                 scaled = (q_total * s, keep_acc * s, spread_acc * s, pick * s)
-                for c in range(part, n, parts):
+                c = int64(part)
+                while c < n:  # rolled (_rolled)
                     value = zero
                     if not ignored:
                         index = (o, c, i)
@@ -215,6 +220,7 @@ def build(acc):
                             x[index], probs, class_weight, index, c, t, shift, inv_norm, scaled
                         )
                     grad[o, c, i] = narrow(value, grad)
+                    c += _rolled.step(parts)
 
     @kernel
     def nll_loss(logp, target, class_weight, ignore_index, loss):
