@@ -5,10 +5,9 @@
   alone).
 - **Vector loads**: the PTX of every kernel that reads contiguous rows loads global memory in
   vectors (``ld.global.v2``/``.v4``, ``ld.global.nc.v*``), as the fastest softmax kernels do.
-  lsm loads 16-byte runs only in passes whose results do not depend on which thread reads which
-  element (``lsm/cuda/_runs.py``), or where a thread's elements are whole runs whatever the
-  layout (the warp rows' packs); the kernels that read ``x`` only to sum it in a thread's order
-  of single elements miss this bar, and so do the warp rows whose lanes hold less than a run.
+  A thread's elements are whole 16-byte runs whatever the layout where the sums depend on which
+  thread reads which element (``lsm/cuda/_runs.py``); the warp rows whose lanes hold less than a
+  run of a row have no run to load and miss this bar.
 
 The kernels and their machine code come from ``scripts/ptxas_report.py`` (which compiles them as
 ``tests/test_cuda_compile.py`` does, and prints the full table for ``benchmarks/RESULTS.md``).
@@ -51,16 +50,6 @@ CONTIGUOUS_ROW_KERNELS += compiled.CROSS_ENTROPY_ROWS
 
 # The one list of today's misses, (bar, kernel, dtype, layout) -> why (registers per thread and
 # the occupancy they allow are in benchmarks/RESULTS.md, "GPU kernels' machine code").
-# the kernels whose reads of x are all sums in a thread's order, which runs would change (_runs)
-_SCALAR_READS = {
-    "logsumexp_rows_block": "x is read once, by the one-pass summary: thread t sums t, t + blockDim, ...",
-    "rows_partials": "x is read once, by the one-pass summary: thread t sums t, t + blockDim, ...",
-    # the "C" flavour is the loss alone; the gradient's pass loads runs (test below)
-    **{
-        name: "without a gradient the logits are read by the one-pass summary alone"
-        for name in compiled.CROSS_ENTROPY_ROWS
-    },
-}
 _NARROW_PACKS = "a lane's slots hold fewer row elements than 16 bytes: no whole run to load"
 
 
@@ -74,18 +63,10 @@ def _narrow_packs(name, dtype):
 
 
 MISSES = {
-    **{
-        ("vector loads", name, dtype, "C"): reason
-        for name, reason in _SCALAR_READS.items()
-        for dtype in compiled.DTYPES
-        if compiled.warp_kernel_exists(name, dtype)
-    },
-    **{
-        ("vector loads", name, dtype, "C"): _NARROW_PACKS
-        for name in compiled.WARP_KERNELS
-        for dtype in compiled.DTYPES
-        if _narrow_packs(name, dtype)
-    },
+    ("vector loads", name, dtype, "C"): _NARROW_PACKS
+    for name in compiled.WARP_KERNELS
+    for dtype in compiled.DTYPES
+    if _narrow_packs(name, dtype)
 }
 
 

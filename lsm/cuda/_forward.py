@@ -50,7 +50,7 @@ from . import _group, _reduce, _rolled
 from ._elements import narrow, row_cache
 from ._numba import cuda, kernel
 from ._reduce import MAX_WARPS, WARP
-from ._runs import load_run, run_width, vector_runs
+from ._runs import gather_run, load_run, run_width, vector_runs
 from ._tiles import COLUMN_MAX_PARTS, column_of_tile, part_of_block, tile_count
 
 
@@ -70,14 +70,37 @@ def build_summaries(acc):
     lowest, zero = acc(-np.inf), acc(0)
 
     @cuda.jit(device=True)
-    def thread_summary(x, where, b, row, first, stop, step):
-        """``(m, A, R)`` of the elements ``first, first + step, ...`` before ``stop`` of row ``row``."""
+    def summary_add(value, where, b, row, j, m, at_max, ref, total, compensation):
+        """``online_add`` of element ``j`` of row ``row`` (read as ``value``) if it is included."""
+        if included(where, b, (row, j)):
+            return online_add(element(value), weight(b, (row, j)), m, at_max, ref, total, compensation)
+        return m, at_max, ref, total, compensation
+
+    @cuda.jit(device=True)
+    def thread_summary(x, where, b, row, start, stop, thread, threads):
+        """``(m, A, R)`` of thread ``thread``'s share of ``x[row, start:stop]`` among ``threads``:
+        the 16-byte runs (``_runs``) ``thread, thread + threads, ...`` from ``start``, then the
+        elements after the last whole run, ``thread, thread + threads, ...`` of them. A thread
+        takes the same elements in the same order whatever the layout of ``x``, so a contiguous
+        row and a strided one give the same bits; a run is one vector load where the row allows
+        it (``vector_runs``), its elements read one by one elsewhere."""
+        width = run_width(x)
+        runs = (stop - start) // width
+        vectors = vector_runs(x, start, stop) > 0
         m, at_max, ref, total, compensation = lowest, zero, lowest, zero, zero
-        for j in range(first, stop, step):
-            if included(where, b, (row, j)):
-                m, at_max, ref, total, compensation = online_add(
-                    element(x[row, j]), weight(b, (row, j)), m, at_max, ref, total, compensation
+        run = int64(thread)
+        while run < runs:  # rolled (_rolled)
+            first = start + run * width
+            values = load_run(x, row, first) if vectors else gather_run(x, row, first)
+            for k in range(width):
+                m, at_max, ref, total, compensation = summary_add(
+                    values[k], where, b, row, first + k, m, at_max, ref, total, compensation
                 )
+            run += _rolled.step(threads)
+        for j in range(start + runs * width + thread, stop, threads):
+            m, at_max, ref, total, compensation = summary_add(
+                x[row, j], where, b, row, j, m, at_max, ref, total, compensation
+            )
         return online_finish(m, at_max, ref, total, compensation)
 
     @cuda.jit(device=True)
@@ -91,7 +114,7 @@ def build_summaries(acc):
     @cuda.jit(device=True)
     def block_summary(x, where, b, row, start, stop, scratch):
         """``(m, A, R)`` of ``x[row, start:stop]``, computed by the whole block."""
-        m, at_max, rest = thread_summary(x, where, b, row, start + cuda.threadIdx.x, stop, cuda.blockDim.x)
+        m, at_max, rest = thread_summary(x, where, b, row, start, stop, cuda.threadIdx.x, cuda.blockDim.x)
         top = block_max(m, scratch)
         at_max, rest = relative_to(top, m, at_max, rest)
         return top, block_sum(at_max, scratch), block_sum(rest, scratch)
@@ -99,8 +122,10 @@ def build_summaries(acc):
     @functools.cache
     def segment_summary(lanes):
         """The summary by an aligned segment of ``lanes`` lanes of a warp (``_reduce.build_segments``).
-        With no more elements than lanes, each lane holds one and the butterfly meets them in
-        the steps of a whole warp's, whose other lanes add only exact zeros: the same bits."""
+        With no more elements than lanes, each lane holds the elements it holds in a whole warp
+        (a run, an element after the last run; ``thread_summary``) and the butterfly meets the
+        lanes in the steps of a whole warp's, whose other lanes add only exact zeros: the same
+        bits."""
         segment_max, segment_sum = _reduce.build_segments(lanes)
 
         @cuda.jit(device=True)
@@ -108,7 +133,7 @@ def build_summaries(acc):
             """``(m, A, R)`` of ``x[row, start:stop]``, computed by the calling segment (every
             lane gets it; ``scratch`` unused: the signature of ``block_summary``)."""
             lane = cuda.threadIdx.x % lanes
-            m, at_max, rest = thread_summary(x, where, b, row, start + lane, stop, lanes)
+            m, at_max, rest = thread_summary(x, where, b, row, start, stop, lane, lanes)
             top = segment_max(m)
             at_max, rest = relative_to(top, m, at_max, rest)
             return top, segment_sum(at_max), segment_sum(rest)
