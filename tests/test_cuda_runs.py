@@ -78,7 +78,11 @@ CALLS = {
     "softmax shared": (lambda x, where: lsm.softmax(x), (4, 37), "shared"),
     "logsumexp shared": (lambda x, where: lsm.logsumexp(x, axis=-1, where=where), (4, 37), "shared"),
     "softmax block": (lambda x, where: lsm.softmax(x, where=where), (8, 67), "block"),
+    # the one-pass summaries: a thread sums the same runs whatever the layout
+    "logsumexp block": (lambda x, where: lsm.logsumexp(x, axis=-1, where=where), (8, 67), "block"),
+    "logsumexp block, weights": (lambda x, where: lsm.logsumexp(x, axis=-1, b=where), (8, 67), "block"),
     "log_softmax split": (lambda x, where: lsm.log_softmax(x), (4, 41), "split"),
+    "logsumexp split": (lambda x, where: lsm.logsumexp(x, axis=-1, where=where), (4, 41), "split"),
     # rows of one warp each (under WARP_TUNABLES): a lane takes the row in packs of a run
     # whatever the layout; 157 elements take 8 slots a lane (registers: a pack of 8 float16, 4
     # float32, 2 float64 elements), 300 take 16 (shared memory)
@@ -154,7 +158,9 @@ def test_backward_runs_change_no_bit(shape, log, dtype, runs):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
-def test_cross_entropy_gradient_runs_change_no_bit(dtype, runs):
+@pytest.mark.parametrize("return_grad", [True, False], ids=["gradient", "loss"])
+def test_cross_entropy_runs_change_no_bit(return_grad, dtype, runs):
+    """The loss's one-pass summary and the gradient pass (block rows)."""
     x = logits((4, 37), dtype)
     x[:3] = 0  # no NaN or infinity: every row has a gradient
     target = np.array([5, -100, 36, 0])  # -100: ignored
@@ -163,8 +169,10 @@ def test_cross_entropy_gradient_runs_change_no_bit(dtype, runs):
         from numba.cuda.simulator.cudadrv.devicearray import FakeCUDAArray
 
         device_target = FakeCUDAArray(target)
-        loss, grad = lsm.cross_entropy(on_device(x, shift), device_target, reduction="none", return_grad=True)
-        return bits(loss), bits(grad)
+        results = lsm.cross_entropy(
+            on_device(x, shift), device_target, reduction="none", return_grad=return_grad
+        )
+        return [bits(result) for result in (results if return_grad else (results,))]
 
     aligned = call(0)
     assert runs
