@@ -16,6 +16,9 @@
 #                    1e7 elements (pass --large for 1e8), beside a same-run device copy,
 #                    cupyx.scipy.special and torch; the table for benchmarks/RESULTS.md
 #   lsm-bench-cuda.json, .md, .png   its results (pytest-benchmark's layout), table and plot
+#   row-sweep.log, row-sweep/   lsm bench --backend cuda --row-sweep: reduced lengths 32 to
+#                    262144 (2^24 elements each, float16 and float32, axis -1 and 0) and the
+#                    cliffs between neighbouring lengths (issue 19's "no cliff over 25%")
 #   bench-torch.log, lsm-bench-cuda-torch.*   with torch's CUDA build: lsm --backend cuda-torch,
 #                    torch CUDA tensors in bfloat16, float16 and float32 (CuPy has no bfloat16),
 #                    lsm beside torch's own kernels and a same-run copy_
@@ -65,6 +68,10 @@ PY
 fi
 
 python -m lsm bench --backend cuda --out "$OUT" "$@" 2>&1 | tee "$OUT/bench.log"
+# reduced lengths 32 to 262144 at 2^24 elements each, float16 and float32, rows and columns, and
+# the cliffs (a step of more than 25%) between neighbouring lengths
+python -m lsm bench --backend cuda --row-sweep --dtype float16 float32 --no-plot --out "$OUT/row-sweep" 2>&1 \
+    | tee "$OUT/row-sweep.log"
 if python -c "import sys, torch; sys.exit(not torch.cuda.is_available())" 2>/dev/null; then
     python -m lsm bench --backend cuda-torch --dtype bfloat16 float16 float32 --out "$OUT" "$@" 2>&1 \
         | tee "$OUT/bench-torch.log"

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from pytest_benchmark.stats import Stats
 
-from lsm.bench import compare, engine
+from lsm.bench import compare, engine, report, table
 from lsm.bench.backends import BACKENDS, TorchBackend, parallel_copy
 from lsm.bench.table import OPS, Case, case_key, check_result, make_cases, make_input, reference, shapes_of
 
@@ -271,3 +271,47 @@ def test_the_torch_backend_runs_lsm_beside_torch_in_bfloat16():
     assert {(op, "bfloat16", "lsm") for op in ops} <= timed
     assert ("log_softmax", "bfloat16", "torch_out") in timed
     assert all(info["copy_kind"] == "torch" for info in infos)
+
+
+def test_the_row_sweep_keeps_the_element_count_across_lengths():
+    inputs = table.row_sweep()
+    lengths = [shape[axis] for shape, axis in inputs]
+    assert lengths == [*table.ROW_LENGTHS, *table.ROW_LENGTHS]
+    assert lengths[0] == 32 and lengths[-1] == 262144
+    assert {int(np.prod(shape)) for shape, _ in inputs} == {table.ROW_SWEEP_ELEMENTS}
+    assert inputs[0] == ((2**19, 32), -1) and inputs[-1] == ((262144, 64), 0)
+    assert table.row_sweep(4096, axes=(0,)) == [
+        ((n, 4096 // n), 0) for n in (32, 64, 128, 256, 512, 1024, 2048, 4096)
+    ]
+
+
+def _sweep_doc(gbps_by_shape):
+    """A results document with one lsm softmax case per ``(shape, axis) -> GB/s``."""
+    entries = []
+    for (shape, axis), gbps in gbps_by_shape.items():
+        info = {**Case("softmax", "cpu", "float32", shape, axis, "lsm").describe(), "gbps": gbps}
+        entries.append({"extra_info": {**info, "fraction_of_copy": gbps / 10}})
+    return {"machine_info": {}, "benchmarks": entries}
+
+
+def test_cliffs_are_steps_beyond_the_drop_between_neighbouring_lengths():
+    doc = _sweep_doc(
+        {
+            ((64, 32), -1): 8.0,
+            ((32, 64), -1): 10.0,  # +25% over its neighbour: within the drop
+            ((16, 128), -1): 7.4,  # -26%: a cliff
+            ((8, 256), -1): 9.9,  # +34% back up: a cliff too
+            ((32, 64), 0): 1.0,  # another series (axis 0), alone
+            ((100, 100), -1): 1.0,  # another element count: not a neighbour of the sweep
+        }
+    )
+    found = report.cliffs(doc)
+    assert [(before[0], after[0]) for *_, before, after in found] == [
+        ((32, 64), (16, 128)),
+        ((16, 128), (8, 256)),
+    ]
+    assert report.cliffs(doc, drop=0.4) == []
+    assert "| softmax | cpu | float32 | -1 | lsm | 32x64 | 10.00 | 16x128 | 7.40 |" in report.cliffs_table(
+        doc
+    )
+    assert report.cliffs_table(doc, drop=0.4).startswith("No cliff")

@@ -143,3 +143,21 @@ def test_help_names_no_file_outside_the_package():
     text = run("-m", "lsm", "bench", "--help").stdout
     assert "python -m lsm.bench.compare BASELINE.json CURRENT.json" in text
     assert "scripts/" not in text and ".py" not in text
+
+
+def test_the_row_sweep_reports_its_cliffs(tmp_path):
+    """``--row-sweep 128``: groups of 32, 64 and 128 of 128 elements in all, rows and columns,
+    and the cliffs between neighbouring lengths after the table (and in the markdown file)."""
+    sweep = ["--row-sweep", "128", "--op", "logsumexp", "--dtype", "float32", "--impl", "lsm"]
+    completed = run(
+        "-m", "lsm", "bench", *sweep, "--time", "0.001", "--rounds", "2", "--no-plot", "--out", tmp_path
+    )
+    assert "6 cases timed, 0 skipped, 0 failed" in completed.stdout
+    shapes = {(tuple(b["extra_info"]["shape"]), b["extra_info"]["axis"]) for b in _results(tmp_path)}
+    assert shapes == {((4, 32), -1), ((2, 64), -1), ((1, 128), -1), ((32, 4), 0), ((64, 2), 0), ((128, 1), 0)}
+    verdict = "No cliff" if "No cliff" in completed.stdout else "Cliffs ("
+    assert verdict in completed.stdout and verdict in (tmp_path / "lsm-bench-cpu.md").read_text()
+
+
+def _results(folder):
+    return json.loads((folder / "lsm-bench-cpu.json").read_text())["benchmarks"]

@@ -15,8 +15,19 @@ from pathlib import Path
 
 from .backends import BACKENDS
 from .engine import Timing, document, run_cases
-from .report import markdown_table, write_report
-from .table import ALL_DTYPES, AXES, DTYPES, OPS, SHAPES, make_cases, shapes_of
+from .report import cliffs_table, markdown_table, write_report
+from .table import (
+    ALL_DTYPES,
+    AXES,
+    DTYPES,
+    OPS,
+    ROW_LENGTHS,
+    ROW_SWEEP_ELEMENTS,
+    SHAPES,
+    make_cases,
+    row_sweep,
+    shapes_of,
+)
 
 DEFAULT_MAX_SIZE = 10**7  # the default sweep; --large adds 1e8 (several GB of memory)
 QUICK_SHAPES = ((100, 100), (1000, 1000))
@@ -42,6 +53,7 @@ examples:
   lsm bench --op softmax --dtype float32 --size 1e6 1e7
   lsm bench --large --out results/       up to 1e8 elements (several GB of memory)
   lsm bench --backend cuda               CuPy arrays on the GPU (needs CuPy and a GPU)
+  lsm bench --backend cuda --row-sweep   rows of 32 to 262144, 2^24 elements each, and the cliffs
 """
 
 
@@ -53,6 +65,17 @@ def _size(text):
     if value not in SHAPES:
         choices = " ".join(f"{size:.0e}".replace("e+0", "e") for size in SHAPES)
         raise argparse.ArgumentTypeError(f"size {text!r} is not one of {choices}")
+    return value
+
+
+def _elements(text):
+    """A count of elements at least the sweep's shortest row (``1.6e7`` accepted)."""
+    try:
+        value = int(float(text))
+    except ValueError:
+        value = None
+    if value is None or value < ROW_LENGTHS[0]:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a count of {ROW_LENGTHS[0]} elements or more")
     return value
 
 
@@ -125,6 +148,15 @@ def build_parser():
     )
     parser.add_argument("--large", action="store_true", help="also run 1e8 elements (several GB of memory)")
     parser.add_argument(
+        "--row-sweep",
+        nargs="?",
+        type=_elements,
+        const=ROW_SWEEP_ELEMENTS,
+        metavar="ELEMENTS",
+        help="instead of the sizes: reduced lengths 32 to 262144 (powers of two), every input of "
+        f"ELEMENTS elements (default {ROW_SWEEP_ELEMENTS}), with the cliffs between neighbours",
+    )
+    parser.add_argument(
         "--time",
         type=_positive(float),
         metavar="S",
@@ -154,6 +186,9 @@ def _error(text):
 
 
 def _cases(args, backend):
+    if args.row_sweep:
+        inputs = row_sweep(args.row_sweep, args.axis or AXES)
+        return make_cases(backend, args.op, args.dtype, impls=args.impl, inputs=inputs)
     if args.size:
         shapes = shapes_of(args.size)
     elif args.quick:
@@ -197,6 +232,8 @@ def main(argv=None):
     if missing:
         plot_hint = " (or pass --no-plot)" if missing == ["matplotlib"] else ""
         return _error(f"{' and '.join(missing)} not installed: pip install 'lsm-kernels[bench]'{plot_hint}")
+    if args.row_sweep and (args.size or args.large):
+        return _error("--row-sweep chooses the shapes: leave out --size and --large")
     cases = _cases(args, backend)
     if not cases:
         return _error("no case matches these options (is the implementation installed?)")
@@ -224,8 +261,10 @@ def main(argv=None):
     written = [out / f"{stem}.json"]
     written[0].write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
     if entries:
-        written += write_report(doc, out, stem, with_plot=not args.no_plot)
+        written += write_report(doc, out, stem, with_plot=not args.no_plot, with_cliffs=bool(args.row_sweep))
     print(markdown_table(doc))
+    if args.row_sweep:
+        print(cliffs_table(doc))
     for case_id, why in skipped:
         print(f"skipped {case_id}: {textwrap.shorten(why, 300)}")
     for case_id, why in failed:

@@ -7,6 +7,7 @@ timed with it. The plot has one panel per op and dtype: fraction of copy against
 is the copy itself.
 """
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -78,6 +79,57 @@ def markdown_table(doc):
     return markdown(headers, lines)
 
 
+CLIFF = 0.25  # a step between neighbouring row lengths losing more than this is a cliff
+
+
+def cliffs(doc, drop=CLIFF):
+    """Steps of more than ``drop`` in throughput between neighbouring reduced lengths.
+
+    Inputs with the same element count, op, backend, dtype, axis and implementation form a
+    series ordered by the reduced length ``n`` (``lsm bench --row-sweep``); each pair of
+    neighbours whose slower throughput is below ``1 - drop`` of the faster one is a cliff: a
+    kernel path that switches too late or too early. Returns ``(op, backend, dtype, axis,
+    impl, (shape, gbps), (shape, gbps))`` tuples, the shorter length first.
+    """
+    series = {}
+    for info in timed_cases(doc).values():
+        shape, axis = tuple(info["shape"]), info["axis"]
+        key = (info["op"], info["backend"], info["dtype"], axis, info["impl"], int(np.prod(shape)))
+        series.setdefault(key, []).append((shape[axis], shape, info["gbps"]))
+    found = []
+    for (op, backend, dtype, axis, impl, _), points in series.items():
+        points.sort()
+        for (_, shape, gbps), (_, next_shape, next_gbps) in itertools.pairwise(points):
+            if min(gbps, next_gbps) < (1 - drop) * max(gbps, next_gbps):
+                found.append((op, backend, dtype, axis, impl, (shape, gbps), (next_shape, next_gbps)))
+    return found
+
+
+def cliffs_table(doc, drop=CLIFF):
+    """The :func:`cliffs` of ``doc`` as a markdown table (a line saying so when there are none)."""
+    found = cliffs(doc, drop)
+    if not found:
+        return f"No cliff: neighbouring reduced lengths within {drop:.0%} of each other."
+    rows = [
+        (
+            op,
+            backend,
+            dtype,
+            axis,
+            impl,
+            shape_id(shape),
+            f"{gbps:.2f}",
+            shape_id(next_shape),
+            f"{next_gbps:.2f}",
+        )
+        for op, backend, dtype, axis, impl, (shape, gbps), (next_shape, next_gbps) in found
+    ]
+    headers = ["op", "backend", "dtype", "axis", "impl", "shape", "GB/s", "next shape", "GB/s"]
+    return f"Cliffs (a step of more than {drop:.0%} between neighbouring lengths):\n\n" + markdown(
+        headers, rows
+    )
+
+
 def describe_run(doc):
     """One line naming the machine, its load and the date of a run."""
     machine = doc.get("machine_info", {})
@@ -145,11 +197,15 @@ def plot(doc, path):
     figure.savefig(path, dpi=110)
 
 
-def write_report(doc, folder, stem, with_plot=True):
-    """Write ``<stem>.md`` (the markdown table) and, ``with_plot``, ``<stem>.png`` into ``folder``;
-    return the paths written."""
+def write_report(doc, folder, stem, with_plot=True, with_cliffs=False):
+    """Write ``<stem>.md`` (the markdown table, and ``with_cliffs`` the :func:`cliffs_table` of a
+    row-length sweep) and, ``with_plot``, ``<stem>.png`` into ``folder``; return the paths
+    written."""
     markdown_path = Path(folder) / f"{stem}.md"
-    markdown_path.write_text(f"Measured on {describe_run(doc)}.\n\n{markdown_table(doc)}\n", encoding="utf-8")
+    text = f"Measured on {describe_run(doc)}.\n\n{markdown_table(doc)}\n"
+    if with_cliffs:
+        text += f"\n{cliffs_table(doc)}\n"
+    markdown_path.write_text(text, encoding="utf-8")
     if not with_plot:
         return [markdown_path]
     picture = Path(folder) / f"{stem}.png"

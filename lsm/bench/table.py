@@ -38,6 +38,27 @@ SHAPES = {
 # -1: the row case (reduce along contiguous rows); 0: the column case (a strided, non-last axis).
 AXES = (-1, 0)
 
+# The reduced lengths of the row-length sweep (``lsm bench --row-sweep``): 32 to 262,144, every
+# power of two, so a kernel path's switch (warp, shared memory, block, split rows) shows as a
+# step between neighbours.
+ROW_LENGTHS = tuple(2**k for k in range(5, 19))
+ROW_SWEEP_ELEMENTS = 2**24  # elements of every input of the sweep (64 MiB of float32)
+
+
+def row_sweep(elements=ROW_SWEEP_ELEMENTS, axes=AXES):
+    """The ``(shape, axis)`` inputs of the row-length sweep: for each ``n`` of
+    :data:`ROW_LENGTHS` up to ``elements``, ``elements / n`` groups of ``n``: rows
+    ``(elements // n, n)`` reduced along -1, columns ``(n, elements // n)`` along 0. Every input
+    has the same number of elements, so the throughputs of neighbouring ``n`` compare directly
+    (``lsm.bench.report.cliffs``)."""
+    inputs = []
+    for axis in axes:
+        for n in ROW_LENGTHS:
+            if n <= elements:
+                inputs.append(((elements // n, n) if axis == -1 else (n, elements // n), axis))
+    return inputs
+
+
 # Tolerance of the result check per dtype, relative to max(1, largest |result|). It checks that a
 # case computes the op along the right axis, not accuracy (tests/ does that): peers sum in the
 # input's precision, and NumPy sums a non-last axis sequentially, so a float32 column of 32768
