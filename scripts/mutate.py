@@ -384,6 +384,14 @@ CATALOGUE = [
         ("tests/test_cuda_sim.py -k 'kept_in_shared or buckets'",),
     ),
     _cuda(
+        "cuda-summary-runs-tail",
+        "_forward.py",
+        "for j in range(start + runs * width + thread, stop, threads):",
+        "for j in range(start + runs * width + thread + threads, stop, threads):",
+        "the one-pass summaries skip the first elements after a row's last whole 16-byte run",
+        ("tests/test_cuda_sim.py -k 'shared_rows_agree or split'", "tests/test_cuda_runs.py"),
+    ),
+    _cuda(
         "cuda-warp-stretch",
         "_backward.py",
         "base = offset * (n if log else 2 * n)",
