@@ -389,7 +389,7 @@ CATALOGUE = [
         "for j in range(start + runs * width + thread, stop, threads):",
         "for j in range(start + runs * width + thread + threads, stop, threads):",
         "the one-pass summaries skip the first elements after a row's last whole 16-byte run",
-        ("tests/test_cuda_sim.py -k 'shared_rows_agree or split'", "tests/test_cuda_runs.py"),
+        ("tests/test_contract.py -k adversarial",),
     ),
     _cuda(
         "cuda-warp-stretch",
