@@ -17,7 +17,7 @@ Backends:
 - ``cuda-sim``: Numba device arrays under Numba's CUDA simulator. The simulator must be switched
   on before Numba is imported, so it is its own pytest run, which ``.ci/run`` makes::
 
-      NUMBA_ENABLE_CUDASIM=1 python -m pytest -n 2 --dist worksteal tests
+      NUMBA_ENABLE_CUDASIM=1 python -m pytest -n 2 tests
 
   In that run only the shared test bodies (on ``cuda-sim``) and the tests marked ``cuda_sim`` are
   collected, every other test is deselected (it ran in the normal run), and the CUDA tunables are
